@@ -1,0 +1,1 @@
+"""The `tollway` command line (Typer): one module per command group."""

@@ -1,0 +1,255 @@
+"""The `tollway.yaml` model: policy as code, validated before anything starts.
+
+Every section of the design's configuration is a pydantic model here. Cross-references
+(a model's provider, a route's candidates, a key's business line, a budget's scope) are
+checked in `TollwayConfig`, so a bad file fails at load with the field path that is wrong.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")]
+Price = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=9)]
+
+ProviderType = Literal["openai", "anthropic", "gemini", "openai_compatible", "sim"]
+Role = Literal["viewer", "developer", "finops", "admin"]
+Capability = Literal["tools", "vision", "json", "streaming", "embeddings", "reasoning"]
+Period = Literal["daily", "weekly", "monthly", "quarterly", "total"]
+BudgetActionName = Literal["block", "downgrade", "alert_only"]
+WebhookEvent = Literal[
+    "budget.threshold_reached",
+    "budget.exceeded",
+    "budget.forecast_breach",
+    "spend.anomaly",
+    "provider.circuit_opened",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SimBehaviour(_Strict):
+    """How the simulated provider answers: deterministic, so tests and demos are repeatable."""
+
+    latency_ms: int = Field(default=20, ge=0, le=60_000)
+    ms_per_output_token: float = Field(default=0.0, ge=0)
+    output_tokens: int = Field(default=0, ge=0, description="0 derives the length from the prompt")
+    error_rate: float = Field(default=0.0, ge=0, le=1)
+
+
+class ProviderConfig(_Strict):
+    name: Name
+    type: ProviderType
+    base_url: str | None = None
+    api_key_env: str | None = Field(
+        default=None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="Variable holding the secret."
+    )
+    timeout_s: float = Field(default=120.0, gt=0)
+    sim: SimBehaviour = Field(default_factory=SimBehaviour)
+
+    @model_validator(mode="after")
+    def _needs_endpoint(self) -> ProviderConfig:
+        if self.type == "openai_compatible" and not self.base_url:
+            raise ValueError("an openai_compatible provider needs base_url")
+        return self
+
+
+class PricePoint(_Strict):
+    """Prices in USD per million tokens, in effect from `effective_from` (UTC date)."""
+
+    effective_from: date = date(1970, 1, 1)
+    input_per_mtok: Price
+    output_per_mtok: Price
+    cached_input_per_mtok: Price | None = None
+    reasoning_per_mtok: Price | None = None
+
+
+class ModelConfig(_Strict):
+    name: Name
+    provider: Name
+    upstream_name: str | None = Field(default=None, description="The provider's own model id.")
+    family: str | None = Field(default=None, description="Price family; guessed from the name.")
+    input_per_mtok: Price | None = None
+    output_per_mtok: Price | None = None
+    cached_input_per_mtok: Price | None = None
+    reasoning_per_mtok: Price | None = None
+    price_effective_from: date = date(1970, 1, 1)
+    price_history: list[PricePoint] = Field(
+        default_factory=list, description="Earlier (or scheduled) prices with their start dates."
+    )
+    context_window: int = Field(default=128_000, gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    capabilities: list[Capability] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _price_pairs(self) -> ModelConfig:
+        if (self.input_per_mtok is None) != (self.output_per_mtok is None):
+            raise ValueError("give both input_per_mtok and output_per_mtok, or neither")
+        return self
+
+    @property
+    def priced(self) -> bool:
+        return self.input_per_mtok is not None
+
+    def price_points(self) -> list[PricePoint]:
+        """All known prices, oldest first; the flat fields are the newest point."""
+        points = list(self.price_history)
+        if self.input_per_mtok is not None and self.output_per_mtok is not None:
+            points.append(
+                PricePoint(
+                    effective_from=self.price_effective_from,
+                    input_per_mtok=self.input_per_mtok,
+                    output_per_mtok=self.output_per_mtok,
+                    cached_input_per_mtok=self.cached_input_per_mtok,
+                    reasoning_per_mtok=self.reasoning_per_mtok,
+                )
+            )
+        return sorted(points, key=lambda p: p.effective_from)
+
+
+class RouteConfig(_Strict):
+    name: Name
+    strategy: Literal["ordered", "cost_aware", "latency_aware", "weighted"] = "ordered"
+    candidates: list[Name] = Field(min_length=1)
+    fallbacks: list[Name] = Field(default_factory=list)
+
+
+class BusinessLine(_Strict):
+    name: Name
+    projects: list[Name] = Field(default_factory=list)
+
+
+class Organisation(_Strict):
+    business_lines: list[BusinessLine] = Field(default_factory=list)
+    task_types: list[Name] = Field(default_factory=list)
+    environments: list[Name] = Field(default_factory=lambda: ["production"])
+
+
+class KeyConfig(_Strict):
+    id: Name
+    hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    business_line: str = ""
+    project: str = ""
+    task_type: str = ""
+    environment: str = ""
+    role: Role = "developer"
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class BudgetScope(_Strict):
+    business_line: str | None = None
+    project: str | None = None
+    task_type: str | None = None
+    key_id: str | None = None
+    user: str | None = None
+    model: str | None = None
+    tag: dict[str, str] | None = None
+
+
+class BudgetConfig(_Strict):
+    id: Name
+    scope: BudgetScope = Field(default_factory=BudgetScope)
+    period: Period = "monthly"
+    timezone: str = "UTC"
+    limit_usd: Annotated[Decimal, Field(gt=0)]
+    alerts: list[Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.5, 0.8, 1.0])
+    action: BudgetActionName = "alert_only"
+    downgrade_to: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Paris)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _downgrade_target(self) -> BudgetConfig:
+        if self.action == "downgrade" and not self.downgrade_to:
+            raise ValueError("action 'downgrade' needs downgrade_to (a model or route name)")
+        return self
+
+
+class WebhookConfig(_Strict):
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    secret_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+    events: list[WebhookEvent] = Field(min_length=1)
+
+
+class LoggingPolicy(_Strict):
+    """Zero data retention by default: prompts and completions stay out of the ledger."""
+
+    content: bool = False
+    content_retention_days: int = Field(default=30, ge=1)
+    ledger_retention_days: int | None = Field(default=None, ge=1)
+
+
+class TollwayConfig(_Strict):
+    providers: list[ProviderConfig] = Field(default_factory=list)
+    models: list[ModelConfig] = Field(default_factory=list)
+    routes: list[RouteConfig] = Field(default_factory=list)
+    organisation: Organisation = Field(default_factory=Organisation)
+    keys: list[KeyConfig] = Field(default_factory=list)
+    budgets: list[BudgetConfig] = Field(default_factory=list)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    logging: LoggingPolicy = Field(default_factory=LoggingPolicy)
+
+    @model_validator(mode="after")
+    def _references(self) -> TollwayConfig:
+        _unique("providers", [p.name for p in self.providers])
+        _unique("models", [m.name for m in self.models])
+        _unique("routes", [r.name for r in self.routes])
+        _unique("keys", [k.id for k in self.keys])
+        _unique("budgets", [b.id for b in self.budgets])
+        providers = {p.name for p in self.providers}
+        models = {m.name for m in self.models}
+        for i, model in enumerate(self.models):
+            if model.provider not in providers:
+                raise ValueError(
+                    f"models.{i}.provider: unknown provider {model.provider!r} "
+                    f"(declared: {sorted(providers)})"
+                )
+        for i, route in enumerate(self.routes):
+            if route.name in models:
+                raise ValueError(f"routes.{i}.name: {route.name!r} is already a model name")
+            for field in ("candidates", "fallbacks"):
+                for name in getattr(route, field):
+                    if name not in models:
+                        raise ValueError(f"routes.{i}.{field}: unknown model {name!r}")
+        lines = {b.name: set(b.projects) for b in self.organisation.business_lines}
+        for i, key in enumerate(self.keys):
+            if lines and key.business_line and key.business_line not in lines:
+                raise ValueError(f"keys.{i}.business_line: unknown business line {key.business_line!r}")
+        targets = models | {r.name for r in self.routes}
+        for i, budget in enumerate(self.budgets):
+            if budget.downgrade_to and budget.downgrade_to not in targets:
+                raise ValueError(f"budgets.{i}.downgrade_to: unknown model or route {budget.downgrade_to!r}")
+            if budget.scope.model and budget.scope.model not in models:
+                raise ValueError(f"budgets.{i}.scope.model: unknown model {budget.scope.model!r}")
+        return self
+
+    def model(self, name: str) -> ModelConfig | None:
+        return next((m for m in self.models if m.name == name), None)
+
+    def provider(self, name: str) -> ProviderConfig | None:
+        return next((p for p in self.providers if p.name == name), None)
+
+    def route(self, name: str) -> RouteConfig | None:
+        return next((r for r in self.routes if r.name == name), None)
+
+
+def _unique(section: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ValueError(f"{section}.{i}: duplicate name {name!r}")
+        seen.add(name)

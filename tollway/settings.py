@@ -1,0 +1,60 @@
+"""Connection settings, read from `TOLLWAY_*` environment variables.
+
+Policy (providers, models, keys, budgets…) lives in `tollway.yaml`; this class holds only
+where things are and how to reach them, so the same config file serves the embedded default
+and the distributed setup.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOLLWAY_", extra="ignore")
+
+    config: Path | None = Field(
+        default=None, description="Path to tollway.yaml; the built-in demo config when unset."
+    )
+    data_dir: Path = Field(default=Path("tollway-data"), description="Embedded state lives here.")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    dashboard_port: int = 8501
+
+    kafka_bootstrap: str | None = Field(
+        default=None, description="host:port list of a Kafka cluster; unset starts the embedded broker."
+    )
+    kafka_broker_port: int | None = Field(
+        default=None, description="Loopback port of the embedded broker; a free one when unset."
+    )
+    kafka_session_timeout_s: float = Field(
+        default=10.0,
+        description="Consumer-group session timeout. Tansu answers a join after half of it.",
+    )
+    topic_namespace: str = Field(
+        default="", description="Prefix for every topic name (isolates tests and tenants)."
+    )
+
+    clickhouse_url: str | None = Field(
+        default=None,
+        description="http(s)://user:password@host:port of a ClickHouse server; unset uses chDB.",
+    )
+    clickhouse_database: str = "tollway"
+
+    admin_key: SecretStr | None = Field(
+        default=None, description="Bearer key with the admin role for /v1/admin and analytics."
+    )
+
+    sink_batch_size: int = 500
+    sink_batch_seconds: float = 0.5
+
+    @property
+    def chdb_path(self) -> Path:
+        return self.data_dir / "clickhouse"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.kafka_bootstrap is None

@@ -1,0 +1,56 @@
+"""The Kafka topics of the design, their keys and cleanup policies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    cleanup_policy: str  # "delete" or "compact"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names, optionally under a namespace prefix (tests and tenants use one)."""
+
+    namespace: str = ""
+
+    def _name(self, base: str) -> str:
+        return f"{self.namespace}{base}"
+
+    @property
+    def calls(self) -> str:
+        return self._name("tollway.calls.v1")
+
+    @property
+    def calls_dlq(self) -> str:
+        return self._name("tollway.calls.dlq.v1")
+
+    @property
+    def budget_status(self) -> str:
+        return self._name("tollway.budget-status.v1")
+
+    @property
+    def budget_alerts(self) -> str:
+        return self._name("tollway.budget-alerts.v1")
+
+    @property
+    def routing_stats(self) -> str:
+        return self._name("tollway.routing-stats.v1")
+
+    @property
+    def feedback(self) -> str:
+        return self._name("tollway.feedback.v1")
+
+    def specs(self, partitions: int = 4) -> list[TopicSpec]:
+        return [
+            TopicSpec(self.calls, partitions, "delete"),
+            TopicSpec(self.calls_dlq, 1, "delete"),
+            TopicSpec(self.budget_status, 1, "compact"),
+            TopicSpec(self.budget_alerts, 1, "delete"),
+            TopicSpec(self.routing_stats, 1, "compact"),
+            TopicSpec(self.feedback, partitions, "delete"),
+        ]
