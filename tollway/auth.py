@@ -1,0 +1,105 @@
+"""Who is calling: virtual keys resolved to a `Principal`, and role checks as FastAPI dependencies.
+
+Keys are stored hashed (`sha256:<hex>`); a lookup hashes the presented secret and finds it in
+the `KeyRegistry` kept on `app.state.keys`. The admin key from `TOLLWAY_ADMIN_KEY` (or the one
+`tollway up` generates) resolves to the `admin` role. Secrets never leave this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from tollway.config.schema import KeyConfig, Role
+from tollway.ids import hash_key
+
+ROLE_RANK: dict[str, int] = {"viewer": 0, "developer": 1, "finops": 2, "admin": 3}
+
+
+class AuthError(Exception):
+    """The request carries no valid key (HTTP 401)."""
+
+    code = "invalid_api_key"
+
+
+class PermissionDenied(Exception):
+    """The key is valid but its role may not do this (HTTP 403)."""
+
+    code = "permission_denied"
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    role: Role
+    business_line: str = ""
+    project: str = ""
+    task_type: str = ""
+    environment: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_key(cls, key: KeyConfig) -> Principal:
+        return cls(
+            key_id=key.id,
+            role=key.role,
+            business_line=key.business_line,
+            project=key.project,
+            task_type=key.task_type,
+            environment=key.environment,
+            tags=dict(key.tags),
+        )
+
+
+ADMIN = Principal(key_id="admin", role="admin")
+
+
+class KeyRegistry:
+    """Hash → principal. Replaced wholesale on config reload (a dict swap is atomic)."""
+
+    def __init__(self, keys: Iterable[KeyConfig] = (), admin_key: str | None = None) -> None:
+        self._by_hash: dict[str, Principal] = {k.hash: Principal.from_key(k) for k in keys}
+        if admin_key:
+            self._by_hash[hash_key(admin_key)] = ADMIN
+
+    def resolve(self, secret: str) -> Principal | None:
+        return self._by_hash.get(hash_key(secret))
+
+    def add(self, key: KeyConfig) -> None:
+        self._by_hash = {**self._by_hash, key.hash: Principal.from_key(key)}
+
+
+def presented_key(request: Request) -> str | None:
+    """The secret from `Authorization: Bearer …` or `x-api-key` (Anthropic SDKs)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+def authenticate(request: Request) -> Principal:
+    """FastAPI dependency: the caller's principal, or `AuthError`."""
+    secret = presented_key(request)
+    if not secret:
+        raise AuthError("missing API key: send 'Authorization: Bearer <key>' or 'x-api-key'")
+    principal = request.app.state.keys.resolve(secret)
+    if principal is None:
+        raise AuthError("invalid API key")
+    return principal
+
+
+def require_role(*roles: Role) -> Callable[[Request], Principal]:
+    """FastAPI dependency factory: authenticate, then insist on one of `roles`."""
+
+    def dependency(request: Request) -> Principal:
+        principal = authenticate(request)
+        if principal.role not in roles:
+            raise PermissionDenied(
+                f"role {principal.role!r} may not use this endpoint (needs one of {', '.join(roles)})"
+            )
+        return principal
+
+    return dependency
