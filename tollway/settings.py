@@ -25,7 +25,8 @@ class Settings(BaseSettings):
     dashboard_port: int = 8501
 
     kafka_bootstrap: str | None = Field(
-        default=None, description="host:port list of a Kafka cluster; unset starts the embedded broker."
+        default=None,
+        description="host:port list of a Kafka cluster; unset starts the embedded broker.",
     )
     kafka_broker_port: int | None = Field(
         default=None, description="Loopback port of the embedded broker; a free one when unset."

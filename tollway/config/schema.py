@@ -14,7 +14,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")]
+Name = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")
+]
 Price = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=9)]
 
 ProviderType = Literal["openai", "anthropic", "gemini", "openai_compatible", "sim"]
@@ -29,6 +31,25 @@ WebhookEvent = Literal[
     "spend.anomaly",
     "provider.circuit_opened",
 ]
+
+
+Loc = tuple[str | int, ...]
+Issue = tuple[Loc, str]
+"""A problem at a field path, e.g. (("models", 2, "provider"), "unknown provider 'x'")."""
+
+
+class ConfigReferenceError(ValueError):
+    """Cross-reference problems of a whole config, each with the field path it concerns.
+
+    A ValueError so pydantic reports it as a validation error; the loader reads `issues` back
+    from the error context to render one line per problem.
+    """
+
+    def __init__(self, issues: list[Issue]) -> None:
+        self.issues = issues
+        super().__init__(
+            "; ".join(f"{'.'.join(str(p) for p in loc)}: {msg}" for loc, msg in issues)
+        )
 
 
 class _Strict(BaseModel):
@@ -96,7 +117,8 @@ class ModelConfig(_Strict):
 
     @property
     def priced(self) -> bool:
-        return self.input_per_mtok is not None
+        """True when some price is known (the flat fields, or a price_history point)."""
+        return self.input_per_mtok is not None or bool(self.price_history)
 
     def price_points(self) -> list[PricePoint]:
         """All known prices, oldest first; the flat fields are the newest point."""
@@ -159,7 +181,9 @@ class BudgetConfig(_Strict):
     period: Period = "monthly"
     timezone: str = "UTC"
     limit_usd: Annotated[Decimal, Field(gt=0)]
-    alerts: list[Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.5, 0.8, 1.0])
+    alerts: list[Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=lambda: [0.5, 0.8, 1.0]
+    )
     action: BudgetActionName = "alert_only"
     downgrade_to: str | None = None
 
@@ -169,7 +193,9 @@ class BudgetConfig(_Strict):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Paris)") from None
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like Europe/Paris)"
+            ) from None
         return value
 
     @model_validator(mode="after")
@@ -205,37 +231,97 @@ class TollwayConfig(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> TollwayConfig:
-        _unique("providers", [p.name for p in self.providers])
-        _unique("models", [m.name for m in self.models])
-        _unique("routes", [r.name for r in self.routes])
-        _unique("keys", [k.id for k in self.keys])
-        _unique("budgets", [b.id for b in self.budgets])
+        issues = self.reference_issues()
+        if issues:
+            raise ConfigReferenceError(issues)
+        return self
+
+    def reference_issues(self) -> list[Issue]:
+        """Every dangling or duplicate name, not just the first, so one edit fixes them all."""
+        issues: list[Issue] = []
+        issues += _unique("providers", [p.name for p in self.providers])
+        issues += _unique("models", [m.name for m in self.models])
+        issues += _unique("routes", [r.name for r in self.routes])
+        issues += _unique("keys", [k.id for k in self.keys])
+        issues += _unique("budgets", [b.id for b in self.budgets])
         providers = {p.name for p in self.providers}
         models = {m.name for m in self.models}
         for i, model in enumerate(self.models):
             if model.provider not in providers:
-                raise ValueError(
-                    f"models.{i}.provider: unknown provider {model.provider!r} "
-                    f"(declared: {sorted(providers)})"
+                issues.append(
+                    (
+                        ("models", i, "provider"),
+                        f"unknown provider {model.provider!r}{_known(providers)}",
+                    )
                 )
         for i, route in enumerate(self.routes):
             if route.name in models:
-                raise ValueError(f"routes.{i}.name: {route.name!r} is already a model name")
+                issues.append((("routes", i, "name"), f"{route.name!r} is already a model name"))
             for field in ("candidates", "fallbacks"):
-                for name in getattr(route, field):
+                for j, name in enumerate(getattr(route, field)):
                     if name not in models:
-                        raise ValueError(f"routes.{i}.{field}: unknown model {name!r}")
-        lines = {b.name: set(b.projects) for b in self.organisation.business_lines}
+                        issues.append(
+                            ((("routes", i, field, j)), f"unknown model {name!r}{_known(models)}")
+                        )
         for i, key in enumerate(self.keys):
-            if lines and key.business_line and key.business_line not in lines:
-                raise ValueError(f"keys.{i}.business_line: unknown business line {key.business_line!r}")
+            issues += self._attribution_issues(
+                ("keys", i), key.business_line, key.project, key.task_type
+            )
         targets = models | {r.name for r in self.routes}
         for i, budget in enumerate(self.budgets):
             if budget.downgrade_to and budget.downgrade_to not in targets:
-                raise ValueError(f"budgets.{i}.downgrade_to: unknown model or route {budget.downgrade_to!r}")
-            if budget.scope.model and budget.scope.model not in models:
-                raise ValueError(f"budgets.{i}.scope.model: unknown model {budget.scope.model!r}")
-        return self
+                issues.append(
+                    (
+                        ("budgets", i, "downgrade_to"),
+                        f"unknown model or route {budget.downgrade_to!r}{_known(targets)}",
+                    )
+                )
+            scope = budget.scope
+            if scope.model and scope.model not in models:
+                issues.append(
+                    (
+                        ("budgets", i, "scope", "model"),
+                        f"unknown model {scope.model!r}{_known(models)}",
+                    )
+                )
+            issues += self._attribution_issues(
+                ("budgets", i, "scope"), scope.business_line, scope.project, scope.task_type
+            )
+        return issues
+
+    def _attribution_issues(
+        self, at: Loc, business_line: str | None, project: str | None, task_type: str | None
+    ) -> list[Issue]:
+        """Attribution names must exist in the organisation, when it declares them.
+
+        A typo here would otherwise make a key's spend land in a phantom business line, or a
+        budget silently match nothing.
+        """
+        issues: list[Issue] = []
+        lines = {b.name: set(b.projects) for b in self.organisation.business_lines}
+        if lines and business_line and business_line not in lines:
+            issues.append(
+                ((*at, "business_line"), f"unknown business line {business_line!r}{_known(lines)}")
+            )
+        elif (
+            business_line
+            and project
+            and lines.get(business_line)
+            and project not in lines[business_line]
+        ):
+            issues.append(
+                (
+                    (*at, "project"),
+                    f"unknown project {project!r} in business line {business_line!r}"
+                    f"{_known(lines[business_line])}",
+                )
+            )
+        task_types = set(self.organisation.task_types)
+        if task_types and task_type and task_type not in task_types:
+            issues.append(
+                ((*at, "task_type"), f"unknown task type {task_type!r}{_known(task_types)}")
+            )
+        return issues
 
     def model(self, name: str) -> ModelConfig | None:
         return next((m for m in self.models if m.name == name), None)
@@ -247,9 +333,15 @@ class TollwayConfig(_Strict):
         return next((r for r in self.routes if r.name == name), None)
 
 
-def _unique(section: str, names: list[str]) -> None:
+def _unique(section: str, names: list[str]) -> list[Issue]:
     seen: set[str] = set()
+    issues: list[Issue] = []
     for i, name in enumerate(names):
         if name in seen:
-            raise ValueError(f"{section}.{i}: duplicate name {name!r}")
+            issues.append(((section, i), f"duplicate name {name!r}"))
         seen.add(name)
+    return issues
+
+
+def _known(names: set[str] | dict[str, set[str]]) -> str:
+    return f" (declared: {', '.join(sorted(names))})" if names else " (none declared)"

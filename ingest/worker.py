@@ -1,0 +1,143 @@
+"""The worker role: a faust-streaming app whose agents turn call events into the ledger.
+
+`LedgerWorker` builds the Faust app for one broker and one set of topics, runs the ledger
+sink agent, and knows how to `drain`: wait until everything on the calls topic up to now is
+in the ledger — the step a graceful stop takes before the broker goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from analytics.ledger import Ledger
+from faust.contrib.asgi import faust_app_running
+
+from ingest.ledger_sink import LedgerSink, RawMessage
+from tollway.kafka import new_producer
+from tollway.settings import Settings
+from tollway.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+def faust_broker_url(bootstrap: str) -> str:
+    return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(","))
+
+
+class LedgerWorker:
+    def __init__(self, settings: Settings, bootstrap: str, ledger: Ledger) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.topics = Topics(settings.topic_namespace)
+        self.group_id = f"{settings.topic_namespace}tollway-ledger"
+        self.ledger = ledger
+        session = settings.kafka_session_timeout_s
+        self.app = faust.App(
+            self.group_id,
+            broker=faust_broker_url(bootstrap),
+            store="memory://",
+            web_enabled=False,
+            autodiscover=False,
+            topic_partitions=4,
+            topic_allow_declare=False,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            broker_session_timeout=session,
+            broker_heartbeat_interval=max(session / 5, 0.3),
+            broker_rebalance_timeout=max(session * 2, 10.0),
+            broker_commit_interval=1.0,
+        )
+        self._dlq_producer = new_producer(bootstrap)
+        self.sink = LedgerSink(ledger=ledger, dead_letter=self._dead_letter)
+        calls = self.app.topic(self.topics.calls, value_serializer="raw", key_serializer="raw")
+        self.app.agent(calls, name="ledger-sink")(self._consume)
+
+    async def _consume(self, stream: Any) -> None:
+        batch_size, within = self.settings.sink_batch_size, self.settings.sink_batch_seconds
+        async for events in stream.noack_take(batch_size, within=within):
+            batch = [
+                RawMessage(e.message.value, e.message.topic, e.message.partition, e.message.offset)
+                for e in events
+            ]
+            await self.sink.process(batch)
+            for event in events:  # only now may Faust commit these offsets
+                await stream.ack(event)
+
+    async def _dead_letter(self, message: RawMessage, reason: str) -> None:
+        value = message.value or b""
+        await self._dlq_producer.send_and_wait(
+            self.topics.calls_dlq,
+            value,
+            headers=[
+                ("reason", reason.encode()[:1000]),
+                ("source", f"{message.topic}/{message.partition}/{message.offset}".encode()),
+            ],
+        )
+        await self.ledger.reject(value, reason, message.topic, message.partition, message.offset)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[LedgerWorker]:
+        await self._dlq_producer.start()
+        try:
+            async with faust_app_running(self.app, stop_timeout=30.0):
+                yield self
+        finally:
+            await self._dlq_producer.stop()
+
+    async def wait_assigned(self, timeout_s: float = 60.0) -> None:
+        """Until the consumer group has handed this worker its partitions."""
+        deadline = time.monotonic() + timeout_s
+        while not self.app.consumer.assignment():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the worker got no partitions of the calls topic")
+            await asyncio.sleep(0.05)
+
+    async def drain(self, timeout_s: float = 60.0) -> bool:
+        """Wait until every message now on the calls topic is in the ledger (or committed)."""
+        targets = await self._end_offsets()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            committed = await self._committed_offsets()
+            behind = {
+                p: end
+                for p, end in targets.items()
+                if max(committed.get(p, 0), self.sink.written_offsets.get(p, -1) + 1) < end
+            }
+            if not behind:
+                return True
+            if time.monotonic() > deadline:
+                log.error("drain timed out; partitions still behind: %s", sorted(behind))
+                return False
+            await asyncio.sleep(0.1)
+
+    async def _end_offsets(self) -> dict[int, int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(self.topics.calls) or set()
+            tps = [TopicPartition(self.topics.calls, p) for p in partitions]
+            ends = await consumer.end_offsets(tps) if tps else {}
+            return {tp.partition: offset for tp, offset in ends.items()}
+        finally:
+            await consumer.stop()
+
+    async def _committed_offsets(self) -> dict[int, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(self.group_id)
+        finally:
+            await admin.close()
+        return {
+            tp.partition: meta.offset
+            for tp, meta in offsets.items()
+            if tp.topic == self.topics.calls and meta.offset >= 0
+        }

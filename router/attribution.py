@@ -1,0 +1,49 @@
+"""Who pays for a call: the key's metadata, refined by request headers.
+
+The key's business line always wins (a caller cannot move spend to another business line);
+project, task type, user and tags may come from `x-tollway-*` headers, falling back to the
+key's defaults. The result is copied into every CallEvent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from starlette.datastructures import Headers
+
+from tollway.auth import Principal
+
+TAG_PREFIX = "x-tollway-tag-"
+MAX_TAGS = 20
+MAX_VALUE_LEN = 128
+
+
+@dataclass(frozen=True)
+class Attribution:
+    business_line: str
+    project: str
+    task_type: str
+    user: str
+    key_id: str
+    environment: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def _clean(value: str | None) -> str:
+    return (value or "").strip()[:MAX_VALUE_LEN]
+
+
+def attribute(principal: Principal, headers: Headers, body_user: str | None = None) -> Attribution:
+    tags = dict(principal.tags)
+    for name, value in headers.items():
+        if name.startswith(TAG_PREFIX) and len(tags) < MAX_TAGS:
+            tags.setdefault(name[len(TAG_PREFIX) :][:MAX_VALUE_LEN], _clean(value))
+    return Attribution(
+        business_line=principal.business_line,
+        project=_clean(headers.get("x-tollway-project")) or principal.project,
+        task_type=_clean(headers.get("x-tollway-task-type")) or principal.task_type,
+        user=_clean(headers.get("x-tollway-user")) or _clean(body_user),
+        key_id=principal.key_id,
+        environment=_clean(headers.get("x-tollway-environment")) or principal.environment,
+        tags=tags,
+    )

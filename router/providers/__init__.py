@@ -1,0 +1,26 @@
+"""Provider adapters, one module each, built from the `providers` section of tollway.yaml."""
+
+from __future__ import annotations
+
+from router.providers.base import ChatResult, Provider, ProviderError
+from router.providers.openai_compatible import OpenAICompatibleProvider
+from router.providers.sim import SimProvider
+from tollway.config.schema import ProviderConfig
+
+
+class UnsupportedProvider(ValueError):
+    """The config names a provider type this build has no adapter for."""
+
+
+def build_provider(config: ProviderConfig) -> Provider:
+    if config.type == "sim":
+        return SimProvider(config)
+    if config.type in ("openai", "openai_compatible"):
+        return OpenAICompatibleProvider(config)
+    raise UnsupportedProvider(
+        f"provider {config.name!r}: type {config.type!r} has no adapter yet "
+        "(available: sim, openai, openai_compatible)"
+    )
+
+
+__all__ = ["ChatResult", "Provider", "ProviderError", "UnsupportedProvider", "build_provider"]

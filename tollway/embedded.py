@@ -1,0 +1,91 @@
+"""`tollway up`: the whole system on one machine, with nothing installed by hand.
+
+Starts the embedded Tansu broker (unless `TOLLWAY_KAFKA_BOOTSTRAP` points at Kafka), opens
+the chDB ledger in the data dir (unless `TOLLWAY_CLICKHOUSE_URL` is set), runs role `all` in
+this process, prints the URLs and a first virtual key, and on Ctrl-C or SIGTERM stops in
+the order that loses nothing: stop accepting calls, flush the producer, drain the worker into
+the ledger, then stop the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from rich.console import Console
+
+from tollway import keystore
+from tollway.broker import EmbeddedBroker
+from tollway.config import load_config
+from tollway.server import serve
+from tollway.service import ROLES, Runtime, build_app
+from tollway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Tansu answers a consumer-group join after half the session timeout; keep it short locally.
+EMBEDDED_SESSION_TIMEOUT_S = 3.0
+
+
+async def run_up(settings: Settings, *, demo: bool = True, console: Console | None = None) -> None:
+    console = console or Console()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    config = load_config(settings.config)
+    admin = keystore.admin_key(
+        settings.data_dir, settings.admin_key.get_secret_value() if settings.admin_key else None
+    )
+    extra_keys, demo_secret = [], None
+    if demo and settings.config is None:
+        demo_secret, demo_cfg = keystore.demo_key(settings.data_dir)
+        extra_keys.append(demo_cfg)
+
+    broker: EmbeddedBroker | None = None
+    bootstrap = settings.kafka_bootstrap
+    if bootstrap is None:
+        broker = EmbeddedBroker(
+            port=settings.kafka_broker_port, log_path=settings.data_dir / "broker.log"
+        )
+        await broker.start()
+        bootstrap = broker.bootstrap
+        if "TOLLWAY_KAFKA_SESSION_TIMEOUT_S" not in _environ():
+            settings = settings.model_copy(
+                update={"kafka_session_timeout_s": EMBEDDED_SESSION_TIMEOUT_S}
+            )
+    try:
+        runtime = Runtime(
+            settings=settings,
+            config=config,
+            bootstrap=bootstrap,
+            roles=frozenset(ROLES),
+            extra_keys=extra_keys,
+            admin_key=admin,
+        )
+
+        def banner() -> None:
+            base = f"http://{settings.host}:{settings.port}"
+            console.print(f"[bold green]tollway is up[/] — proxy, worker and analytics on {base}")
+            console.print(f"  OpenAI base URL   {base}/v1")
+            console.print(
+                f"  Kafka             {bootstrap}" + (" (embedded Tansu)" if broker else "")
+            )
+            store = settings.clickhouse_url or f"chDB at {settings.chdb_path}"
+            console.print(f"  ClickHouse        {store}")
+            if demo_secret:
+                console.print(f"  Demo key          {demo_secret}")
+            console.print(
+                f"  Admin key         in {settings.data_dir / keystore.ADMIN_KEY_FILE}"
+                if not settings.admin_key
+                else "  Admin key         TOLLWAY_ADMIN_KEY"
+            )
+            console.print("Press Ctrl-C to stop (the pipeline is drained into the ledger first).")
+
+        await serve(build_app(runtime), settings.host, settings.port, on_started=banner)
+    finally:
+        if broker is not None:
+            await broker.stop()
+    console.print("tollway stopped cleanly")
+
+
+def _environ() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)

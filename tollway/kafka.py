@@ -1,0 +1,77 @@
+"""Kafka plumbing shared by the roles: reachability, topic creation, and producer settings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from tollway.topics import TopicSpec
+
+
+class KafkaUnavailable(ConnectionError):
+    """No Kafka-protocol broker answers at the bootstrap address."""
+
+
+async def wait_for_kafka(bootstrap: str, timeout_s: float = 10.0) -> None:
+    """Return once the broker answers a metadata request, or raise `KafkaUnavailable`."""
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return
+        except (KafkaError, OSError) as exc:
+            last_error = exc
+            await asyncio.sleep(0.1)
+        finally:
+            await admin.close()
+    raise KafkaUnavailable(f"no Kafka broker answers at {bootstrap}: {last_error}")
+
+
+async def ensure_topics(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        s.name,
+                        num_partitions=s.partitions,
+                        replication_factor=1 if _single_node(bootstrap) else -1,
+                        topic_configs={"cleanup.policy": s.cleanup_policy},
+                    )
+                    for s in missing
+                ]
+            )
+        return [s.name for s in missing]
+    finally:
+        await admin.close()
+
+
+def _single_node(bootstrap: str) -> bool:
+    return "," not in bootstrap
+
+
+def new_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
+    """A plain producer with acks=all: Tansu rejects idempotent producers (InitProducerId),
+    so exactly-once is the consumers' job, by `event_id`."""
+    options: dict[str, object] = {
+        "bootstrap_servers": bootstrap,
+        "acks": "all",
+        "enable_idempotence": False,
+        "linger_ms": 5,
+        "compression_type": None,
+        "request_timeout_ms": 10_000,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)

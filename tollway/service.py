@@ -1,0 +1,125 @@
+"""Compose roles into one ASGI app — the single-binary idea of Loki's `-target`.
+
+`build_app` mounts what each requested role serves and starts what it runs, in an order
+that makes a graceful stop lose nothing: on shutdown the proxy flushes its events to Kafka
+first, then the worker drains the calls topic into the ledger, then the worker and the store
+stop. The roles know nothing of each other beyond the topics and the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+
+from tollway import health
+from tollway.auth import KeyRegistry
+from tollway.config.schema import KeyConfig, TollwayConfig
+from tollway.kafka import ensure_topics
+from tollway.settings import Settings
+from tollway.topics import Topics
+
+log = logging.getLogger(__name__)
+
+ROLES = ("proxy", "worker", "analytics")
+
+
+class RoleError(ValueError):
+    pass
+
+
+def parse_roles(text: str) -> frozenset[str]:
+    """`all`, one role, or a comma list such as `worker,analytics`."""
+    names = {part.strip() for part in text.split(",") if part.strip()}
+    if "all" in names:
+        return frozenset(ROLES)
+    unknown = names - set(ROLES)
+    if unknown or not names:
+        raise RoleError(f"unknown role(s) {sorted(unknown)}; choose from all, {', '.join(ROLES)}")
+    return frozenset(names)
+
+
+@dataclass
+class Runtime:
+    """Everything a set of roles needs from outside: settings, policy, engines' addresses."""
+
+    settings: Settings
+    config: TollwayConfig
+    bootstrap: str
+    roles: frozenset[str] = frozenset(ROLES)
+    extra_keys: list[KeyConfig] = field(default_factory=list)
+    admin_key: str | None = None
+    store: object | None = None  # an analytics Store to use instead of opening one
+
+
+def build_app(runtime: Runtime) -> FastAPI:
+    from router.app import install_error_handlers, install_proxy
+
+    roles = runtime.roles
+    app = FastAPI(title="tollway", version="0.1.0", lifespan=_lifespan(runtime))
+    app.state.bootstrap = runtime.bootstrap
+    app.state.keys = KeyRegistry([*runtime.config.keys, *runtime.extra_keys], runtime.admin_key)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    if "proxy" in roles:
+        install_proxy(app)
+    if "analytics" in roles:
+        from analytics.api import router as analytics_router
+
+        app.include_router(analytics_router)
+    return app
+
+
+def _lifespan(runtime: Runtime):  # type: ignore[no-untyped-def]
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            await _start(app, runtime, stack)
+            yield
+            log.info("stopping: flushing events and draining the pipeline")
+
+    return lifespan
+
+
+async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
+    settings, roles = runtime.settings, runtime.roles
+    topics = Topics(settings.topic_namespace)
+    if roles & {"proxy", "worker"}:
+        await ensure_topics(runtime.bootstrap, topics.specs())
+
+    if roles & {"worker", "analytics"}:
+        from analytics.migrate import migrate
+        from analytics.store import open_store
+
+        store = runtime.store
+        if store is None:
+            store = open_store(settings)
+            stack.push_async_callback(store.close)
+        await migrate(store)  # type: ignore[arg-type]
+        app.state.store = store
+
+    if "worker" in roles:
+        from analytics.ledger import Ledger
+
+        from ingest.worker import LedgerWorker
+
+        worker = LedgerWorker(settings, runtime.bootstrap, Ledger(app.state.store))
+        await stack.enter_async_context(worker.running())
+        stack.push_async_callback(worker.drain)  # runs after the proxy flushed (LIFO)
+        app.state.worker = worker
+
+    if "proxy" in roles:
+        from router.events import EventPublisher
+        from router.gateway import Gateway
+
+        gateway = Gateway(runtime.config, EventPublisher(runtime.bootstrap, topics.calls))
+        await gateway.start()
+        stack.push_async_callback(gateway.stop)
+        app.state.gateway = gateway
+
+
+def describe(roles: Iterable[str]) -> str:
+    return "+".join(r for r in ROLES if r in set(roles))
