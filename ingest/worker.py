@@ -16,10 +16,9 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from analytics.ledger import Ledger
 from faust.contrib.asgi import faust_app_running
 
+from analytics.ledger import Ledger
 from ingest.ledger_sink import LedgerSink, RawMessage
 from tollway.kafka import new_producer
 from tollway.settings import Settings
@@ -102,42 +101,30 @@ class LedgerWorker:
 
     async def drain(self, timeout_s: float = 60.0) -> bool:
         """Wait until every message now on the calls topic is in the ledger (or committed)."""
-        targets = await self._end_offsets()
-        deadline = time.monotonic() + timeout_s
-        while True:
-            committed = await self._committed_offsets()
-            behind = {
-                p: end
-                for p, end in targets.items()
-                if max(committed.get(p, 0), self.sink.written_offsets.get(p, -1) + 1) < end
-            }
-            if not behind:
-                return True
-            if time.monotonic() > deadline:
-                log.error("drain timed out; partitions still behind: %s", sorted(behind))
-                return False
-            await asyncio.sleep(0.1)
-
-    async def _end_offsets(self) -> dict[int, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await consumer.start()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=self.group_id, enable_auto_commit=False
+        )
+        await consumer.start()  # never subscribes: it only reads offsets, joins no group
         try:
+            await consumer.topics()  # loads the cluster metadata partitions_for_topic reads
             partitions = consumer.partitions_for_topic(self.topics.calls) or set()
-            tps = [TopicPartition(self.topics.calls, p) for p in partitions]
-            ends = await consumer.end_offsets(tps) if tps else {}
-            return {tp.partition: offset for tp, offset in ends.items()}
+            tps = [TopicPartition(self.topics.calls, p) for p in sorted(partitions)]
+            targets = await consumer.end_offsets(tps) if tps else {}
+            deadline = time.monotonic() + timeout_s
+            while True:
+                behind = [
+                    tp
+                    for tp, end in targets.items()
+                    if self.sink.written_offsets.get(tp.partition, -1) + 1 < end
+                    and ((await consumer.committed(tp)) or 0) < end
+                ]
+                if not behind:
+                    return True
+                if time.monotonic() > deadline:
+                    log.error(
+                        "drain timed out; partitions behind: %s", [tp.partition for tp in behind]
+                    )
+                    return False
+                await asyncio.sleep(0.1)
         finally:
             await consumer.stop()
-
-    async def _committed_offsets(self) -> dict[int, int]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
-            offsets = await admin.list_consumer_group_offsets(self.group_id)
-        finally:
-            await admin.close()
-        return {
-            tp.partition: meta.offset
-            for tp, meta in offsets.items()
-            if tp.topic == self.topics.calls and meta.offset >= 0
-        }

@@ -61,6 +61,8 @@ async def _permission_error(request: Request, exc: PermissionDenied) -> JSONResp
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     problems = []
     for error in exc.errors()[:5]:
+        if error.get("type") == "json_invalid":
+            return _render(request, InvalidRequest("the request body is not valid JSON"))
         location = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
         problems.append(f"{location or 'body'}: {error.get('msg', 'invalid')}")
     return _render(request, InvalidRequest("invalid request: " + "; ".join(problems)))

@@ -22,9 +22,15 @@ async def kafka_bootstrap() -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The one chDB directory of this test process (chDB opens one directory per process)."""
-    return tmp_path_factory.mktemp("chdb")
+async def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Path]:
+    """The one chDB directory of this test process (chDB opens one directory per process);
+    an anchor store keeps its session open for the whole run."""
+    from analytics.store.chdb_store import ChdbStore
+
+    path = tmp_path_factory.mktemp("chdb")
+    anchor = ChdbStore(path, "default")
+    yield path
+    await anchor.close()
 
 
 @pytest.fixture
@@ -40,3 +46,4 @@ async def store(chdb_path: Path) -> AsyncIterator[object]:
     store = ChdbStore(chdb_path, database)
     yield store
     await store.command(f"DROP DATABASE IF EXISTS {database}")
+    await store.close()

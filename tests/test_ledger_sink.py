@@ -70,7 +70,7 @@ async def test_processing_the_same_batch_twice_leaves_one_row_per_event(store) -
 
     first = await sink.process(batch)
     again = await sink.process(batch)  # a crash before the offset commit redelivers it
-    overlap = await sink.process(batch[3:] + [RawMessage(_event(9).encode(), "calls", 0, 5)])
+    overlap = await sink.process([*batch[3:], RawMessage(_event(9).encode(), "calls", 0, 5)])
 
     assert (first.written, again.written, overlap.written) == (5, 0, 1)
     assert again.duplicates == 5

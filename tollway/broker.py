@@ -67,6 +67,14 @@ def _port_taken(host: str, port: int) -> bool:
     return False
 
 
+def _port_open(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 class EmbeddedBroker:
     """A Tansu broker as a child process; use as an async context manager."""
 
@@ -105,8 +113,12 @@ class EmbeddedBroker:
                         f"Tansu exited at start-up with code {self._process.returncode}"
                     )
                 try:
-                    await wait_for_kafka(self.bootstrap, timeout_s=1.0)
-                    return
+                    if _port_open(self.host, self.port):  # don't let clients log refusals
+                        await wait_for_kafka(self.bootstrap, timeout_s=1.0)
+                        return
+                    await asyncio.sleep(0.05)
+                    if time.monotonic() > deadline:
+                        raise KafkaUnavailable(url)
                 except KafkaUnavailable:
                     if time.monotonic() > deadline:
                         raise BrokerError(

@@ -31,7 +31,9 @@ OUTPUT_SETTINGS: dict[str, int | str] = {
 
 _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _ERROR_HEAD = re.compile(r"Code:\s*(\d+)\.\s*(?:DB::Exception:\s*)?")
-_VERSION_TAIL = re.compile(r"\s*\(version [0-9.]+[^)]*\)")
+_VERSION_TAIL = re.compile(r"\s*\(version [0-9.]+(?: \([^)]*\))?\)")
+#: ClickHouse echoes the query ("In scope …"); the settings clause we append is noise there.
+_OWN_SETTINGS = re.compile(r" SETTINGS output_format_json_quote_decimals = .*?(?=: |\. \(|$)")
 _REPEATED_NAME = re.compile(r"(\([A-Z_]+\))\.?\s*\1$")
 
 
@@ -163,6 +165,7 @@ def clean_error(text: str) -> QueryError:
     message = message.splitlines()[0] if message else "query failed"
     message = _VERSION_TAIL.sub("", message).strip()
     message = _REPEATED_NAME.sub(r"\1", message)
+    message = _OWN_SETTINGS.sub("", message)
     return QueryError(message, code)
 
 

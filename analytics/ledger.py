@@ -1,0 +1,109 @@
+"""The ledger writer: CallEvents into `calls`, exactly once per `event_id`.
+
+Kafka delivers at least once (a worker may crash after inserting and before committing, and the
+embedded broker's consumers replay on restart), so a batch may hold events already in the ledger.
+`Ledger.write` asks ClickHouse which of the batch's ids exist and inserts only the others, in one
+insert. The existence check is restricted to the batch's time range (the partition key and the
+primary key include `ts`, so ClickHouse reads a few granules, helped by the bloom filter on
+`event_id`). The rollup materialized views count every inserted row, so this check, not the
+ReplacingMergeTree merge, is what keeps the costs right.
+
+Writes through one `Ledger` are serialised; the sink must route one event_id to one writer
+(the calls topic is keyed by key id, so one event always lands on one partition).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from analytics.store.base import Store, quote_identifier
+from tollway.events import CallEvent
+
+
+def _utc_millis(value: datetime) -> datetime:
+    value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def _ch_datetime(value: datetime) -> str:
+    """`YYYY-MM-DD hh:mm:ss.fff` in UTC: what DateTime64(3, 'UTC') parses without options."""
+    value = _utc_millis(value)
+    return value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}"
+
+
+def event_to_row(event: CallEvent) -> dict[str, Any]:
+    """The `calls` row of one event (JSONEachRow-ready: plain JSON types, cost as exact string)."""
+    row = event.model_dump(mode="json")
+    row["event_id"] = str(event.event_id)
+    row["ts"] = _ch_datetime(event.ts)
+    row["cost_usd"] = format(event.cost_usd, "f")
+    row["attempts"] = [
+        {
+            "provider": a.provider,
+            "model": a.model,
+            "status": a.status,
+            "error": a.error or "",
+            "http_status": a.http_status or 0,
+            "duration_ms": a.duration_ms,
+        }
+        for a in event.attempts
+    ]
+    return row
+
+
+class Ledger:
+    """Writes CallEvents to the store's `calls` table and poison messages to `rejected_events`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = asyncio.Lock()
+
+    async def write(self, events: Sequence[CallEvent]) -> int:
+        """Insert the events not yet in the ledger; return how many rows were inserted."""
+        unique: dict[UUID, CallEvent] = {}
+        for event in events:
+            unique.setdefault(event.event_id, event)
+        if not unique:
+            return 0
+        async with self._lock:
+            existing = await self.existing_ids(list(unique.values()))
+            rows = [event_to_row(e) for i, e in unique.items() if i not in existing]
+            if rows:
+                await self.store.insert_rows("calls", rows)
+        return len(rows)
+
+    async def existing_ids(self, events: Sequence[CallEvent]) -> set[UUID]:
+        """Which of these events' ids are already in `calls` (searched within their ts range)."""
+        if not events:
+            return set()
+        stamps = [_ch_datetime(e.ts) for e in events]
+        ids = ", ".join(f"'{e.event_id}'" for e in events)  # UUID text: hex and dashes only
+        db = quote_identifier(self.store.database)
+        result = await self.store.query(
+            f"SELECT DISTINCT toString(event_id) AS event_id FROM {db}.calls"
+            f" WHERE ts >= toDateTime64('{min(stamps)}', 3, 'UTC')"
+            f" AND ts <= toDateTime64('{max(stamps)}', 3, 'UTC')"
+            f" AND event_id IN ({ids})"
+        )
+        return {UUID(row["event_id"]) for row in result.rows}
+
+    async def reject(
+        self, raw: bytes | None, reason: str, topic: str, partition: int, offset: int
+    ) -> None:
+        """Park a message that is not a valid CallEvent, verbatim (invalid UTF-8 escaped)."""
+        await self.store.insert_rows(
+            "rejected_events",
+            [
+                {
+                    "raw": (raw or b"").decode("utf-8", errors="backslashreplace"),
+                    "reason": reason,
+                    "topic": topic,
+                    "partition": partition,
+                    "offset": offset,
+                }
+            ],
+        )

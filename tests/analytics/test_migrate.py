@@ -1,0 +1,43 @@
+"""Migrations: packaged, ordered, idempotent."""
+
+from __future__ import annotations
+
+from analytics.migrate import Migration, load_migrations, migrate, split_statements
+from analytics.store import ChdbStore
+
+
+async def test_migrate_twice_applies_nothing_the_second_time(store: ChdbStore) -> None:
+    first = await migrate(store)
+    assert first == [m.name for m in load_migrations()]
+    assert first[0] == "0001_calls_ledger.sql"
+    assert await migrate(store) == []
+    tables = await store.query(
+        f"SELECT name FROM system.tables WHERE database = '{store.database}' ORDER BY name"
+    )
+    names = {row["name"] for row in tables.rows}
+    assert {"calls", "calls_hourly", "calls_hourly_mv", "rejected_events"} <= names
+    recorded = await store.query("SELECT count() AS n FROM schema_migrations")
+    assert recorded.rows == [{"n": len(first)}]
+
+
+async def test_a_new_migration_is_applied_after_the_old_ones(store: ChdbStore) -> None:
+    await migrate(store)
+    extra = Migration(
+        "9999_probe.sql", "CREATE TABLE IF NOT EXISTS {db}.probe (x UInt8)\nENGINE = Memory;\n"
+    )
+    assert await migrate(store, [*load_migrations(), extra]) == ["9999_probe.sql"]
+    assert await migrate(store, [*load_migrations(), extra]) == []
+
+
+def test_calls_columns_match_the_call_event() -> None:
+    from tollway.events import CallEvent
+
+    ddl = load_migrations()[0].sql
+    calls = ddl.split("CREATE TABLE IF NOT EXISTS {db}.calls_hourly")[0]
+    for field in CallEvent.model_fields:
+        assert f"\n    {field} " in calls, field
+
+
+def test_split_statements_ignores_comments_and_blank_pieces() -> None:
+    sql = "-- header;\nCREATE TABLE a (x UInt8) ENGINE = Memory;\n\n-- c\nSELECT 1\n;\n"
+    assert split_statements(sql) == ["CREATE TABLE a (x UInt8) ENGINE = Memory", "SELECT 1"]
