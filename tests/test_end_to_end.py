@@ -62,6 +62,12 @@ async def _wait_for_rows(store, expected: int, timeout_s: float = 60.0) -> int: 
 async def test_sdk_calls_land_once_each_in_the_ledger(
     kafka_bootstrap: str, namespace: str, store, tmp_path: Path
 ) -> None:
+    """Tansu + chDB: the embedded default's engines."""
+    await sdk_calls_land_once_each(kafka_bootstrap, namespace, store, tmp_path)
+
+
+async def sdk_calls_land_once_each(bootstrap: str, namespace: str, store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The scenario, for any pair of engines (see also test_docker_engines.py)."""
     config = load_config(None)
     marketing_secret, marketing = _key("k_mkt", "marketing", "campaigns", "chat")
     support_secret, support = _key("k_sup", "support", "helpdesk", "summarisation")
@@ -74,7 +80,7 @@ async def test_sdk_calls_land_once_each_in_the_ledger(
     runtime = Runtime(
         settings=settings,
         config=config,
-        bootstrap=kafka_bootstrap,
+        bootstrap=bootstrap,
         extra_keys=[marketing, support],
         admin_key=ADMIN_KEY,
         store=store,

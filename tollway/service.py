@@ -61,6 +61,7 @@ def build_app(runtime: Runtime) -> FastAPI:
     roles = runtime.roles
     app = FastAPI(title="tollway", version="0.1.0", lifespan=_lifespan(runtime))
     app.state.bootstrap = runtime.bootstrap
+    app.state.config = runtime.config
     app.state.keys = KeyRegistry([*runtime.config.keys, *runtime.extra_keys], runtime.admin_key)
     install_error_handlers(app)
     app.include_router(health.router)

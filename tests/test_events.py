@@ -1,0 +1,80 @@
+"""CallEvent v1: the wire format consumers rely on, and how bad messages are told apart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import orjson
+import pytest
+
+from tollway.events import (
+    CallEvent,
+    MalformedEvent,
+    UnknownSchemaVersion,
+    decode_call_event,
+)
+from tollway.ids import event_id_time
+
+
+def _event(**overrides: object) -> CallEvent:
+    fields: dict[str, object] = {
+        "ts": datetime(2026, 11, 26, 5, 0, 0, 123_000, tzinfo=UTC),
+        "business_line": "marketing",
+        "key_id": "k_1",
+        "model": "gpt-4o-mini",
+        "cost_usd": Decimal("0.000123456"),
+    }
+    fields.update(overrides)
+    return CallEvent(**fields)  # type: ignore[arg-type]
+
+
+def test_round_trip_keeps_every_field() -> None:
+    event = _event(tags={"team": "growth"}, budget_ids=["b1"], ttft_ms=12)
+    assert decode_call_event(event.encode()) == event
+
+
+def test_wire_format_is_versioned_with_exact_cost_and_utc_millis() -> None:
+    data = orjson.loads(_event().encode())
+    assert data["schema_version"] == 1
+    assert data["cost_usd"] == "0.000123456"  # a decimal string, never a float
+    assert data["ts"] == "2026-11-26T05:00:00.123Z"
+    assert "request_content" in data and data["request_content"] is None
+
+
+def test_event_ids_are_uuid7_and_time_ordered() -> None:
+    ids = [_event().event_id for _ in range(50)]
+    assert all(i.version == 7 for i in ids)
+    assert ids == sorted(ids)
+    assert abs((event_id_time(ids[0]) - datetime.now(UTC)).total_seconds()) < 5
+
+
+@pytest.mark.parametrize(
+    ("raw", "error", "fragment"),
+    [
+        (None, MalformedEvent, "empty"),
+        (b"{oops", MalformedEvent, "not JSON"),
+        (b"[1]", MalformedEvent, "JSON object"),
+        (b'{"ts": "2026-01-01T00:00:00Z"}', MalformedEvent, "schema_version"),
+        (b'{"schema_version": "1"}', MalformedEvent, "schema_version"),
+        (b'{"schema_version": 2, "future": true}', UnknownSchemaVersion, "schema_version 2"),
+        (b'{"schema_version": 1, "ts": "not a time"}', MalformedEvent, "ts"),
+        (
+            b'{"schema_version": 1, "ts": "2026-01-01T00:00:00Z", "surprise": 1}',
+            MalformedEvent,
+            "surprise",
+        ),
+        (
+            b'{"schema_version": 1, "ts": "2026-01-01T00:00:00Z", "status": "maybe"}',
+            MalformedEvent,
+            "status",
+        ),
+    ],
+)
+def test_bad_messages_are_detectable_with_a_reason(
+    raw: bytes | None, error: type[Exception], fragment: str
+) -> None:
+    with pytest.raises(error) as caught:
+        decode_call_event(raw)
+    assert fragment in str(caught.value)
+    assert caught.value.reason in {"malformed", "unknown_schema_version"}  # type: ignore[attr-defined]
