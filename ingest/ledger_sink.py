@@ -15,10 +15,10 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from analytics.ledger import Ledger
-from analytics.store.base import StoreError
 from prometheus_client import Counter
 
+from analytics.ledger import Ledger
+from analytics.store.base import StoreError
 from tollway.events import CallEvent, EventDecodeError, decode_call_event
 
 log = logging.getLogger(__name__)

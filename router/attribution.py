@@ -1,8 +1,9 @@
 """Who pays for a call: the key's metadata, refined by request headers.
 
-The key's business line always wins (a caller cannot move spend to another business line);
-project, task type, user and tags may come from `x-tollway-*` headers, falling back to the
-key's defaults. The result is copied into every CallEvent.
+The key's business line always wins (a caller cannot move spend to another business line).
+Project, task type, user, environment and tags may come from `x-tollway-*` headers — each only
+if the key's `header_overrides` allows it — falling back to the key's own values. The result
+is copied into every CallEvent.
 """
 
 from __future__ import annotations
@@ -34,16 +35,22 @@ def _clean(value: str | None) -> str:
 
 
 def attribute(principal: Principal, headers: Headers, body_user: str | None = None) -> Attribution:
+    allowed = principal.header_overrides
+
+    def header(field: str, name: str) -> str:
+        return _clean(headers.get(name)) if field in allowed else ""
+
     tags = dict(principal.tags)
-    for name, value in headers.items():
-        if name.startswith(TAG_PREFIX) and len(tags) < MAX_TAGS:
-            tags.setdefault(name[len(TAG_PREFIX) :][:MAX_VALUE_LEN], _clean(value))
+    if "tags" in allowed:
+        for name, value in headers.items():
+            if name.startswith(TAG_PREFIX) and len(tags) < MAX_TAGS:
+                tags.setdefault(name[len(TAG_PREFIX) :][:MAX_VALUE_LEN], _clean(value))
     return Attribution(
         business_line=principal.business_line,
-        project=_clean(headers.get("x-tollway-project")) or principal.project,
-        task_type=_clean(headers.get("x-tollway-task-type")) or principal.task_type,
-        user=_clean(headers.get("x-tollway-user")) or _clean(body_user),
+        project=header("project", "x-tollway-project") or principal.project,
+        task_type=header("task_type", "x-tollway-task-type") or principal.task_type,
+        user=header("user", "x-tollway-user") or _clean(body_user),
         key_id=principal.key_id,
-        environment=_clean(headers.get("x-tollway-environment")) or principal.environment,
+        environment=header("environment", "x-tollway-environment") or principal.environment,
         tags=tags,
     )

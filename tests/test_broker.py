@@ -20,7 +20,7 @@ async def test_a_missing_binary_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("TOLLWAY_TANSU_BIN", str(tmp_path / "no-such-tansu"))
-    with pytest.raises(BrokerError, match="TOLLWAY_TANSU_BIN=.*does not exist"):
+    with pytest.raises(BrokerError, match=r"TOLLWAY_TANSU_BIN=.*does not exist"):
         await EmbeddedBroker().start()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from fastapi import Request
 
@@ -39,6 +40,10 @@ class Principal:
     task_type: str = ""
     environment: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    allowed_models: frozenset[str] = frozenset()
+    header_overrides: frozenset[str] = frozenset(
+        {"project", "task_type", "user", "environment", "tags"}
+    )
 
     @classmethod
     def from_key(cls, key: KeyConfig) -> Principal:
@@ -50,25 +55,61 @@ class Principal:
             task_type=key.task_type,
             environment=key.environment,
             tags=dict(key.tags),
+            allowed_models=frozenset(key.allowed_models),
+            header_overrides=frozenset(key.header_overrides),
         )
+
+    def may_use(self, model: str) -> bool:
+        return not self.allowed_models or model in self.allowed_models
 
 
 ADMIN = Principal(key_id="admin", role="admin")
 
 
 class KeyRegistry:
-    """Hash → principal. Replaced wholesale on config reload (a dict swap is atomic)."""
+    """Every known key by hash and by id; the hot path is one dict lookup.
+
+    Keys come from tollway.yaml and from the keys topic (`apply`, fed by every replica's key
+    sync), so a key revoked through one replica is refused by all of them within the topic's
+    propagation lag. Updates swap whole dicts, so readers never see a half-applied change.
+    """
 
     def __init__(self, keys: Iterable[KeyConfig] = (), admin_key: str | None = None) -> None:
-        self._by_hash: dict[str, Principal] = {k.hash: Principal.from_key(k) for k in keys}
+        self._by_id: dict[str, KeyConfig] = {k.id: k for k in keys}
+        self._by_hash: dict[str, tuple[KeyConfig | None, Principal]] = {
+            k.hash: (k, Principal.from_key(k)) for k in self._by_id.values()
+        }
         if admin_key:
-            self._by_hash[hash_key(admin_key)] = ADMIN
+            self._by_hash[hash_key(admin_key)] = (None, ADMIN)
 
     def resolve(self, secret: str) -> Principal | None:
-        return self._by_hash.get(hash_key(secret))
+        """The principal of an active key, or None; raises AuthError for revoked/expired keys."""
+        found = self._by_hash.get(hash_key(secret))
+        if found is None:
+            return None
+        key, principal = found
+        if key is not None and not key.active_at(datetime.now(UTC)):
+            state = "revoked" if key.revoked_at else "expired"
+            raise AuthError(f"API key {key.id} is {state}")
+        return principal
 
-    def add(self, key: KeyConfig) -> None:
-        self._by_hash = {**self._by_hash, key.hash: Principal.from_key(key)}
+    def apply(self, key: KeyConfig) -> None:
+        """Add, update or revoke (a record with `revoked_at`) one key."""
+        by_hash = dict(self._by_hash)
+        previous = self._by_id.get(key.id)
+        if previous is not None and previous.hash != key.hash:
+            by_hash.pop(previous.hash, None)
+        by_hash[key.hash] = (key, Principal.from_key(key))
+        self._by_id = {**self._by_id, key.id: key}
+        self._by_hash = by_hash
+
+    add = apply
+
+    def get(self, key_id: str) -> KeyConfig | None:
+        return self._by_id.get(key_id)
+
+    def records(self) -> list[KeyConfig]:
+        return sorted(self._by_id.values(), key=lambda k: k.id)
 
 
 def presented_key(request: Request) -> str | None:

@@ -58,6 +58,7 @@ async def run_up(settings: Settings, *, demo: bool = True, console: Console | No
             roles=frozenset(ROLES),
             extra_keys=extra_keys,
             admin_key=admin,
+            key_snapshot=settings.data_dir / "keys.json",
         )
 
         def banner() -> None:

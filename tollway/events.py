@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serial
 
 from tollway.ids import new_event_id
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 CallStatus = Literal["ok", "error", "blocked"]
 BudgetAction = Literal["none", "warned", "downgraded", "blocked"]

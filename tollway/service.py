@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -53,6 +54,7 @@ class Runtime:
     extra_keys: list[KeyConfig] = field(default_factory=list)
     admin_key: str | None = None
     store: object | None = None  # an analytics Store to use instead of opening one
+    key_snapshot: Path | None = None  # embedded default: keys survive a broker restart here
 
 
 def build_app(runtime: Runtime) -> FastAPI:
@@ -66,7 +68,10 @@ def build_app(runtime: Runtime) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     if "proxy" in roles:
+        from router.admin_api import router as admin_router
+
         install_proxy(app)
+        app.include_router(admin_router)
     if "analytics" in roles:
         from analytics.api import router as analytics_router
 
@@ -104,7 +109,6 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
 
     if "worker" in roles:
         from analytics.ledger import Ledger
-
         from ingest.worker import LedgerWorker
 
         worker = LedgerWorker(settings, runtime.bootstrap, Ledger(app.state.store))
@@ -115,6 +119,12 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
     if "proxy" in roles:
         from router.events import EventPublisher
         from router.gateway import Gateway
+        from router.key_sync import KeySync
+
+        key_sync = KeySync(runtime.bootstrap, topics.keys, app.state.keys, runtime.key_snapshot)
+        await key_sync.start()
+        stack.push_async_callback(key_sync.stop)
+        app.state.key_sync = key_sync
 
         gateway = Gateway(runtime.config, EventPublisher(runtime.bootstrap, topics.calls))
         await gateway.start()

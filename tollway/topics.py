@@ -42,6 +42,11 @@ class Topics:
         return self._name("tollway.routing-stats.v1")
 
     @property
+    def keys(self) -> str:
+        """Virtual-key records (hashes and metadata only), so every proxy replica knows them."""
+        return self._name("tollway.keys.v1")
+
+    @property
     def feedback(self) -> str:
         return self._name("tollway.feedback.v1")
 
@@ -53,4 +58,5 @@ class Topics:
             TopicSpec(self.budget_alerts, 1, "delete"),
             TopicSpec(self.routing_stats, 1, "compact"),
             TopicSpec(self.feedback, partitions, "delete"),
+            TopicSpec(self.keys, 1, "compact"),
         ]

@@ -1,3 +1,90 @@
+"""`tollway keys create|list|revoke`: virtual keys, through the running server's admin API."""
+
+from __future__ import annotations
+
+import json
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from tollway.cli.api_client import ApiClient
 
 app = typer.Typer(no_args_is_help=True)
+out = Console()
+
+URL = typer.Option(None, "--url", help="Base URL of tollway (default: TOLLWAY_HOST:TOLLWAY_PORT).")
+KEY = typer.Option(None, "--key", help="An admin key (default: TOLLWAY_ADMIN_KEY or the data dir).")
+
+
+@app.command()
+def create(
+    business_line: str = typer.Option(..., "--business-line", "-b", help="Who pays."),
+    project: str = typer.Option("", "--project", "-p"),
+    task_type: str = typer.Option("", "--task-type", "-t", help="Default task type."),
+    role: str = typer.Option("developer", "--role", help="viewer, developer, finops or admin."),
+    name: str = typer.Option("", "--name", help="What the key is for."),
+    key_id: str | None = typer.Option(None, "--id", help="Key id (default: generated)."),
+    allowed_model: list[str] = typer.Option([], "--allowed-model", help="Repeat to allow several."),
+    expires_in_days: float | None = typer.Option(None, "--expires-in-days"),
+    as_json: bool = typer.Option(False, "--json", help="Print the API's JSON answer."),
+    url: str | None = URL,
+    key: str | None = KEY,
+) -> None:
+    """Create a virtual key; its secret is printed once and never stored."""
+    body: dict[str, object] = {
+        "business_line": business_line,
+        "project": project,
+        "task_type": task_type,
+        "role": role,
+        "name": name,
+        "allowed_models": allowed_model,
+    }
+    if key_id:
+        body["id"] = key_id
+    if expires_in_days is not None:
+        body["expires_in_days"] = expires_in_days
+    created = ApiClient(url, key).request("POST", "/v1/admin/keys", json=body).json()
+    if as_json:
+        typer.echo(json.dumps(created, indent=2))
+        return
+    record = created["record"]
+    out.print(f"[green]created[/] {record['id']} ({record['business_line']}/{record['project']})")
+    out.print(f"key: [bold]{created['key']}[/]   (shown once — store it now)", highlight=False)
+
+
+@app.command("list")
+def list_keys(
+    as_json: bool = typer.Option(False, "--json"), url: str | None = URL, key: str | None = KEY
+) -> None:
+    """List virtual keys with their attribution and state (never their secrets)."""
+    keys = ApiClient(url, key).request("GET", "/v1/admin/keys").json()["keys"]
+    if as_json:
+        typer.echo(json.dumps(keys, indent=2))
+        return
+    table = Table(header_style="bold")
+    for column in (
+        "id",
+        "name",
+        "business line",
+        "project",
+        "task type",
+        "role",
+        "state",
+        "expires",
+    ):
+        table.add_column(column)
+    for k in keys:
+        table.add_row(
+            k["id"], k["name"], k["business_line"], k["project"], k["task_type"], k["role"],
+            k["state"], k["expires_at"] or "",
+        )  # fmt: skip
+    out.print(table)
+
+
+@app.command()
+def revoke(key_id: str = typer.Argument(..., help="The key id, e.g. k_1a2b3c."),
+           url: str | None = URL, key: str | None = KEY) -> None:  # fmt: skip
+    """Revoke a key: every replica refuses it from now on."""
+    record = ApiClient(url, key).request("DELETE", f"/v1/admin/keys/{key_id}").json()
+    out.print(f"[yellow]revoked[/] {record['id']} at {record['revoked_at']}")

@@ -7,7 +7,7 @@ checked in `TollwayConfig`, so a bad file fails at load with the field path that
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -163,6 +163,30 @@ class KeyConfig(_Strict):
     environment: str = ""
     role: Role = "developer"
     tags: dict[str, str] = Field(default_factory=dict)
+    name: str = Field(default="", max_length=200, description="What the key is for.")
+    allowed_models: list[str] = Field(
+        default_factory=list, description="Models and routes the key may call; empty: all."
+    )
+    header_overrides: list[Literal["project", "task_type", "user", "environment", "tags"]] = Field(
+        default_factory=lambda: ["project", "task_type", "user", "environment", "tags"],
+        description="Which x-tollway-* headers may refine this key's attribution.",
+    )
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    created_at: datetime | None = None
+
+    @field_validator("expires_at", "revoked_at", "created_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """Naive times in tollway.yaml mean UTC."""
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    def active_at(self, moment: datetime) -> bool:
+        if self.revoked_at is not None and self.revoked_at <= moment:
+            return False
+        return self.expires_at is None or moment < self.expires_at
 
 
 class BudgetScope(_Strict):

@@ -1,0 +1,156 @@
+"""`/v1/admin/keys`: create, list and revoke virtual keys (role admin).
+
+A created key's secret is returned once and never stored; the record (hash and metadata) goes
+on the keys topic, which every replica follows, and is applied here at once so the replica
+that created a key accepts it immediately.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from router.errors import GatewayError, InvalidRequest
+from router.key_sync import KeySync
+from tollway.auth import Principal, require_role
+from tollway.config.schema import KeyConfig, Name, Role, TollwayConfig
+from tollway.ids import hash_key, new_key_id, new_key_secret
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+admin_only = require_role("admin")
+
+Override = Literal["project", "task_type", "user", "environment", "tags"]
+
+
+class KeyConflict(GatewayError):
+    status_code = 409
+    type = "conflict"
+
+
+class KeyNotFound(GatewayError):
+    status_code = 404
+    type = "not_found"
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Name | None = None
+    name: str = Field(default="", max_length=200)
+    business_line: str = Field(min_length=1)
+    project: str = ""
+    task_type: str = ""
+    environment: str = ""
+    role: Role = "developer"
+    tags: dict[str, str] = Field(default_factory=dict)
+    allowed_models: list[str] = Field(default_factory=list)
+    header_overrides: list[Override] | None = None
+    expires_at: datetime | None = None
+    expires_in_days: float | None = Field(default=None, gt=0)
+
+
+class KeyView(BaseModel):
+    """A key as the admin API shows it: metadata and state, never the hash or the secret."""
+
+    id: str
+    name: str
+    business_line: str
+    project: str
+    task_type: str
+    environment: str
+    role: str
+    tags: dict[str, str]
+    allowed_models: list[str]
+    header_overrides: list[str]
+    created_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    state: Literal["active", "expired", "revoked"]
+
+    @classmethod
+    def of(cls, key: KeyConfig) -> KeyView:
+        now = datetime.now(UTC)
+        state: Literal["active", "expired", "revoked"] = "active"
+        if key.revoked_at is not None and key.revoked_at <= now:
+            state = "revoked"
+        elif not key.active_at(now):
+            state = "expired"
+        return cls(**key.model_dump(exclude={"hash"}), state=state)
+
+
+class KeyCreated(BaseModel):
+    key: str = Field(description="The secret. Shown once; tollway stores only its hash.")
+    record: KeyView
+
+
+def _sync(request: Request) -> KeySync:
+    return request.app.state.key_sync  # type: ignore[no-any-return]
+
+
+def _check_attribution(body: KeyCreate, config: TollwayConfig) -> None:
+    lines = {b.name: b for b in config.organisation.business_lines}
+    if lines and body.business_line not in lines:
+        raise InvalidRequest(
+            f"unknown business line {body.business_line!r} (known: {sorted(lines)})"
+        )
+    line = lines.get(body.business_line)
+    if line and line.projects and body.project and body.project not in line.projects:
+        raise InvalidRequest(
+            f"unknown project {body.project!r} for {body.business_line} (known: {line.projects})"
+        )
+    types = config.organisation.task_types
+    if types and body.task_type and body.task_type not in types:
+        raise InvalidRequest(f"unknown task type {body.task_type!r} (known: {types})")
+    names = {m.name for m in config.models} | {r.name for r in config.routes}
+    unknown = [m for m in body.allowed_models if m not in names]
+    if unknown:
+        raise InvalidRequest(f"allowed_models names unknown models or routes: {unknown}")
+
+
+@router.post("/keys", status_code=201)
+async def create_key(
+    body: KeyCreate,
+    request: Request,
+    _: Principal = Depends(admin_only),
+    sync: KeySync = Depends(_sync),
+) -> KeyCreated:
+    _check_attribution(body, request.app.state.config)
+    key_id = body.id or new_key_id()
+    if sync.registry.get(key_id) is not None:
+        raise KeyConflict(f"a key with id {key_id!r} already exists")
+    now = datetime.now(UTC)
+    expires_at = body.expires_at
+    if body.expires_in_days is not None:
+        expires_at = now + timedelta(days=body.expires_in_days)
+    secret = new_key_secret()
+    fields = body.model_dump(exclude={"id", "expires_in_days", "expires_at", "header_overrides"})
+    if body.header_overrides is not None:
+        fields["header_overrides"] = body.header_overrides
+    record = KeyConfig(
+        id=key_id, hash=hash_key(secret), created_at=now, expires_at=expires_at, **fields
+    )
+    await sync.publish(record)
+    return KeyCreated(key=secret, record=KeyView.of(record))
+
+
+@router.get("/keys")
+async def list_keys(
+    _: Principal = Depends(admin_only), sync: KeySync = Depends(_sync)
+) -> dict[str, list[KeyView]]:
+    return {"keys": [KeyView.of(k) for k in sync.registry.records()]}
+
+
+@router.delete("/keys/{key_id}")
+async def revoke_key(
+    key_id: str, _: Principal = Depends(admin_only), sync: KeySync = Depends(_sync)
+) -> KeyView:
+    key = sync.registry.get(key_id)
+    if key is None:
+        raise KeyNotFound(f"no key with id {key_id!r}")
+    if key.revoked_at is None:
+        key = key.model_copy(update={"revoked_at": datetime.now(UTC)})
+        await sync.publish(key)
+    return KeyView.of(key)

@@ -1,0 +1,152 @@
+"""Virtual keys across replicas: created on one, usable on the other; revoked on one, refused
+on both; expired keys refused; secrets shown once and never listed. Real Tansu broker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tollway.config import load_config
+from tollway.config.schema import KeyConfig
+from tollway.ids import hash_key, new_key_secret
+from tollway.service import Runtime, build_app
+from tollway.settings import Settings
+
+from .serving import serving
+
+pytestmark = pytest.mark.integration
+
+ADMIN = "tw-test-admin-keys"
+
+
+def _proxy(bootstrap: str, namespace: str, tmp_path: Path, extra: list[KeyConfig] = ()):  # type: ignore[no-untyped-def,assignment]
+    settings = Settings(topic_namespace=namespace, data_dir=tmp_path)
+    return build_app(
+        Runtime(
+            settings=settings,
+            config=load_config(None),
+            bootstrap=bootstrap,
+            roles=frozenset({"proxy"}),
+            admin_key=ADMIN,
+            extra_keys=list(extra),
+        )
+    )
+
+
+async def _chat(base_url: str, secret: str) -> int:
+    client = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=secret, max_retries=0)
+    try:
+        await client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+        return 200
+    except openai.APIStatusError as exc:
+        return exc.status_code
+
+
+async def _eventually(check, expected, timeout_s: float = 10.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await check()
+        if value == expected or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.1)
+
+
+async def test_keys_propagate_and_revocation_reaches_every_replica(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    admin = {"authorization": f"Bearer {ADMIN}"}
+    async with (
+        serving(_proxy(kafka_bootstrap, namespace, tmp_path / "a")) as a,
+        serving(_proxy(kafka_bootstrap, namespace, tmp_path / "b")) as b,
+        httpx.AsyncClient() as http,
+    ):
+        created = await http.post(
+            f"{a}/v1/admin/keys",
+            headers=admin,
+            json={"business_line": "support", "project": "helpdesk", "name": "bot"},
+        )
+        assert created.status_code == 201, created.text
+        secret, key_id = created.json()["key"], created.json()["record"]["id"]
+        assert "hash" not in created.json()["record"]
+
+        assert await _chat(a, secret) == 200  # at once on the replica that created it
+        assert await _eventually(lambda: _chat(b, secret), 200) == 200  # and soon on the other
+
+        listed = (await http.get(f"{b}/v1/admin/keys", headers=admin)).json()["keys"]
+        assert [k["id"] for k in listed] == [key_id]
+        assert secret not in str(listed)
+
+        revoked = await http.delete(f"{b}/v1/admin/keys/{key_id}", headers=admin)
+        assert revoked.json()["state"] == "revoked"
+        assert await _chat(b, secret) == 401
+        assert await _eventually(lambda: _chat(a, secret), 401) == 401
+
+        refused = await http.post(
+            f"{a}/v1/chat/completions",
+            headers={"authorization": f"Bearer {secret}"},
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
+        )
+        assert refused.json()["error"]["type"] == "authentication_error"
+        assert "revoked" in refused.json()["error"]["message"]
+
+        # only admins manage keys; bad input is a clear 4xx
+        assert (await http.get(f"{a}/v1/admin/keys")).status_code == 401
+        assert (
+            await http.post(f"{a}/v1/admin/keys", headers=admin, json={"business_line": "nope"})
+        ).status_code == 400
+        assert (await http.delete(f"{a}/v1/admin/keys/k_missing", headers=admin)).status_code == 404
+
+
+async def test_an_expired_key_is_refused(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    secret = new_key_secret()
+    expired = KeyConfig(
+        id="k_old",
+        hash=hash_key(secret),
+        business_line="marketing",
+        expires_at=datetime.now(UTC) - timedelta(minutes=1),
+    )
+    async with serving(_proxy(kafka_bootstrap, namespace, tmp_path, [expired])) as base:
+        assert await _chat(base, secret) == 401
+
+
+async def test_the_cli_creates_lists_and_revokes(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    async def tollway(*args: str) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tollway.cli.main", "keys", *args, "--url", base,
+            env={**os.environ, "TOLLWAY_ADMIN_KEY": ADMIN, "COLUMNS": "200"},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        output, _ = await process.communicate()
+        return process.returncode or 0, output.decode()
+
+    async with serving(_proxy(kafka_bootstrap, namespace, tmp_path)) as base:
+        code, output = await tollway(
+            "create", "--business-line", "marketing", "--project", "seo", "--id", "k_cli"
+        )
+        assert code == 0, output
+        secret = next(w for w in output.split() if w.startswith("tw-"))
+        assert await _chat(base, secret) == 200
+
+        code, output = await tollway("list")
+        assert code == 0 and "k_cli" in output and "active" in output and secret not in output
+
+        code, output = await tollway("revoke", "k_cli")
+        assert code == 0 and "revoked" in output
+        assert await _chat(base, secret) == 401
+
+        code, output = await tollway("create", "--business-line", "nowhere")
+        assert code == 1 and "unknown business line" in output
