@@ -115,3 +115,15 @@ async def run_sql(
     return SqlResponse(
         columns=result.columns, types=result.types, data=result.rows, rows=len(result.rows)
     )
+
+
+def _include_query_routes() -> None:
+    """The explorer, budget and routing endpoints share this module's `router`, so mounting
+    `analytics.api.router` mounts the whole analytics API."""
+    from analytics import routes_budgets, routes_explorer, routes_routing
+
+    for module in (routes_explorer, routes_budgets, routes_routing):
+        router.include_router(module.router)
+
+
+_include_query_routes()

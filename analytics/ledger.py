@@ -64,17 +64,29 @@ class Ledger:
 
     async def write(self, events: Sequence[CallEvent]) -> int:
         """Insert the events not yet in the ledger; return how many rows were inserted."""
-        unique: dict[UUID, CallEvent] = {}
-        for event in events:
-            unique.setdefault(event.event_id, event)
+        return len(await self.insert_new(events))
+
+    async def insert_new(
+        self, events: Sequence[CallEvent], source_partitions: Sequence[int] | None = None
+    ) -> list[tuple[CallEvent, int]]:
+        """Insert the events not yet in the ledger and return them, each with the calls-topic
+        partition it came from (`source_partition`, -1 when unknown) — exactly the events that
+        budget spend may count, once."""
+        partitions = (
+            list(source_partitions) if source_partitions is not None else [-1] * len(events)
+        )
+        unique: dict[UUID, tuple[CallEvent, int]] = {}
+        for event, partition in zip(events, partitions, strict=True):
+            unique.setdefault(event.event_id, (event, partition))
         if not unique:
-            return 0
+            return []
         async with self._lock:
-            existing = await self.existing_ids(list(unique.values()))
-            rows = [event_to_row(e) for i, e in unique.items() if i not in existing]
-            if rows:
+            existing = await self.existing_ids([e for e, _ in unique.values()])
+            new = [(e, p) for i, (e, p) in unique.items() if i not in existing]
+            if new:
+                rows = [{**event_to_row(e), "source_partition": p} for e, p in new]
                 await self.store.insert_rows("calls", rows)
-        return len(rows)
+        return new
 
     async def existing_ids(self, events: Sequence[CallEvent]) -> set[UUID]:
         """Which of these events' ids are already in `calls` (searched within their ts range)."""

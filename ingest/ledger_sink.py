@@ -46,27 +46,39 @@ class BatchResult:
 
 
 DeadLetter = Callable[[RawMessage, str], Awaitable[None]]
+#: called with the events a batch actually inserted (and their source partitions)
+AfterWrite = Callable[[list[tuple[CallEvent, int]]], Awaitable[None]]
 
 
 @dataclass
 class LedgerSink:
     ledger: Ledger
     dead_letter: DeadLetter
+    after_write: AfterWrite | None = None
     max_backoff_s: float = 10.0
     #: highest offset written per partition — what a graceful stop waits for
     written_offsets: dict[int, int] = field(default_factory=dict)
+    #: held from the ledger insert to the end of `after_write`, so a reader of both (budget
+    #: reconciliation) never sees a batch in the ledger but not yet counted
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def process(self, batch: Sequence[RawMessage]) -> BatchResult:
         result = BatchResult()
         events: list[CallEvent] = []
+        partitions: list[int] = []
         for message in batch:
             try:
                 events.append(decode_call_event(message.value))
+                partitions.append(message.partition)
             except EventDecodeError as exc:
                 await self._reject(message, exc)
                 result.rejected += 1
         if events:
-            result.written = await self._write_until_accepted(events)
+            async with self.lock:
+                inserted = await self._write_until_accepted(events, partitions)
+                if inserted and self.after_write is not None:
+                    await self.after_write(inserted)
+            result.written = len(inserted)
             result.duplicates = len(events) - result.written
         LEDGER_ROWS.inc(result.written)
         LEDGER_DUPLICATES.inc(result.duplicates)
@@ -75,11 +87,13 @@ class LedgerSink:
             self.written_offsets[message.partition] = max(previous, message.offset)
         return result
 
-    async def _write_until_accepted(self, events: list[CallEvent]) -> int:
+    async def _write_until_accepted(
+        self, events: list[CallEvent], partitions: list[int]
+    ) -> list[tuple[CallEvent, int]]:
         delay = 0.2
         while True:
             try:
-                return await self.ledger.write(events)
+                return await self.ledger.insert_new(events, partitions)
             except StoreError as exc:
                 log.warning("ledger write failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)

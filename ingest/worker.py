@@ -1,8 +1,9 @@
 """The worker role: a faust-streaming app whose agents turn call events into the ledger.
 
 `LedgerWorker` builds the Faust app for one broker and one set of topics, runs the ledger
-sink agent, and knows how to `drain`: wait until everything on the calls topic up to now is
-in the ledger — the step a graceful stop takes before the broker goes away.
+sink agent (and, when tollway.yaml configures webhooks, the webhook dispatcher agent on the
+budget-alerts topic), and knows how to `drain`: wait until everything on the calls topic up to
+now is in the ledger — the step a graceful stop takes before the broker goes away.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.contrib.asgi import faust_app_running
 
 from analytics.ledger import Ledger
+from ingest.budget_alerts import AlertEvaluator
+from ingest.budget_spend import BudgetSpend
 from ingest.ledger_sink import LedgerSink, RawMessage
+from ingest.webhooks.dispatcher import WebhookDispatcher, register_dispatcher
+from tollway.config.schema import TollwayConfig
 from tollway.kafka import new_producer
 from tollway.settings import Settings
 from tollway.topics import Topics
@@ -32,12 +37,23 @@ def faust_broker_url(bootstrap: str) -> str:
 
 
 class LedgerWorker:
-    def __init__(self, settings: Settings, bootstrap: str, ledger: Ledger) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: str,
+        ledger: Ledger,
+        config: TollwayConfig | None = None,
+    ) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
         self.topics = Topics(settings.topic_namespace)
         self.group_id = f"{settings.topic_namespace}tollway-ledger"
         self.ledger = ledger
+        # first, so a webhook whose secret variable is unset fails start-up before anything opens
+        self.dispatcher: WebhookDispatcher | None = None
+        if config is not None and config.webhooks:
+            self.dispatcher = WebhookDispatcher(config.webhooks, ledger.store)
+        self.config = config or TollwayConfig()
         session = settings.kafka_session_timeout_s
         self.app = faust.App(
             self.group_id,
@@ -46,7 +62,6 @@ class LedgerWorker:
             web_enabled=False,
             autodiscover=False,
             topic_partitions=4,
-            topic_allow_declare=False,
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
             broker_session_timeout=session,
@@ -54,10 +69,44 @@ class LedgerWorker:
             broker_rebalance_timeout=max(session * 2, 10.0),
             broker_commit_interval=1.0,
         )
-        self._dlq_producer = new_producer(bootstrap)
+        self._producer = new_producer(bootstrap)
         self.sink = LedgerSink(ledger=ledger, dead_letter=self._dead_letter)
+        self.budgets = BudgetSpend(
+            self.app,
+            store=ledger.store,
+            config=lambda: self.config,
+            status_topic=self.topics.budget_status,
+            producer=self._producer,
+            lock=self.sink.lock,
+            owned_partitions=self.owned_partitions,
+            reconcile_every_s=settings.budget_reconcile_seconds,
+        )
+        self.sink.after_write = self.budgets.count
         calls = self.app.topic(self.topics.calls, value_serializer="raw", key_serializer="raw")
         self.app.agent(calls, name="ledger-sink")(self._consume)
+        self.alerts = AlertEvaluator(
+            store=ledger.store,
+            config=lambda: self.config,
+            alerts_topic=self.topics.budget_alerts,
+            producer=self._producer,
+            explorer_url=settings.dashboard_url,
+        )
+        status = self.app.topic(
+            self.topics.budget_status, value_serializer="raw", key_serializer="raw"
+        )
+        self.app.agent(status, name="budget-alerts")(self._evaluate_budgets)
+        if self.dispatcher is not None:
+            register_dispatcher(self.app, self.topics.budget_alerts, self.dispatcher)
+
+    async def _evaluate_budgets(self, stream: Any) -> None:
+        async for value in stream:
+            await self.alerts.on_status(value)
+
+    def owned_partitions(self) -> set[int]:
+        """The calls-topic partitions this worker is assigned right now."""
+        return {
+            tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.topics.calls
+        }
 
     async def _consume(self, stream: Any) -> None:
         batch_size, within = self.settings.sink_batch_size, self.settings.sink_batch_seconds
@@ -72,7 +121,7 @@ class LedgerWorker:
 
     async def _dead_letter(self, message: RawMessage, reason: str) -> None:
         value = message.value or b""
-        await self._dlq_producer.send_and_wait(
+        await self._producer.send_and_wait(
             self.topics.calls_dlq,
             value,
             headers=[
@@ -84,12 +133,18 @@ class LedgerWorker:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[LedgerWorker]:
-        await self._dlq_producer.start()
+        await self._producer.start()
         try:
             async with faust_app_running(self.app, stop_timeout=30.0):
-                yield self
+                self.budgets.start(self.wait_assigned)
+                try:
+                    yield self
+                finally:
+                    if self.dispatcher is not None:  # before Faust stops, so its acks land
+                        await self.dispatcher.close()
+                    await self.budgets.stop()
         finally:
-            await self._dlq_producer.stop()
+            await self._producer.stop()
 
     async def wait_assigned(self, timeout_s: float = 60.0) -> None:
         """Until the consumer group has handed this worker its partitions."""

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from router import openai_api
+from router import anthropic_api, openai_api
 from router.errors import (
     Forbidden,
     GatewayError,
@@ -28,8 +28,10 @@ log = logging.getLogger(__name__)
 
 
 def install_proxy(app: FastAPI) -> None:
-    """Add the OpenAI-compatible endpoints; `app.state.gateway` must be set before serving."""
+    """Add the OpenAI- and Anthropic-compatible endpoints; `app.state.gateway` must be set
+    before serving."""
     app.include_router(openai_api.router)
+    app.include_router(anthropic_api.router)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -15,10 +15,17 @@ class GatewayError(Exception):
     type = "internal_error"
     code: str | None = None
 
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.headers = headers or {}
+        self.details = details or {}  # machine-readable facts, merged into the error object
 
 
 class InvalidRequest(GatewayError):
@@ -44,6 +51,14 @@ class Forbidden(GatewayError):
     code = "permission_denied"
 
 
+class BudgetExceeded(GatewayError):
+    """A blocking budget is spent (or fully reserved): HTTP 429 until its period ends."""
+
+    status_code = 429
+    type = "budget_exceeded"
+    code = "budget_exceeded"
+
+
 class UpstreamError(GatewayError):
     """Every provider attempt for the call failed."""
 
@@ -67,9 +82,13 @@ def openai_error_body(error: GatewayError) -> dict[str, Any]:
             "type": error.type,
             "param": None,
             "code": error.code or error.type,
+            **error.details,
         }
     }
 
 
 def anthropic_error_body(error: GatewayError) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": error.type, "message": error.message}}
+    return {
+        "type": "error",
+        "error": {"type": error.type, "message": error.message, **error.details},
+    }

@@ -2,25 +2,36 @@
 
 One `Gateway` per proxy process, kept on `app.state.gateway`. `call_chat` is the path of
 one chat call: plan the models, try them in order, price the usage, publish one CallEvent.
+`open_stream` is the same for a streamed call, up to its first chunk (see router/streaming.py).
+Both work on the one internal shape (OpenAI chat completions); the caller's protocol is the
+endpoint's business.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from router.attribution import Attribution
-from router.errors import UpstreamError
+from router.budget_gate import BudgetGate, Decision, Refusal, period_end_text, seconds_until
+from router.errors import BudgetExceeded, UpstreamError
 from router.events import EventPublisher
-from router.policy import plan_for
+from router.policy import RoutePlan, plan_for
 from router.providers import Provider, ProviderError, build_provider
 from router.schemas import ChatCompletionRequest, Usage
-from tollway.config.schema import TollwayConfig
-from tollway.events import Attempt, CallEvent
+from router.streaming import ChatStream, attempt_ok
+from router.tokens import estimate_prompt_tokens
+from router.upstream import ChatChunk
+from tollway.config.schema import ModelConfig, TollwayConfig
+from tollway.events import Attempt, CallEvent, Endpoint
 from tollway.pricing import Costing, PriceCatalogue, UnpricedModel
+
+#: output tokens assumed for a call that does not cap them, when reserving budget
+DEFAULT_OUTPUT_ESTIMATE = 1000
 
 
 @dataclass(frozen=True)
@@ -30,20 +41,71 @@ class ChatOutcome:
 
 
 class Gateway:
-    def __init__(self, config: TollwayConfig, publisher: EventPublisher) -> None:
+    def __init__(
+        self,
+        config: TollwayConfig,
+        publisher: EventPublisher,
+        budgets: BudgetGate | None = None,
+    ) -> None:
         self.config = config
         self.prices = PriceCatalogue.from_config(config)
         self.providers: dict[str, Provider] = {p.name: build_provider(p) for p in config.providers}
         self.publisher = publisher
+        self.budgets = budgets or BudgetGate(lambda: self.config)
 
     async def start(self) -> None:
         await self.publisher.start()
+        await self.budgets.start()
 
     async def stop(self) -> None:
         """Flush every accepted call's event to Kafka, then release connections."""
+        await self.budgets.stop()
         await self.publisher.stop()
         for provider in self.providers.values():
             await provider.close()
+
+    def _admit(
+        self,
+        request: ChatCompletionRequest,
+        who: Attribution,
+        endpoint: Endpoint,
+        plan: RoutePlan,
+        started: datetime,
+    ) -> tuple[Decision, RoutePlan, CallEvent]:
+        """The budget gate: block (publishing the refused call's event), downgrade, or pass."""
+        first = plan.models[0] if plan.models else None
+        estimate = self._estimate(request, first.name) if first else Decimal(0)
+        decision = self.budgets.admit(
+            who, first.name if first else request.model, estimate, started
+        )
+        if decision.action == "downgraded" and decision.downgrade_to:
+            target = plan_for(self.config, decision.downgrade_to)
+            reason = f"budget {decision.budget_ids[-1]} at its limit: downgraded to {decision.downgrade_to}"
+            plan = RoutePlan(route=target.route or plan.route, reason=reason, models=target.models)
+        event = self._new_event(request, who, endpoint, plan, started).model_copy(
+            update={"budget_action": decision.action, "budget_ids": decision.budget_ids}
+        )
+        if decision.refusal is not None:
+            self.publisher.publish(
+                event.model_copy(
+                    update={
+                        "status": "blocked",
+                        "http_status": 429,
+                        "error_code": "budget_exceeded",
+                    }
+                )
+            )
+            raise _refused(decision.refusal)
+        return decision, plan, event
+
+    def _estimate(self, request: ChatCompletionRequest, model: str) -> Decimal:
+        """What the call may cost, before it is made: the prompt estimate plus the most it may
+        generate (its max_tokens, or 1,000 tokens)."""
+        usage = Usage(
+            input_tokens=estimate_prompt_tokens(request.messages),
+            output_tokens=request.output_limit or DEFAULT_OUTPUT_ESTIMATE,
+        )
+        return self._price(model, datetime.now(UTC), usage).cost_usd
 
     def _price(self, model: str, at: datetime, usage: Usage) -> Costing:
         """The call's cost from the catalogue; a model without a price (allowed only when no
@@ -60,49 +122,49 @@ class Gateway:
         except UnpricedModel:
             return _unpriced()
 
-    async def call_chat(self, request: ChatCompletionRequest, who: Attribution) -> ChatOutcome:
-        started = datetime.now(UTC)
-        clock = time.perf_counter()
-        plan = plan_for(self.config, request.model)
-        attempts: list[Attempt] = []
-        last_error: ProviderError | None = None
-        event = CallEvent(
+    def _new_event(
+        self,
+        request: ChatCompletionRequest,
+        who: Attribution,
+        endpoint: Endpoint,
+        plan: RoutePlan,
+        started: datetime,
+    ) -> CallEvent:
+        return CallEvent(
             ts=started,
-            endpoint="chat.completions",
+            endpoint=endpoint,
             requested_model=request.model,
             stream=request.stream,
             route=plan.route,
             route_reason=plan.reason,
             **_attribution_fields(who),
         )
+
+    async def call_chat(
+        self,
+        request: ChatCompletionRequest,
+        who: Attribution,
+        endpoint: Endpoint = "chat.completions",
+    ) -> ChatOutcome:
+        started = datetime.now(UTC)
+        clock = time.perf_counter()
+        decision, plan, event = self._admit(
+            request, who, endpoint, plan_for(self.config, request.model), started
+        )
+        attempts: list[Attempt] = []
+        last_error: ProviderError | None = None
         for model in plan.models:
             provider = self.providers[model.provider]
             attempt_clock = time.perf_counter()
             try:
                 result = await provider.chat(request, model)
             except ProviderError as exc:
-                attempts.append(
-                    Attempt(
-                        provider=provider.config.name,
-                        model=model.name,
-                        status="error",
-                        error=str(exc)[:300],
-                        http_status=exc.status,
-                        duration_ms=_ms_since(attempt_clock),
-                    )
-                )
+                attempts.append(_failed_attempt(provider, model, exc, attempt_clock))
                 last_error = exc
                 if not exc.retryable:
                     break
                 continue
-            attempts.append(
-                Attempt(
-                    provider=provider.config.name,
-                    model=model.name,
-                    status="ok",
-                    duration_ms=_ms_since(attempt_clock),
-                )
-            )
+            attempts.append(attempt_ok(provider.config.name, model.name, attempt_clock))
             usage = result.usage
             costing = self._price(model.name, started, usage)
             event = event.model_copy(
@@ -114,17 +176,90 @@ class Gateway:
                     "fallback_used": len(attempts) > 1,
                     "input_tokens": usage.input_tokens,
                     "output_tokens": usage.output_tokens,
-                    "cached_input_tokens": usage.cached_input_tokens,
-                    "reasoning_tokens": usage.reasoning_tokens,
+                    "cached_input_tokens": min(usage.cached_input_tokens, usage.input_tokens),
+                    "reasoning_tokens": min(usage.reasoning_tokens, usage.output_tokens),
                     "usage_estimated": usage.estimated,
                     "cost_usd": costing.cost_usd,
                     "price_version": costing.price_version,
                 }
             )
+            self.budgets.settle(decision, costing.cost_usd)
             self.publisher.publish(event)
             body = {**result.body, "model": model.name}
             return ChatOutcome(body=body, event=event)
+        self.budgets.settle(decision, Decimal(0))
+        raise self._all_failed(request, event, attempts, last_error, clock)
 
+    async def open_stream(
+        self,
+        request: ChatCompletionRequest,
+        who: Attribution,
+        endpoint: Endpoint = "chat.completions",
+    ) -> ChatStream:
+        """Start a streamed call: try the plan's models until one yields its first chunk.
+
+        Falling back is only possible while nothing has reached the caller, so each model is
+        tried up to its first chunk; from then on the returned `ChatStream` owns the call
+        (and publishes its event however the stream ends)."""
+        started = datetime.now(UTC)
+        clock = time.perf_counter()
+        decision, plan, event = self._admit(
+            request, who, endpoint, plan_for(self.config, request.model), started
+        )
+
+        def publish(final: CallEvent) -> None:  # however the stream ends
+            self.budgets.settle(decision, final.cost_usd)
+            self.publisher.publish(final)
+
+        attempts: list[Attempt] = []
+        last_error: ProviderError | None = None
+        for model in plan.models:
+            provider = self.providers[model.provider]
+            attempt_clock = time.perf_counter()
+            upstream = provider.stream(request, model)
+            try:
+                first = await _first_chunk(upstream, provider.config.name)
+            except ProviderError as exc:
+                await upstream.aclose()  # type: ignore[attr-defined]
+                attempts.append(_failed_attempt(provider, model, exc, attempt_clock))
+                last_error = exc
+                if not exc.retryable:
+                    break
+                continue
+            except BaseException:
+                await upstream.aclose()  # type: ignore[attr-defined]
+                raise
+            attempts.append(attempt_ok(provider.config.name, model.name, attempt_clock))
+            event = event.model_copy(
+                update={
+                    "provider": provider.config.name,
+                    "model": model.name,
+                    "attempts": attempts,
+                    "fallback_used": len(attempts) > 1,
+                }
+            )
+            return ChatStream(
+                request=request,
+                event=event,
+                first=first,
+                upstream=upstream,
+                clock=clock,
+                started=started,
+                price=self._price,
+                publish=publish,
+            )
+        self.budgets.settle(decision, Decimal(0))
+        raise self._all_failed(request, event, attempts, last_error, clock)
+
+    def _all_failed(
+        self,
+        request: ChatCompletionRequest,
+        event: CallEvent,
+        attempts: list[Attempt],
+        last_error: ProviderError | None,
+        clock: float,
+    ) -> UpstreamError:
+        """Publish the failed call's event and return the error to raise."""
         failed = event.model_copy(
             update={
                 "duration_ms": _ms_since(clock),
@@ -137,11 +272,54 @@ class Gateway:
         )
         self.publisher.publish(failed)
         status = last_error.status if last_error else None
-        raise UpstreamError(
+        return UpstreamError(
             f"no provider could serve {request.model!r}: "
             + (str(last_error) if last_error else "the route has no models"),
             upstream_status=status,
         )
+
+
+async def _first_chunk(upstream: AsyncIterator[ChatChunk], provider: str) -> ChatChunk:
+    try:
+        return await anext(upstream)
+    except StopAsyncIteration:
+        raise ProviderError(f"{provider}: the stream ended before any chunk", status=502) from None
+
+
+def _failed_attempt(
+    provider: Provider, model: ModelConfig, exc: ProviderError, clock: float
+) -> Attempt:
+    return Attempt(
+        provider=provider.config.name,
+        model=model.name,
+        status="error",
+        error=str(exc)[:300],
+        http_status=exc.status,
+        duration_ms=_ms_since(clock),
+    )
+
+
+def _refused(refusal: Refusal) -> BudgetExceeded:
+    """The 429 for a blocked call: why, with the numbers that reproduce the decision."""
+    end = period_end_text(refusal)
+    headers = {"x-tollway-budget-id": refusal.budget_id, "x-tollway-budget-period-end": end}
+    retry = seconds_until(refusal.period_end)
+    if retry is not None:
+        headers["retry-after"] = str(retry)
+    return BudgetExceeded(
+        f"budget {refusal.budget_id} is exhausted for the period ending {end}: "
+        f"spent ${refusal.spent_usd:.6f} + reserved ${refusal.reserved_usd:.6f} "
+        f"of ${refusal.limit_usd:.2f}",
+        headers=headers,
+        details={
+            "budget_id": refusal.budget_id,
+            "period_start": refusal.period_start.isoformat(),
+            "period_end": refusal.period_end.isoformat() if refusal.period_end else None,
+            "limit_usd": format(refusal.limit_usd, "f"),
+            "spent_usd": format(refusal.spent_usd, "f"),
+            "reserved_usd": format(refusal.reserved_usd, "f"),
+        },
+    )
 
 
 def _unpriced() -> Costing:
@@ -164,4 +342,4 @@ def _ms_since(clock: float) -> int:
     return int((time.perf_counter() - clock) * 1000)
 
 
-__all__ = ["ChatOutcome", "Gateway"]
+__all__ = ["ChatOutcome", "ChatStream", "Gateway"]

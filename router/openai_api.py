@@ -1,16 +1,25 @@
-"""The OpenAI-compatible endpoints: `/v1/chat/completions` and `/v1/models`."""
+"""The OpenAI-compatible endpoints: `/v1/chat/completions` (plain and streamed) and `/v1/models`.
+
+A stream answers in OpenAI's SSE framing: `data: {chat.completion.chunk}` frames, the usage
+chunk (empty `choices`) only when the caller set `stream_options.include_usage`, then
+`data: [DONE]`. tollway asks every upstream for usage regardless, to bill the call.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncGenerator
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from router.attribution import attribute
-from router.errors import InvalidRequest
+from router.errors import GatewayError, openai_error_body
 from router.gateway import Gateway
+from router.policy import ensure_allowed
 from router.schemas import ChatCompletionRequest
+from router.sse import EventStreamResponse, data_frame
+from router.streaming import ChatStream
 from tollway.auth import Principal, authenticate
 
 router = APIRouter(tags=["openai"])
@@ -26,10 +35,18 @@ async def chat_completions(
     request: Request,
     principal: Principal = Depends(authenticate),
     gateway: Gateway = Depends(_gateway),
-) -> JSONResponse:
-    if body.stream:
-        raise InvalidRequest("streaming responses are not supported by this tollway build yet")
+) -> Response:
+    ensure_allowed(principal, body.model)
     who = attribute(principal, request.headers, body.user)
+    if body.stream:
+        stream = await gateway.open_stream(body, who)
+        frames = openai_frames(stream, include_usage=body.include_usage)
+
+        async def settle() -> None:
+            await frames.aclose()
+            await stream.aclose()
+
+        return EventStreamResponse(frames, on_close=settle, headers=stream_headers(stream))
     outcome = await gateway.call_chat(body, who)
     event = outcome.event
     return JSONResponse(
@@ -41,6 +58,36 @@ async def chat_completions(
             "x-tollway-cost-usd": format(event.cost_usd, "f"),
         },
     )
+
+
+def stream_headers(stream: ChatStream) -> dict[str, str]:
+    """The x-tollway-* headers a stream can carry up front (its cost is only in the event)."""
+    return {
+        "x-tollway-event-id": str(stream.event.event_id),
+        "x-tollway-model": stream.event.model,
+        "x-tollway-provider": stream.event.provider,
+    }
+
+
+async def openai_frames(stream: ChatStream, *, include_usage: bool) -> AsyncGenerator[bytes, None]:
+    try:
+        async for chunk in stream.chunks():
+            yield data_frame(chunk)
+    except GatewayError as exc:
+        yield data_frame(openai_error_body(exc))  # the OpenAI SDKs raise on an error frame
+        return
+    if include_usage:
+        yield data_frame(
+            {
+                "id": stream.id,
+                "object": "chat.completion.chunk",
+                "created": stream.created,
+                "model": stream.model,
+                "choices": [],
+                "usage": stream.usage.openai(),
+            }
+        )
+    yield data_frame("[DONE]")
 
 
 @router.get("/v1/models")

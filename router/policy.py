@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from router.errors import ModelNotFound
+from router.errors import Forbidden, ModelNotFound
+from tollway.auth import Principal
 from tollway.config.schema import ModelConfig, TollwayConfig
 
 
@@ -35,3 +36,12 @@ def plan_for(config: TollwayConfig, requested: str) -> RoutePlan:
     return RoutePlan(
         route=route.name, reason=f"route {route.name}: {route.strategy} order", models=models
     )
+
+
+def ensure_allowed(principal: Principal, requested: str) -> None:
+    """A key limited to some models or routes may ask for those only."""
+    if not principal.may_use(requested):
+        raise Forbidden(
+            f"key {principal.key_id} may not use {requested!r} "
+            f"(allowed: {', '.join(sorted(principal.allowed_models))})"
+        )

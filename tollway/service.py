@@ -76,6 +76,11 @@ def build_app(runtime: Runtime) -> FastAPI:
         from analytics.api import router as analytics_router
 
         app.include_router(analytics_router)
+    if "worker" in roles:
+        from ingest.webhooks.admin_api import router as webhooks_router
+
+        app.state.webhook_dispatcher = None
+        app.include_router(webhooks_router)
     return app
 
 
@@ -107,14 +112,25 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
         await migrate(store)  # type: ignore[arg-type]
         app.state.store = store
 
+    if "analytics" in roles:
+        from analytics.routing_stats import RoutingStatsPublisher
+
+        # entered before the worker and proxy, so it stops after them and before the store
+        publisher = RoutingStatsPublisher(app.state.store, runtime.bootstrap, topics.routing_stats)
+        await stack.enter_async_context(publisher.running())
+        app.state.routing_stats = publisher
+
     if "worker" in roles:
         from analytics.ledger import Ledger
         from ingest.worker import LedgerWorker
 
-        worker = LedgerWorker(settings, runtime.bootstrap, Ledger(app.state.store))
+        worker = LedgerWorker(
+            settings, runtime.bootstrap, Ledger(app.state.store), config=runtime.config
+        )
         await stack.enter_async_context(worker.running())
         stack.push_async_callback(worker.drain)  # runs after the proxy flushed (LIFO)
         app.state.worker = worker
+        app.state.webhook_dispatcher = worker.dispatcher
 
     if "proxy" in roles:
         from router.events import EventPublisher
@@ -126,7 +142,12 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
         stack.push_async_callback(key_sync.stop)
         app.state.key_sync = key_sync
 
-        gateway = Gateway(runtime.config, EventPublisher(runtime.bootstrap, topics.calls))
+        from router.budget_gate import BudgetGate
+
+        budgets = BudgetGate(lambda: runtime.config, runtime.bootstrap, topics.budget_status)
+        gateway = Gateway(
+            runtime.config, EventPublisher(runtime.bootstrap, topics.calls), budgets=budgets
+        )
         await gateway.start()
         stack.push_async_callback(gateway.stop)
         app.state.gateway = gateway

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
 
     sink_batch_size: int = 500
     sink_batch_seconds: float = 0.5
+    budget_reconcile_seconds: float = Field(
+        default=60.0, description="How often budget spend is re-checked against the ledger."
+    )
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{self.host}:{self.dashboard_port}"
 
     @property
     def chdb_path(self) -> Path:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from router.providers.base import ChatResult, Provider, ProviderError
+from router.providers.anthropic import AnthropicProvider
+from router.providers.base import ChatChunk, ChatResult, Provider, ProviderError
+from router.providers.gemini import GeminiProvider
 from router.providers.openai_compatible import OpenAICompatibleProvider
 from router.providers.sim import SimProvider
 from tollway.config.schema import ProviderConfig
@@ -17,10 +19,21 @@ def build_provider(config: ProviderConfig) -> Provider:
         return SimProvider(config)
     if config.type in ("openai", "openai_compatible"):
         return OpenAICompatibleProvider(config)
+    if config.type == "anthropic":
+        return AnthropicProvider(config)
+    if config.type == "gemini":
+        return GeminiProvider(config)
     raise UnsupportedProvider(
         f"provider {config.name!r}: type {config.type!r} has no adapter yet "
-        "(available: sim, openai, openai_compatible)"
+        "(available: sim, openai, openai_compatible, anthropic, gemini)"
     )
 
 
-__all__ = ["ChatResult", "Provider", "ProviderError", "UnsupportedProvider", "build_provider"]
+__all__ = [
+    "ChatChunk",
+    "ChatResult",
+    "Provider",
+    "ProviderError",
+    "UnsupportedProvider",
+    "build_provider",
+]

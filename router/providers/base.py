@@ -1,29 +1,24 @@
-"""The provider adapter contract: one OpenAI-shaped chat request in, one completion out."""
+"""The provider adapter contract: one OpenAI-shaped chat request in, a completion (or a stream
+of completion chunks) out, always in OpenAI shape — the gateway's one internal shape.
+
+Adapters for other wire formats (Anthropic, Gemini) translate at their edge, so the gateway,
+the accounting and the caller-facing protocols never see a provider's own format.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+import os
+from collections.abc import AsyncIterator
+from typing import Protocol
 
-from router.schemas import ChatCompletionRequest, Usage
+import httpx
+import orjson
+
+from router.schemas import ChatCompletionRequest
+from router.upstream import ChatChunk, ChatResult, ProviderError
 from tollway.config.schema import ModelConfig, ProviderConfig
 
-
-@dataclass
-class ChatResult:
-    """An OpenAI `chat.completion` body plus the usage tollway bills."""
-
-    body: dict[str, Any]
-    usage: Usage
-
-
-class ProviderError(Exception):
-    """An upstream attempt failed; `retryable` says whether another try or model may help."""
-
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = True) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retryable = retryable
+RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
 
 
 class Provider(Protocol):
@@ -31,4 +26,102 @@ class Provider(Protocol):
 
     async def chat(self, request: ChatCompletionRequest, model: ModelConfig) -> ChatResult: ...
 
+    def stream(
+        self, request: ChatCompletionRequest, model: ModelConfig
+    ) -> AsyncIterator[ChatChunk]:
+        """An async generator of chunks; raises ProviderError (before or during the stream)."""
+        ...
+
     async def close(self) -> None: ...
+
+
+def provider_secret(config: ProviderConfig) -> str | None:
+    """The provider's secret, read from the variable the config names (never from the file)."""
+    if not config.api_key_env:
+        return None
+    return os.environ.get(config.api_key_env) or None
+
+
+def redact(text: str, secret: str | None) -> str:
+    """`text` without the secret: upstreams sometimes echo the key they refused."""
+    return text.replace(secret, "***") if secret else text
+
+
+def new_http_client(
+    config: ProviderConfig, base_url: str, headers: dict[str, str]
+) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url.rstrip("/") + "/",
+        headers=headers,
+        timeout=httpx.Timeout(config.timeout_s, connect=10.0),
+    )
+
+
+def transport_error(config: ProviderConfig, exc: httpx.HTTPError) -> ProviderError:
+    """A network failure as a ProviderError naming only the exception type (URLs and headers
+    could carry a secret)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderError(f"{config.name}: upstream timed out", status=504)
+    return ProviderError(f"{config.name}: {type(exc).__name__}", status=502)
+
+
+def status_error(
+    config: ProviderConfig, status: int, body: bytes, secret: str | None
+) -> ProviderError:
+    """An HTTP error answer as a ProviderError with the upstream's own message, redacted."""
+    return ProviderError(
+        f"{config.name} answered HTTP {status}: {redact(error_message(body), secret)}",
+        status=status,
+        retryable=status in RETRYABLE_STATUS,
+    )
+
+
+def error_message(body: bytes) -> str:
+    """The message of an OpenAI, Anthropic or Google error body, or the raw text."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body.decode(errors="replace")[:300]
+    error = data.get("error") if isinstance(data, dict) else None
+    message = error.get("message") if isinstance(error, dict) else error
+    return str(message if message is not None else data)[:300]
+
+
+async def sse_data(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+    """(event, data) pairs of a server-sent-events body; comments and keep-alives skipped.
+
+    Follows the SSE spec closely enough for the three wire formats tollway speaks: fields
+    `event:` and `data:` (several data lines are joined by newlines), a blank line dispatches.
+    """
+    event = ""
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if not line:
+            if data:
+                yield event or "message", "\n".join(data)
+            event, data = "", []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            event = value
+        elif field == "data":
+            data.append(value)
+    if data:
+        yield event or "message", "\n".join(data)
+
+
+__all__ = [
+    "ChatChunk",
+    "ChatResult",
+    "Provider",
+    "ProviderError",
+    "new_http_client",
+    "provider_secret",
+    "redact",
+    "sse_data",
+    "status_error",
+    "transport_error",
+]

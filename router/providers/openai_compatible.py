@@ -2,22 +2,34 @@
 
 The request is forwarded as the caller sent it (unknown fields included), with the model
 replaced by the provider's own model id. Usage comes from the provider's `usage` object,
-including cached prompt tokens and reasoning tokens where reported.
+including cached prompt tokens and reasoning tokens where reported. Streams always ask the
+upstream for the final usage chunk (`stream_options.include_usage`), whatever the caller
+asked, because that chunk is what the call is billed on.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import orjson
 
-from router.providers.base import ChatResult, ProviderError
+from router.providers.base import (
+    ChatChunk,
+    ChatResult,
+    ProviderError,
+    new_http_client,
+    provider_secret,
+    redact,
+    sse_data,
+    status_error,
+    transport_error,
+)
 from router.schemas import ChatCompletionRequest, Usage
 from tollway.config.schema import ModelConfig, ProviderConfig
 
 DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1"}
-RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
 def usage_from_openai(usage: dict[str, Any] | None) -> Usage:
@@ -39,44 +51,69 @@ class OpenAICompatibleProvider:
         base_url = config.base_url or DEFAULT_BASE_URLS.get(config.type)
         if not base_url:
             raise ValueError(f"provider {config.name!r} has no base_url")
-        headers = {}
-        if config.api_key_env:
-            secret = os.environ.get(config.api_key_env)
-            if secret:
-                headers["authorization"] = f"Bearer {secret}"
-        self._client = client or httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/",
-            headers=headers,
-            timeout=httpx.Timeout(config.timeout_s, connect=10.0),
-        )
+        self._secret = provider_secret(config)
+        headers = {"authorization": f"Bearer {self._secret}"} if self._secret else {}
+        self._client = client or new_http_client(config, base_url, headers)
 
-    async def chat(self, request: ChatCompletionRequest, model: ModelConfig) -> ChatResult:
+    def _payload(self, request: ChatCompletionRequest, model: ModelConfig) -> dict[str, Any]:
         payload = request.model_dump(exclude_none=True)
         payload["model"] = model.upstream_name or model.name
+        return payload
+
+    async def chat(self, request: ChatCompletionRequest, model: ModelConfig) -> ChatResult:
+        payload = self._payload(request, model)
         payload["stream"] = False
+        payload.pop("stream_options", None)
         try:
             response = await self._client.post("chat/completions", json=payload)
-        except httpx.TimeoutException:
-            raise ProviderError(f"{self.config.name}: upstream timed out", status=504) from None
         except httpx.HTTPError as exc:
-            raise ProviderError(f"{self.config.name}: {type(exc).__name__}", status=502) from None
+            raise transport_error(self.config, exc) from None
         if response.status_code >= 400:
-            raise ProviderError(
-                f"{self.config.name} answered HTTP {response.status_code}: {_upstream_message(response)}",
-                status=response.status_code,
-                retryable=response.status_code in RETRYABLE_STATUS,
-            )
+            raise status_error(self.config, response.status_code, response.content, self._secret)
         body = response.json()
         return ChatResult(body, usage_from_openai(body.get("usage")))
 
+    async def stream(
+        self, request: ChatCompletionRequest, model: ModelConfig
+    ) -> AsyncIterator[ChatChunk]:
+        payload = self._payload(request, model)
+        payload["stream"] = True
+        payload["stream_options"] = {**payload.get("stream_options", {}), "include_usage": True}
+        try:
+            async with self._client.stream("POST", "chat/completions", json=payload) as response:
+                if response.status_code >= 400:
+                    body = await response.aread()
+                    raise status_error(self.config, response.status_code, body, self._secret)
+                async for _, data in sse_data(response):
+                    if data.strip() == "[DONE]":
+                        return
+                    for item in self._chunk_items(data):
+                        yield item
+        except httpx.HTTPError as exc:
+            raise transport_error(self.config, exc) from None
+
+    def _chunk_items(self, data: str) -> list[ChatChunk]:
+        """One SSE data payload as chunk items: the choices, then the usage if present."""
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise ProviderError(f"{self.config.name}: malformed stream chunk", status=502) from None
+        if not isinstance(chunk, dict):
+            raise ProviderError(f"{self.config.name}: malformed stream chunk", status=502)
+        if chunk.get("error"):
+            error = chunk["error"]
+            message = error.get("message") if isinstance(error, dict) else error
+            raise ProviderError(
+                f"{self.config.name} failed mid-stream: {redact(str(message), self._secret)[:300]}",
+                status=502,
+            )
+        items = []
+        usage = chunk.pop("usage", None)
+        if chunk.get("choices"):
+            items.append(ChatChunk(data=chunk))
+        if usage:
+            items.append(ChatChunk(usage=usage_from_openai(usage), final=True))
+        return items
+
     async def close(self) -> None:
         await self._client.aclose()
-
-
-def _upstream_message(response: httpx.Response) -> str:
-    try:
-        error = response.json().get("error")
-        message = error.get("message") if isinstance(error, dict) else error
-        return str(message)[:300]
-    except ValueError:
-        return response.text[:300]

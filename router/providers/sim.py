@@ -2,6 +2,9 @@
 
 The same request always yields the same text, token counts and latency, so a test can compute
 the expected cost from the catalogue, and a benchmark measures tollway rather than a network.
+A stream carries exactly the non-streamed answer, one word (one token) per chunk, with the
+latency spread the same way (`latency_ms` before the first word, `ms_per_output_token` per
+word), so a streamed call and a plain one cost the same.
 """
 
 from __future__ import annotations
@@ -9,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
-from router.providers.base import ChatResult, ProviderError
+from router.providers.base import ChatChunk, ChatResult, ProviderError
 from router.schemas import ChatCompletionRequest, Usage
+from router.tokens import estimate_prompt_tokens, text_of
 from tollway.config.schema import ModelConfig, ProviderConfig
 
 _WORDS = [
@@ -47,18 +53,16 @@ _WORDS = [
 ]
 
 
-def _text_of(content: object) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return ""
+@dataclass(frozen=True)
+class _Answer:
+    id: str
+    words: list[str]
+    prompt_tokens: int
+    finish_reason: str
 
-
-def estimate_prompt_tokens(request: ChatCompletionRequest) -> int:
-    """About four characters per token, plus the per-message framing OpenAI counts."""
-    chars = sum(len(_text_of(m.content)) for m in request.messages)
-    return 3 + 4 * len(request.messages) + (chars + 3) // 4
+    @property
+    def usage(self) -> Usage:
+        return Usage(input_tokens=self.prompt_tokens, output_tokens=len(self.words))
 
 
 class SimProvider:
@@ -66,7 +70,7 @@ class SimProvider:
         self.config = config
 
     def _digest(self, request: ChatCompletionRequest, model: ModelConfig) -> bytes:
-        prompt = "\x1f".join(f"{m.role}:{_text_of(m.content)}" for m in request.messages)
+        prompt = "\x1f".join(f"{m.role}:{text_of(m.content)}" for m in request.messages)
         return hashlib.sha256(f"{model.name}\x1e{prompt}".encode()).digest()
 
     def _output_tokens(self, request: ChatCompletionRequest, prompt_tokens: int) -> int:
@@ -74,39 +78,77 @@ class SimProvider:
         limit = request.output_limit
         return min(wanted, limit) if limit else wanted
 
-    async def chat(self, request: ChatCompletionRequest, model: ModelConfig) -> ChatResult:
+    def _answer(self, request: ChatCompletionRequest, model: ModelConfig) -> _Answer:
         sim = self.config.sim
         digest = self._digest(request, model)
         if sim.error_rate and int.from_bytes(digest[:4]) / 2**32 < sim.error_rate:
             raise ProviderError("simulated upstream failure", status=503)
-        prompt_tokens = estimate_prompt_tokens(request)
+        prompt_tokens = estimate_prompt_tokens(request.messages)
         output_tokens = self._output_tokens(request, prompt_tokens)
-        await asyncio.sleep((sim.latency_ms + sim.ms_per_output_token * output_tokens) / 1000)
         start = digest[4] % len(_WORDS)
         words = [_WORDS[(start + i) % len(_WORDS)] for i in range(output_tokens)]
-        finish = (
-            "length" if request.output_limit and output_tokens >= request.output_limit else "stop"
+        limited = request.output_limit and output_tokens >= request.output_limit
+        return _Answer(
+            id="chatcmpl-sim-" + digest[:12].hex(),
+            words=words,
+            prompt_tokens=prompt_tokens,
+            finish_reason="length" if limited else "stop",
         )
+
+    async def chat(self, request: ChatCompletionRequest, model: ModelConfig) -> ChatResult:
+        sim = self.config.sim
+        answer = self._answer(request, model)
+        await asyncio.sleep((sim.latency_ms + sim.ms_per_output_token * len(answer.words)) / 1000)
+        usage = answer.usage
         body: dict[str, Any] = {
-            "id": "chatcmpl-sim-" + digest[:12].hex(),
+            "id": answer.id,
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model.name,
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": " ".join(words)},
-                    "finish_reason": finish,
+                    "message": {"role": "assistant", "content": " ".join(answer.words)},
+                    "finish_reason": answer.finish_reason,
                     "logprobs": None,
                 }
             ],
             "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": output_tokens,
-                "total_tokens": prompt_tokens + output_tokens,
+                "prompt_tokens": usage.input_tokens,
+                "completion_tokens": usage.output_tokens,
+                "total_tokens": usage.input_tokens + usage.output_tokens,
             },
         }
-        return ChatResult(body, Usage(input_tokens=prompt_tokens, output_tokens=output_tokens))
+        return ChatResult(body, usage)
+
+    async def stream(
+        self, request: ChatCompletionRequest, model: ModelConfig
+    ) -> AsyncIterator[ChatChunk]:
+        sim = self.config.sim
+        answer = self._answer(request, model)
+        created = int(time.time())
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> ChatChunk:
+            return ChatChunk(
+                data={
+                    "id": answer.id,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model.name,
+                    "choices": [
+                        {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+                    ],
+                }
+            )
+
+        await asyncio.sleep(sim.latency_ms / 1000)
+        yield chunk({"role": "assistant", "content": ""})
+        for i, word in enumerate(answer.words):
+            if sim.ms_per_output_token:
+                await asyncio.sleep(sim.ms_per_output_token / 1000)
+            yield chunk({"content": word if i == 0 else " " + word})
+        yield chunk({}, answer.finish_reason)
+        yield ChatChunk(usage=answer.usage, final=True)
 
     async def close(self) -> None:
         return None

@@ -230,9 +230,13 @@ class BudgetConfig(_Strict):
 
 
 class WebhookConfig(_Strict):
+    id: Name | None = Field(default=None, description="Names the endpoint; `wh-<n>` by default.")
     url: Annotated[str, Field(pattern=r"^https?://")]
     secret_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
     events: list[WebhookEvent] = Field(min_length=1)
+    max_concurrency: int = Field(default=4, ge=1, le=100)
+    max_attempts: int = Field(default=8, ge=1, le=50)
+    timeout_s: float = Field(default=10.0, gt=0)
 
 
 class LoggingPolicy(_Strict):
@@ -252,6 +256,15 @@ class TollwayConfig(_Strict):
     budgets: list[BudgetConfig] = Field(default_factory=list)
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     logging: LoggingPolicy = Field(default_factory=LoggingPolicy)
+
+    @model_validator(mode="after")
+    def _webhook_ids(self) -> TollwayConfig:
+        hooks = [
+            h if h.id else h.model_copy(update={"id": f"wh-{i + 1}"})
+            for i, h in enumerate(self.webhooks)
+        ]
+        object.__setattr__(self, "webhooks", hooks)
+        return self
 
     @model_validator(mode="after")
     def _references(self) -> TollwayConfig:

@@ -1,0 +1,214 @@
+"""Budget spend, counted exactly once, per budget, period window and source partition.
+
+The ledger sink hands over the events it has just inserted into the ClickHouse ledger — only
+those, so a redelivered event (already in the ledger) is never counted twice. Their cost goes
+into a Faust table keyed `budget|window start|partition`, which survives worker restarts
+through its changelog; each changed entry is published to the compacted
+`tollway.budget-status.v1`, where the proxies and the alert evaluator sum the partitions.
+
+The ledger is the durable record. An entry the table does not have — a new budget, a new
+window, or a changelog lost with the embedded broker — is rebuilt from the ledger rows of
+that partition and window (`source_partition` in `calls`), never added to. A periodic
+reconciliation replaces every current entry by the ledger's answer, which also repairs the one
+gap at-least-once delivery leaves: a crash after the ledger insert but before the table update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaProducer
+from prometheus_client import Counter
+
+from analytics.store.base import Store, quote_identifier, sql_string
+from tollway.budget_events import BudgetStatus
+from tollway.budgets import budget_window, matches
+from tollway.config.schema import BudgetConfig, BudgetScope, TollwayConfig
+from tollway.events import CallEvent
+
+log = logging.getLogger(__name__)
+
+REBUILT = Counter("tollway_budget_entries_rebuilt_total", "Spend entries rebuilt from the ledger")
+CORRECTED = Counter(
+    "tollway_budget_reconcile_corrections_total", "Entries the periodic reconciliation changed"
+)
+
+
+def scope_sql(scope: BudgetScope) -> str:
+    """The WHERE conditions of a budget scope on the `calls` table (values quoted)."""
+    conditions = ["status = 'ok'"]
+    for field in ("business_line", "project", "task_type", "key_id", "user", "model"):
+        value = getattr(scope, field)
+        if value is not None:
+            conditions.append(f"{quote_identifier(field)} = {sql_string(value)}")
+    for tag, value in (scope.tag or {}).items():
+        conditions.append(f"tags[{sql_string(tag)}] = {sql_string(value)}")
+    return " AND ".join(conditions)
+
+
+def _ch_time(value: datetime) -> str:
+    return (
+        f"toDateTime64({sql_string(value.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S'))}, 3, 'UTC')"
+    )
+
+
+def _attrs(event: CallEvent) -> dict[str, object]:
+    return {
+        "business_line": event.business_line,
+        "project": event.project,
+        "task_type": event.task_type,
+        "key_id": event.key_id,
+        "user": event.user,
+        "model": event.model,
+    }
+
+
+class BudgetSpend:
+    def __init__(
+        self,
+        app: faust.App,
+        *,
+        store: Store,
+        config: Callable[[], TollwayConfig],
+        status_topic: str,
+        producer: AIOKafkaProducer,
+        lock: asyncio.Lock,
+        owned_partitions: Callable[[], set[int]],
+        reconcile_every_s: float = 60.0,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.status_topic = status_topic
+        self.producer = producer
+        self.lock = lock  # the sink's: no batch is between insert and count while we rebuild
+        self.owned_partitions = owned_partitions
+        self.reconcile_every_s = reconcile_every_s
+        self.table = app.Table("budget-spend", default=None, use_partitioner=True)
+        self._task: asyncio.Task[None] | None = None
+
+    # -- counting ------------------------------------------------------------------------
+    async def count(self, inserted: Iterable[tuple[CallEvent, int]]) -> None:
+        """Add the cost of freshly inserted ledger rows; call with the sink's lock held."""
+        budgets = self.config().budgets
+        if not budgets:
+            return
+        by_id = {b.id: b for b in budgets}
+        deltas: dict[tuple[str, datetime, datetime | None, int], list[Decimal]] = {}
+        for event, partition in inserted:
+            if event.status != "ok":
+                continue
+            for budget in budgets:
+                if matches(budget.scope, _attrs(event), event.tags):
+                    start, end = budget_window(budget, event.ts)
+                    deltas.setdefault((budget.id, start, end, partition), []).append(event.cost_usd)
+        changed = []
+        for (budget_id, start, end, partition), costs in deltas.items():
+            budget = by_id[budget_id]
+            key = self._key(budget.id, start, partition)
+            entry = self.table.get(key)
+            if entry is None:  # unknown here: the ledger (which has these rows) knows
+                entry = await self._from_ledger(budget, start, end, partition)
+                REBUILT.inc()
+            else:
+                entry = {
+                    "spend": str(Decimal(entry["spend"]) + sum(costs, Decimal(0))),
+                    "calls": int(entry["calls"]) + len(costs),
+                }
+            self.table[key] = entry
+            changed.append(self._status(budget, start, end, partition, entry))
+        await self._publish(changed)
+
+    # -- rebuilding and reconciling -----------------------------------------------------
+    async def reconcile(self, *, only_missing: bool = False) -> int:
+        """Set the current windows' entries of the owned partitions from the ledger."""
+        now = datetime.now(UTC)
+        statuses, corrections = [], 0
+        async with self.lock:
+            for budget in self.config().budgets:
+                start, end = budget_window(budget, now)
+                for partition in sorted(self.owned_partitions()):
+                    key = self._key(budget.id, start, partition)
+                    entry = self.table.get(key)
+                    if entry is not None and only_missing:
+                        statuses.append(self._status(budget, start, end, partition, entry))
+                        continue
+                    truth = await self._from_ledger(budget, start, end, partition)
+                    if entry is None:
+                        REBUILT.inc()
+                    elif entry != truth:
+                        corrections += 1
+                        CORRECTED.inc()
+                        log.warning("budget %s partition %d corrected: %s → %s",
+                                    budget.id, partition, entry, truth)  # fmt: skip
+                    self.table[key] = truth
+                    statuses.append(self._status(budget, start, end, partition, truth))
+        await self._publish(statuses)
+        return corrections
+
+    async def _from_ledger(
+        self, budget: BudgetConfig, start: datetime, end: datetime | None, partition: int
+    ) -> dict[str, Any]:
+        window = f"ts >= {_ch_time(start)}" + (f" AND ts < {_ch_time(end)}" if end else "")
+        result = await self.store.query(
+            "SELECT toString(sum(cost_usd)) AS spend, count() AS calls"
+            f" FROM {quote_identifier(self.store.database)}.calls"
+            f" WHERE {window} AND source_partition = {int(partition)} AND {scope_sql(budget.scope)}"
+        )
+        row = result.rows[0]
+        return {"spend": str(Decimal(row["spend"] or "0")), "calls": int(row["calls"])}
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def run(self, wait_assigned: Callable[[], Any]) -> None:
+        """Rebuild what the changelog did not bring back, then reconcile on an interval."""
+        await wait_assigned()
+        await self.reconcile(only_missing=True)
+        while True:
+            await asyncio.sleep(self.reconcile_every_s)
+            try:
+                await self.reconcile()
+            except Exception:  # a store hiccup must not stop the worker; the next round retries
+                log.exception("budget reconciliation failed")
+
+    def start(self, wait_assigned: Callable[[], Any]) -> None:
+        self._task = asyncio.create_task(self.run(wait_assigned), name="tollway-budget-spend")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # -- helpers ------------------------------------------------------------------------
+    @staticmethod
+    def _key(budget_id: str, start: datetime, partition: int) -> str:
+        return f"{budget_id}|{start.isoformat()}|{partition}"
+
+    @staticmethod
+    def _status(
+        budget: BudgetConfig,
+        start: datetime,
+        end: datetime | None,
+        partition: int,
+        entry: dict[str, Any],
+    ) -> BudgetStatus:
+        return BudgetStatus(
+            budget_id=budget.id,
+            period_start=start,
+            period_end=end,
+            partition=partition,
+            spend_usd=Decimal(entry["spend"]),
+            calls=int(entry["calls"]),
+        )
+
+    async def _publish(self, statuses: list[BudgetStatus]) -> None:
+        for status in statuses:
+            await self.producer.send(self.status_topic, status.encode(), key=status.key.encode())
+        if statuses:
+            await self.producer.flush()

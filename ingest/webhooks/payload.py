@@ -1,0 +1,76 @@
+"""What a webhook receiver gets: a BudgetAlert in a Standard Webhooks envelope.
+
+`{"type": <alert type>, "timestamp": <when the alert fired, ISO 8601 UTC>, "data": {...}}`,
+where `data` is the alert as on the topic plus `summary`, one sentence a person can read in a
+chat channel without knowing the fields ("Budget marketing-monthly reached 80% of $5,000.00
+(spent $4,012.55) for 2026-11"). The body is built once per alert, so every attempt and every
+endpoint gets the same bytes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+
+from tollway.budget_events import BudgetAlert
+
+
+def envelope(alert: BudgetAlert) -> bytes:
+    data = alert.model_dump(mode="json")
+    data["summary"] = summary(alert)
+    return orjson.dumps({"type": alert.type, "timestamp": data["fired_at"], "data": data})
+
+
+def summary(alert: BudgetAlert) -> str:
+    budget = f"Budget {alert.budget_id}"
+    period = period_label(alert)
+    when = f" for {period}" if period else ""
+    limit, spent = usd(alert.limit_usd), usd(alert.spend_usd)
+    if alert.type == "budget.threshold_reached":
+        percent = alert.threshold * 100 if alert.threshold else _percent(alert)
+        return f"{budget} reached {percent:g}% of {limit} (spent {spent}){when}"
+    if alert.type == "budget.exceeded":
+        action = f"; action: {alert.action}" if alert.action else ""
+        return (
+            f"{budget} exceeded its limit of {limit} (spent {spent}, {_percent(alert):.0f}%)"
+            f"{when}{action}"
+        )
+    if alert.type == "budget.forecast_breach":
+        forecast = usd(alert.forecast_usd) if alert.forecast_usd is not None else "more than that"
+        return (
+            f"{budget} is forecast to reach {forecast} of its {limit} limit{when} "
+            f"(spent {spent} so far)"
+        )
+    return f"Test event from tollway ({alert.budget_id}): signed delivery works"
+
+
+def usd(amount: Decimal) -> str:
+    return f"${amount:,.2f}"
+
+
+def _percent(alert: BudgetAlert) -> float:
+    if alert.limit_usd:
+        return float(alert.spend_usd / alert.limit_usd * 100)
+    return alert.percent
+
+
+def period_label(alert: BudgetAlert) -> str:
+    """The budget period in the budget's own time zone: 2026-11, 2026-Q4, 2026-11-05, …"""
+    if alert.period_start is None or alert.period in ("", "total"):
+        return ""
+    try:
+        zone = ZoneInfo(alert.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    start: datetime = alert.period_start
+    local = (start if start.tzinfo else start.replace(tzinfo=UTC)).astimezone(zone)
+    if alert.period == "monthly":
+        return local.strftime("%Y-%m")
+    if alert.period == "quarterly":
+        return f"{local.year}-Q{(local.month - 1) // 3 + 1}"
+    if alert.period == "weekly":
+        return f"the week of {local.strftime('%Y-%m-%d')}"
+    return local.strftime("%Y-%m-%d")

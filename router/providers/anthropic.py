@@ -1,0 +1,86 @@
+"""Anthropic's Messages API (`POST {base_url}/v1/messages`).
+
+The gateway's OpenAI-shaped request is translated to a Messages request (router/translate),
+sent with `x-api-key` and `anthropic-version: 2023-06-01`, and the answer translated back.
+Usage comes from `input_tokens`, `output_tokens`, `cache_read_input_tokens` and
+`cache_creation_input_tokens`; in a stream from `message_start` (the prompt) and
+`message_delta` (the cumulative output), so an abandoned stream still knows its prompt size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import orjson
+
+from router.providers.base import (
+    ChatChunk,
+    ChatResult,
+    ProviderError,
+    new_http_client,
+    provider_secret,
+    redact,
+    sse_data,
+    status_error,
+    transport_error,
+)
+from router.schemas import ChatCompletionRequest
+from router.translate.anthropic import chat_to_anthropic_request, message_to_chat
+from router.translate.anthropic_stream import AnthropicStreamDecoder
+from tollway.config.schema import ModelConfig, ProviderConfig
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+class AnthropicProvider:
+    def __init__(self, config: ProviderConfig, client: httpx.AsyncClient | None = None) -> None:
+        self.config = config
+        self._secret = provider_secret(config)
+        headers = {"anthropic-version": ANTHROPIC_VERSION}
+        if self._secret:
+            headers["x-api-key"] = self._secret
+        base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._client = client or new_http_client(config, base_url, headers)
+
+    async def chat(self, request: ChatCompletionRequest, model: ModelConfig) -> ChatResult:
+        payload = chat_to_anthropic_request(request, model)
+        try:
+            response = await self._client.post("v1/messages", json=payload)
+        except httpx.HTTPError as exc:
+            raise transport_error(self.config, exc) from None
+        if response.status_code >= 400:
+            raise status_error(self.config, response.status_code, response.content, self._secret)
+        body, usage = message_to_chat(response.json(), model.name)
+        return ChatResult(body, usage)
+
+    async def stream(
+        self, request: ChatCompletionRequest, model: ModelConfig
+    ) -> AsyncIterator[ChatChunk]:
+        payload = {**chat_to_anthropic_request(request, model), "stream": True}
+        decoder = AnthropicStreamDecoder(model.name, self.config.name)
+        try:
+            async with self._client.stream("POST", "v1/messages", json=payload) as response:
+                if response.status_code >= 400:
+                    body = await response.aread()
+                    raise status_error(self.config, response.status_code, body, self._secret)
+                async for event, data in sse_data(response):
+                    try:
+                        parsed = orjson.loads(data)
+                        items = decoder.feed(event, parsed if isinstance(parsed, dict) else {})
+                    except orjson.JSONDecodeError:
+                        raise ProviderError(
+                            f"{self.config.name}: malformed stream event", status=502
+                        ) from None
+                    except ProviderError as exc:
+                        raise ProviderError(redact(str(exc), self._secret), status=502) from None
+                    for item in items:
+                        yield item
+                    if decoder.done:
+                        return
+        except httpx.HTTPError as exc:
+            raise transport_error(self.config, exc) from None
+
+    async def close(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,91 @@
+"""Google's Gemini API: `models/{model}:generateContent` and `:streamGenerateContent?alt=sse`.
+
+The key goes in the `x-goog-api-key` header — never in the `?key=` query parameter, which
+would put the secret into URLs that proxies and error messages repeat. Usage comes from
+`usageMetadata` (see router/translate/gemini.py for how its counts map to tollway's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from router.providers.base import (
+    ChatChunk,
+    ChatResult,
+    ProviderError,
+    new_http_client,
+    provider_secret,
+    redact,
+    sse_data,
+    status_error,
+    transport_error,
+)
+from router.schemas import ChatCompletionRequest
+from router.translate.gemini import GeminiStreamDecoder, chat_to_gemini_request, gemini_to_chat
+from tollway.config.schema import ModelConfig, ProviderConfig
+
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
+
+
+class GeminiProvider:
+    def __init__(self, config: ProviderConfig, client: httpx.AsyncClient | None = None) -> None:
+        self.config = config
+        self._secret = provider_secret(config)
+        headers = {"x-goog-api-key": self._secret} if self._secret else {}
+        base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self._client = client or new_http_client(config, base_url, headers)
+
+    def _path(self, model: ModelConfig, method: str) -> str:
+        name = (model.upstream_name or model.name).removeprefix("models/")
+        return f"models/{quote(name, safe='.-_')}:{method}"
+
+    async def chat(self, request: ChatCompletionRequest, model: ModelConfig) -> ChatResult:
+        payload = chat_to_gemini_request(request)
+        try:
+            response = await self._client.post(self._path(model, "generateContent"), json=payload)
+        except httpx.HTTPError as exc:
+            raise transport_error(self.config, exc) from None
+        if response.status_code >= 400:
+            raise status_error(self.config, response.status_code, response.content, self._secret)
+        body, usage = gemini_to_chat(response.json(), model.name)
+        return ChatResult(body, usage)
+
+    async def stream(
+        self, request: ChatCompletionRequest, model: ModelConfig
+    ) -> AsyncIterator[ChatChunk]:
+        payload = chat_to_gemini_request(request)
+        decoder = GeminiStreamDecoder(model.name)
+        path = self._path(model, "streamGenerateContent")
+        try:
+            async with self._client.stream(
+                "POST", path, params={"alt": "sse"}, json=payload
+            ) as response:
+                if response.status_code >= 400:
+                    body = await response.aread()
+                    raise status_error(self.config, response.status_code, body, self._secret)
+                async for _, data in sse_data(response):
+                    try:
+                        parsed = orjson.loads(data)
+                    except orjson.JSONDecodeError:
+                        raise ProviderError(
+                            f"{self.config.name}: malformed stream chunk", status=502
+                        ) from None
+                    if isinstance(parsed, dict) and parsed.get("error"):
+                        error = parsed["error"]
+                        message = error.get("message") if isinstance(error, dict) else error
+                        raise ProviderError(
+                            f"{self.config.name} failed mid-stream: "
+                            f"{redact(str(message), self._secret)[:300]}",
+                            status=502,
+                        )
+                    for item in decoder.feed(parsed if isinstance(parsed, dict) else {}):
+                        yield item
+        except httpx.HTTPError as exc:
+            raise transport_error(self.config, exc) from None
+
+    async def close(self) -> None:
+        await self._client.aclose()

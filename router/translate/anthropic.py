@@ -1,0 +1,434 @@
+"""Anthropic Messages ↔ OpenAI chat completions: requests, responses, stop reasons and usage.
+
+Two directions, both pure:
+- caller side (`/v1/messages`): an Anthropic request becomes the internal OpenAI-shaped request
+  (`messages_to_chat`), and the internal completion becomes an Anthropic message
+  (`chat_to_message`);
+- provider side (the `anthropic` adapter): the internal request becomes an Anthropic request
+  (`chat_to_anthropic_request`) and the upstream's message becomes an internal completion
+  (`message_to_chat`).
+
+Token semantics differ: Anthropic's `input_tokens` excludes cache reads and cache writes,
+tollway's `input_tokens` is the whole prompt. `usage_from_anthropic` and `anthropic_usage`
+convert between the two (cache writes are billed as ordinary input: the catalogue has no
+cache-write price).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from router.anthropic_schemas import MessagesRequest
+from router.errors import InvalidRequest
+from router.schemas import ChatCompletionRequest, Usage
+from router.tokens import text_of
+from tollway.config.schema import ModelConfig
+
+DEFAULT_MAX_TOKENS = 4096
+
+FINISH_TO_STOP = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+STOP_TO_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+
+def stop_reason(finish_reason: str | None) -> str:
+    """OpenAI `finish_reason` → Anthropic `stop_reason` (stop↔end_turn, length↔max_tokens,
+    tool_calls↔tool_use)."""
+    return FINISH_TO_STOP.get(finish_reason or "stop", "end_turn")
+
+
+def finish_reason(stop: str | None) -> str:
+    """Anthropic `stop_reason` → OpenAI `finish_reason`."""
+    return STOP_TO_FINISH.get(stop or "end_turn", "stop")
+
+
+# --- usage ---------------------------------------------------------------------------------
+
+
+def usage_from_anthropic(usage: dict[str, Any] | None) -> Usage:
+    """Anthropic usage → tollway usage (the prompt total includes cache reads and writes)."""
+    if not usage:
+        return Usage(estimated=True)
+    cache_read = int(usage.get("cache_read_input_tokens") or 0)
+    cache_write = int(usage.get("cache_creation_input_tokens") or 0)
+    return Usage(
+        input_tokens=int(usage.get("input_tokens") or 0) + cache_read + cache_write,
+        output_tokens=int(usage.get("output_tokens") or 0),
+        cached_input_tokens=cache_read,
+    )
+
+
+def anthropic_usage(usage: Usage) -> dict[str, int]:
+    """tollway usage → Anthropic usage (uncached input apart from cache reads)."""
+    return {
+        "input_tokens": usage.input_tokens - usage.cached_input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": usage.cached_input_tokens,
+    }
+
+
+# --- caller side: Anthropic request → internal, internal completion → Anthropic message -----
+
+
+def system_text(system: str | list[dict[str, Any]] | None) -> str:
+    if system is None:
+        return ""
+    if isinstance(system, str):
+        return system
+    return "\n\n".join(
+        str(block.get("text", "")) for block in system if block.get("type") == "text"
+    )
+
+
+def messages_to_chat(request: MessagesRequest) -> ChatCompletionRequest:
+    """An Anthropic Messages request as the gateway's OpenAI-shaped request."""
+    messages: list[dict[str, Any]] = []
+    system = system_text(request.system)
+    if system:
+        messages.append({"role": "system", "content": system})
+    for message in request.messages:
+        if message.role == "user":
+            messages.extend(_user_to_openai(message.content))
+        else:
+            messages.append(_assistant_to_openai(message.content))
+    payload: dict[str, Any] = {
+        "model": request.model,
+        "messages": messages,
+        "max_tokens": request.max_tokens,
+        "stream": request.stream,
+    }
+    if request.stream:
+        payload["stream_options"] = {"include_usage": True}
+    if request.temperature is not None:
+        payload["temperature"] = request.temperature
+    if request.top_p is not None:
+        payload["top_p"] = request.top_p
+    if request.stop_sequences:
+        payload["stop"] = request.stop_sequences
+    if request.tools:
+        payload["tools"] = [_tool_to_openai(tool) for tool in request.tools]
+    if request.tool_choice:
+        choice = _tool_choice_to_openai(request.tool_choice)
+        if choice is not None:
+            payload["tool_choice"] = choice
+    user = (request.metadata or {}).get("user_id")
+    if user:
+        payload["user"] = str(user)
+    return ChatCompletionRequest.model_validate(payload)
+
+
+def _user_to_openai(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One Anthropic user turn → OpenAI messages: tool results become `tool` messages (first,
+    as OpenAI wants them right after the assistant's tool calls), the rest one user message."""
+    if isinstance(content, str):
+        return [{"role": "user", "content": content}]
+    tool_messages: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    for block in content:
+        kind = block.get("type")
+        if kind == "text":
+            parts.append({"type": "text", "text": block.get("text", "")})
+        elif kind == "image":
+            parts.append({"type": "image_url", "image_url": {"url": _image_url(block)}})
+        elif kind == "tool_result":
+            tool_messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": block.get("tool_use_id", ""),
+                    "content": _tool_result_text(block),
+                }
+            )
+        else:
+            raise InvalidRequest(f"content block type {kind!r} is not supported in user turns")
+    messages = tool_messages
+    if parts:
+        only_text = all(p["type"] == "text" for p in parts)
+        text = "\n".join(p["text"] for p in parts) if only_text else None
+        messages.append({"role": "user", "content": text if only_text else parts})
+    return messages
+
+
+def _image_url(block: dict[str, Any]) -> str:
+    source = block.get("source") or {}
+    if source.get("type") == "base64":
+        return f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
+    if source.get("type") == "url":
+        return str(source.get("url", ""))
+    raise InvalidRequest(f"image source type {source.get('type')!r} is not supported")
+
+
+def _tool_result_text(block: dict[str, Any]) -> str:
+    content = block.get("content")
+    text = text_of(content) if content is not None else ""
+    return f"[error] {text}" if block.get("is_error") else text
+
+
+def _assistant_to_openai(content: str | list[dict[str, Any]]) -> dict[str, Any]:
+    if isinstance(content, str):
+        return {"role": "assistant", "content": content}
+    texts: list[str] = []
+    tool_calls: list[dict[str, Any]] = []
+    for block in content:
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(str(block.get("text", "")))
+        elif kind == "tool_use":
+            tool_calls.append(
+                {
+                    "id": block.get("id", ""),
+                    "type": "function",
+                    "function": {
+                        "name": block.get("name", ""),
+                        "arguments": json.dumps(block.get("input") or {}),
+                    },
+                }
+            )
+        elif kind in ("thinking", "redacted_thinking"):
+            continue  # the model's own reasoning; not part of the conversation elsewhere
+        else:
+            raise InvalidRequest(f"content block type {kind!r} is not supported in assistant turns")
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return message
+
+
+def _tool_to_openai(tool: dict[str, Any]) -> dict[str, Any]:
+    if "name" not in tool:
+        raise InvalidRequest("every tool needs a name")
+    function: dict[str, Any] = {
+        "name": tool["name"],
+        "parameters": tool.get("input_schema") or {"type": "object", "properties": {}},
+    }
+    if tool.get("description"):
+        function["description"] = tool["description"]
+    return {"type": "function", "function": function}
+
+
+def _tool_choice_to_openai(choice: dict[str, Any]) -> str | dict[str, Any] | None:
+    kind = choice.get("type")
+    if kind == "auto":
+        return "auto"
+    if kind == "any":
+        return "required"
+    if kind == "none":
+        return "none"
+    if kind == "tool":
+        return {"type": "function", "function": {"name": choice.get("name", "")}}
+    return None
+
+
+def chat_to_message(body: dict[str, Any], usage: Usage, model: str, message_id: str) -> dict:
+    """The gateway's completion body as an Anthropic `message`."""
+    choice = (body.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    content: list[dict[str, Any]] = []
+    text = text_of(message.get("content"))
+    if text:
+        content.append({"type": "text", "text": text})
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        content.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id") or "",
+                "name": function.get("name", ""),
+                "input": parse_arguments(function.get("arguments")),
+            }
+        )
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason(choice.get("finish_reason")),
+        "stop_sequence": None,
+        "usage": anthropic_usage(usage),
+    }
+
+
+def parse_arguments(arguments: object) -> dict[str, Any]:
+    """OpenAI tool-call arguments (a JSON string) as Anthropic's `input` object."""
+    if isinstance(arguments, dict):
+        return arguments
+    try:
+        value = json.loads(arguments) if isinstance(arguments, str) and arguments else {}
+    except json.JSONDecodeError:
+        return {"_raw": arguments}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+# --- provider side: internal request → Anthropic request, Anthropic message → internal ------
+
+
+def chat_to_anthropic_request(request: ChatCompletionRequest, model: ModelConfig) -> dict:
+    """The gateway's request as an Anthropic Messages request for `model`."""
+    system: list[str] = []
+    messages: list[dict[str, Any]] = []
+
+    def add(role: str, blocks: list[dict[str, Any]]) -> None:
+        # Anthropic wants alternating turns: merge a turn into the previous one of its role.
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"].extend(blocks)
+        elif blocks:
+            messages.append({"role": role, "content": blocks})
+
+    for message in request.messages:
+        if message.role in ("system", "developer"):
+            system.append(text_of(message.content))
+        elif message.role == "user":
+            add("user", _openai_content_blocks(message.content))
+        elif message.role == "assistant":
+            blocks = _openai_content_blocks(message.content)
+            for call in message.tool_calls or []:
+                function = call.get("function") or {}
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": call.get("id", ""),
+                        "name": function.get("name", ""),
+                        "input": parse_arguments(function.get("arguments")),
+                    }
+                )
+            add("assistant", blocks)
+        elif message.role in ("tool", "function"):
+            add(
+                "user",
+                [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": message.tool_call_id or message.name or "",
+                        "content": text_of(message.content),
+                    }
+                ],
+            )
+    payload: dict[str, Any] = {
+        "model": model.upstream_name or model.name,
+        "messages": messages,
+        "max_tokens": request.output_limit or model.max_output_tokens or DEFAULT_MAX_TOKENS,
+    }
+    if system:
+        payload["system"] = "\n\n".join(s for s in system if s)
+    if request.temperature is not None:
+        payload["temperature"] = min(request.temperature, 1.0)
+    if request.top_p is not None:
+        payload["top_p"] = request.top_p
+    if request.stop_sequences:
+        payload["stop_sequences"] = request.stop_sequences
+    if request.tools:
+        payload["tools"] = [_tool_to_anthropic(tool) for tool in request.tools]
+        choice = _tool_choice_to_anthropic(request.tool_choice)
+        if choice:
+            payload["tool_choice"] = choice
+    if request.user:
+        payload["metadata"] = {"user_id": request.user}
+    return payload
+
+
+def _openai_content_blocks(content: str | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    blocks: list[dict[str, Any]] = []
+    for part in content:
+        if part.get("type") == "text":
+            blocks.append({"type": "text", "text": part.get("text", "")})
+        elif part.get("type") == "image_url":
+            url = str((part.get("image_url") or {}).get("url", ""))
+            blocks.append({"type": "image", "source": _image_source(url)})
+        else:
+            raise InvalidRequest(f"content part type {part.get('type')!r} cannot go to Anthropic")
+    return blocks
+
+
+def _image_source(url: str) -> dict[str, str]:
+    if url.startswith("data:"):
+        header, _, data = url.partition(",")
+        media_type = header.removeprefix("data:").split(";")[0] or "image/png"
+        return {"type": "base64", "media_type": media_type, "data": data}
+    return {"type": "url", "url": url}
+
+
+def _tool_to_anthropic(tool: dict[str, Any]) -> dict[str, Any]:
+    function = tool.get("function") or {}
+    if tool.get("type") != "function" or not function.get("name"):
+        raise InvalidRequest("only function tools with a name can go to Anthropic")
+    result: dict[str, Any] = {
+        "name": function["name"],
+        "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
+    }
+    if function.get("description"):
+        result["description"] = function["description"]
+    return result
+
+
+def _tool_choice_to_anthropic(choice: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    if choice is None or choice == "auto":
+        return None
+    if choice == "required":
+        return {"type": "any"}
+    if choice == "none":
+        return {"type": "none"}
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        if name:
+            return {"type": "tool", "name": name}
+    return None
+
+
+def message_to_chat(body: dict[str, Any], model: str) -> tuple[dict[str, Any], Usage]:
+    """An Anthropic `message` as an OpenAI `chat.completion` body, with its usage."""
+    texts: list[str] = []
+    tool_calls: list[dict[str, Any]] = []
+    for block in body.get("content") or []:
+        if block.get("type") == "text":
+            texts.append(str(block.get("text", "")))
+        elif block.get("type") == "tool_use":
+            tool_calls.append(
+                {
+                    "id": block.get("id", ""),
+                    "type": "function",
+                    "function": {
+                        "name": block.get("name", ""),
+                        "arguments": json.dumps(block.get("input") or {}),
+                    },
+                }
+            )
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    usage = usage_from_anthropic(body.get("usage"))
+    completion = {
+        "id": str(body.get("id") or ""),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": finish_reason(body.get("stop_reason")),
+                "logprobs": None,
+            }
+        ],
+        "usage": usage.openai(),
+    }
+    return completion, usage

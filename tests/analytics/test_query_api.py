@@ -1,0 +1,288 @@
+"""The explorer API on a seeded ledger: answers checked against sums computed by hand."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import httpx
+import pyarrow as pa
+import pytest
+
+from analytics.endpoint import iso
+from analytics.ledger import Ledger
+from analytics.store import ChdbStore
+from tests.analytics.seed import (
+    ADMIN_KEY,
+    DEV_KEY,
+    FINOPS_KEY,
+    VIEWER_KEY,
+    analytics_app,
+    expected,
+    seeded_events,
+)
+from tollway.config.schema import LoggingPolicy, TollwayConfig
+
+RANGE = {"start": "2025-03-10", "end": "2025-03-13"}
+
+
+@pytest.fixture
+async def client(ledger_store: ChdbStore) -> AsyncIterator[httpx.AsyncClient]:
+    await Ledger(ledger_store).write(seeded_events())
+    config = TollwayConfig(logging=LoggingPolicy(content=True))
+    transport = httpx.ASGITransport(app=analytics_app(ledger_store, config))
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://tollway.test",
+        headers={"Authorization": f"Bearer {FINOPS_KEY}"},
+    ) as client:
+        yield client
+
+
+def _as_expected(body_rows: list[dict], group_by: list[str]) -> dict:
+    return {
+        tuple(r[d] for d in group_by): {
+            "cost_usd": Decimal(r["cost_usd"]),
+            **{k: r[k] for k in ("calls", "input_tokens", "output_tokens", "errors")},
+        }
+        for r in body_rows
+    }
+
+
+async def test_cost_by_business_line_and_project(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/v1/analytics/cost", params={"group_by": "business_line,project", **RANGE}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["group_by"] == ["business_line", "project"]
+    assert (body["start"], body["end"]) == ("2025-03-10T00:00:00Z", "2025-03-13T00:00:00Z")
+    assert body["source"] == "daily"
+    events = seeded_events()
+    assert _as_expected(body["rows"], body["group_by"]) == expected(
+        events, ["business_line", "project"]
+    )
+    costs = [Decimal(r["cost_usd"]) for r in body["rows"]]
+    assert costs == sorted(costs, reverse=True)
+    assert body["other"] is None
+    assert Decimal(body["totals"]["cost_usd"]) == sum(e.cost_usd for e in events)
+    assert body["totals"]["calls"] == 36
+    # by hand: each combo has 12 calls; marketing/campaigns fails on calls 5, 15 (the mini
+    # model on day 1 at 15:xx and gpt-4o on day 2 at 09:xx) → (0.011 * 6) - 0.002 - 0.01
+    campaigns = next(r for r in body["rows"] if r["project"] == "campaigns")
+    assert (
+        Decimal(campaigns["cost_usd"])
+        == expected(events, ["project"], lambda e: e.project == "campaigns")[("campaigns",)][
+            "cost_usd"
+        ]
+    )
+
+
+async def test_filters_drill_down_and_top_n(client: httpx.AsyncClient) -> None:
+    events = seeded_events()
+    response = await client.get(
+        "/v1/analytics/cost",
+        params={"group_by": "model", "business_line": "marketing", "status": "ok", **RANGE},
+    )
+    body = response.json()
+    assert _as_expected(body["rows"], ["model"]) == expected(
+        events, ["model"], lambda e: e.business_line == "marketing" and e.status == "ok"
+    )
+    # drill further: one project, repeated values of one filter mean "either"
+    response = await client.get(
+        "/v1/analytics/cost",
+        params=[
+            ("group_by", "key_id"),
+            ("project", "seo"),
+            ("project", "helpdesk"),
+            *RANGE.items(),
+        ],
+    )
+    assert _as_expected(response.json()["rows"], ["key_id"]) == expected(
+        events, ["key_id"], lambda e: e.project in ("seo", "helpdesk")
+    )
+    # top-N folds the rest into "other", totals still cover everything
+    response = await client.get(
+        "/v1/analytics/cost", params={"group_by": "project,model", "top": 2, **RANGE}
+    )
+    body = response.json()
+    everything = expected(events, ["project", "model"])
+    ranked = sorted(everything.values(), key=lambda m: m["cost_usd"], reverse=True)
+    assert [Decimal(r["cost_usd"]) for r in body["rows"]] == [m["cost_usd"] for m in ranked[:2]]
+    assert Decimal(body["other"]["cost_usd"]) == sum(m["cost_usd"] for m in ranked[2:])
+    assert body["other"]["calls"] == sum(m["calls"] for m in ranked[2:])
+    assert body["totals"]["calls"] == 36
+
+
+async def test_totals_only_and_raw_dimensions_agree_with_rollups(
+    client: httpx.AsyncClient,
+) -> None:
+    events = seeded_events()
+    body = (await client.get("/v1/analytics/cost", params=RANGE)).json()
+    assert body["rows"] == [] and body["other"] is None
+    assert Decimal(body["totals"]["cost_usd"]) == sum(e.cost_usd for e in events)
+    # `user` is only in the raw ledger: the answer comes from `calls`
+    body = (await client.get("/v1/analytics/cost", params={"group_by": "user", **RANGE})).json()
+    assert body["source"] == "raw"
+    assert _as_expected(body["rows"], ["user"]) == expected(events, ["user"])
+    # the same question from the hourly rollup and the raw rows
+    for source in ("hourly", "raw"):
+        body = (
+            await client.get(
+                "/v1/analytics/cost",
+                params={"group_by": "environment,status", "source": source, **RANGE},
+            )
+        ).json()
+        assert body["source"] == source
+        assert _as_expected(body["rows"], ["environment", "status"]) == expected(
+            events, ["environment", "status"]
+        )
+
+
+async def test_partial_hours_are_snapped_and_reported(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/v1/analytics/cost",
+        params={"start": "2025-03-10T09:30:00Z", "end": "2025-03-10T15:10:00+00:00"},
+    )
+    body = response.json()
+    assert body["source"] == "hourly"
+    assert (body["start"], body["end"]) == ("2025-03-10T09:00:00Z", "2025-03-10T16:00:00Z")
+    assert body["totals"]["calls"] == 12  # both hours of day 1
+
+
+async def test_timeseries_per_day_hour_and_month(client: httpx.AsyncClient) -> None:
+    events = seeded_events()
+    body = (
+        await client.get(
+            "/v1/analytics/timeseries", params={"granularity": "day", "group_by": "model", **RANGE}
+        )
+    ).json()
+    assert body["granularity"] == "day" and body["group_by"] == ["model"]
+    assert len(body["points"]) == 6
+    first = body["points"][0]
+    assert first["bucket"] == "2025-03-10T00:00:00Z" and first["model"] == "gpt-4o"
+    day1 = expected(events, ["model"], lambda e: e.ts.day == 10)
+    assert Decimal(first["cost_usd"]) == day1[("gpt-4o",)]["cost_usd"]
+    assert first["calls"] == 6 and first["errors"] == day1[("gpt-4o",)]["errors"]
+    durations = sorted(e.duration_ms for e in events if e.ts.day == 10 and e.model == "gpt-4o")
+    assert durations[0] <= first["p95_latency_ms"] <= durations[-1]
+
+    body = (
+        await client.get("/v1/analytics/timeseries", params={"granularity": "hour", **RANGE})
+    ).json()
+    assert [p["bucket"][11:13] for p in body["points"]] == ["09", "15"] * 3
+    assert sum(p["calls"] for p in body["points"]) == 36
+
+    body = (
+        await client.get("/v1/analytics/timeseries", params={"granularity": "month", **RANGE})
+    ).json()
+    assert [p["bucket"] for p in body["points"]] == ["2025-03-01T00:00:00Z"]
+    assert Decimal(body["points"][0]["cost_usd"]) == sum(e.cost_usd for e in events)
+
+
+async def test_csv_and_arrow(client: httpx.AsyncClient) -> None:
+    params = {"group_by": "business_line", **RANGE}
+    response = await client.get("/v1/analytics/cost", params=params, headers={"Accept": "text/csv"})
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [r["business_line"] for r in rows] == ["marketing", "support"]
+    by_line = expected(seeded_events(), ["business_line"])
+    assert Decimal(rows[1]["cost_usd"]) == by_line[("support",)]["cost_usd"]
+    assert rows[0]["calls"] == "24"
+
+    response = await client.get(
+        "/v1/analytics/cost",
+        params=params,
+        headers={"Accept": "application/vnd.apache.arrow.stream"},
+    )
+    assert response.headers["content-type"] == "application/vnd.apache.arrow.stream"
+    table = pa.ipc.open_stream(response.content).read_all()
+    assert table.column_names == [
+        "business_line",
+        "cost_usd",
+        "calls",
+        "input_tokens",
+        "output_tokens",
+        "errors",
+    ]
+    assert table.schema.field("cost_usd").type == pa.decimal128(38, 9)
+    assert table.column("cost_usd").to_pylist()[1] == by_line[("support",)]["cost_usd"]
+    # an empty answer still has its columns
+    response = await client.get(
+        "/v1/analytics/timeseries",
+        params={"start": "2024-01-01", "end": "2024-01-02"},
+        headers={"Accept": "application/vnd.apache.arrow.stream"},
+    )
+    table = pa.ipc.open_stream(response.content).read_all()
+    assert table.num_rows == 0 and "p95_latency_ms" in table.column_names
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "fragment"),
+    [
+        ("/v1/analytics/cost", {"group_by": "business_line,nope"}, "unknown dimension 'nope'"),
+        ("/v1/analytics/cost", {"group_by": "model;DROP TABLE calls"}, "unknown dimension"),
+        ("/v1/analytics/cost", {"start": "yesterday"}, "not an ISO 8601"),
+        ("/v1/analytics/cost", {"start": "2025-03-02", "end": "2025-03-01"}, "before end"),
+        ("/v1/analytics/cost", {"top": "ten"}, "not an integer"),
+        ("/v1/analytics/cost", {"top": "0"}, "between"),
+        ("/v1/analytics/cost", {"bussiness_line": "x"}, "unknown parameter"),
+        ("/v1/analytics/timeseries", {"granularity": "week"}, "granularity"),
+        ("/v1/analytics/anomalies", {"threshold": "nan"}, "threshold"),
+        ("/v1/analytics/anomalies", {"granularity": "month"}, "granularity"),
+        ("/v1/analytics/calls", {"limit": "100000"}, "limit"),
+        ("/v1/analytics/routing/stats", {"days": "-1"}, "days"),
+    ],
+)
+async def test_bad_parameters_are_400(
+    client: httpx.AsyncClient, path: str, params: dict[str, str], fragment: str
+) -> None:
+    response = await client.get(path, params=params)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request"
+    assert fragment in error["message"]
+
+
+async def test_quotes_in_values_are_data(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/v1/analytics/cost", params={"project": "x' OR 1=1 --", "group_by": "project", **RANGE}
+    )
+    assert response.status_code == 200
+    assert response.json()["rows"] == [] and response.json()["totals"]["calls"] == 0
+
+
+async def test_viewer_sees_only_its_business_line(client: httpx.AsyncClient) -> None:
+    client.headers["Authorization"] = f"Bearer {VIEWER_KEY}"
+    body = (
+        await client.get("/v1/analytics/cost", params={"group_by": "business_line", **RANGE})
+    ).json()
+    assert [r["business_line"] for r in body["rows"]] == ["marketing"]
+    assert body["totals"]["calls"] == 24
+    points = (await client.get("/v1/analytics/timeseries", params=RANGE)).json()["points"]
+    assert sum(p["calls"] for p in points) == 24
+    response = await client.get("/v1/analytics/cost", params={"business_line": "support"})
+    assert response.status_code == 403
+    assert (await client.get("/v1/analytics/calls")).status_code == 403
+    assert (await client.get("/v1/analytics/routing/stats")).status_code == 403
+    client.headers["Authorization"] = f"Bearer {DEV_KEY}"
+    assert (await client.get("/v1/analytics/cost")).status_code == 403
+
+
+async def test_calls_newest_first_and_content_only_for_admin(client: httpx.AsyncClient) -> None:
+    body = (
+        await client.get("/v1/analytics/calls", params={"limit": 5, "model": "gpt-4o", **RANGE})
+    ).json()
+    calls = body["calls"]
+    assert len(calls) == 5
+    assert [c["ts"] for c in calls] == sorted((c["ts"] for c in calls), reverse=True)
+    newest = max((e for e in seeded_events() if e.model == "gpt-4o"), key=lambda e: e.ts)
+    assert calls[0]["ts"] == iso(newest.ts) == "2025-03-12T15:36:00Z"
+    assert calls[0]["attempts"] == 1 and calls[0]["fallback_used"] is False
+    assert "request_content" not in calls[0]
+
+    client.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
+    calls = (await client.get("/v1/analytics/calls", params={"limit": 1, **RANGE})).json()["calls"]
+    assert calls[0]["request_content"].startswith("prompt ")

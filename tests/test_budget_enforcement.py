@@ -1,0 +1,109 @@
+"""Budgets as an SDK user meets them: blocked with a 429 that says why, downgraded to the
+cheaper model, or served and marked — through the real proxy, worker, Kafka and ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+
+import anthropic
+import openai
+import pytest
+
+from tollway.config import load_config
+from tollway.config.schema import BudgetConfig, BudgetScope, KeyConfig
+from tollway.ids import hash_key, new_key_secret
+from tollway.service import Runtime, build_app
+from tollway.settings import Settings
+
+from .serving import serving
+
+pytestmark = pytest.mark.integration
+
+BUDGETS = [
+    BudgetConfig(id="tight-block", scope=BudgetScope(key_id="k_block"), limit_usd=Decimal("0.001"),
+                 action="block"),
+    BudgetConfig(id="tight-down", scope=BudgetScope(key_id="k_down"), limit_usd=Decimal("0.0005"),
+                 action="downgrade", downgrade_to="gpt-4o-mini"),
+    BudgetConfig(id="watch-only", scope=BudgetScope(key_id="k_warn"), limit_usd=Decimal("0.0005"),
+                 action="alert_only"),
+]  # fmt: skip
+
+
+def _keys() -> tuple[dict[str, str], list[KeyConfig]]:
+    secrets = {name: new_key_secret() for name in ("k_block", "k_down", "k_warn")}
+    keys = [
+        KeyConfig(id=name, hash=hash_key(secret), business_line="support", project="helpdesk")
+        for name, secret in secrets.items()
+    ]
+    return secrets, keys
+
+
+async def test_block_downgrade_and_alert_only(
+    kafka_bootstrap: str, namespace: str, store, tmp_path: Path
+) -> None:
+    secrets, keys = _keys()
+    config = load_config(None).model_copy(update={"budgets": BUDGETS})
+    settings = Settings(
+        topic_namespace=namespace, data_dir=tmp_path, kafka_session_timeout_s=3.0,
+        sink_batch_seconds=0.1,
+    )  # fmt: skip
+    runtime = Runtime(
+        settings=settings, config=config, bootstrap=kafka_bootstrap, extra_keys=keys, store=store
+    )
+    prompt = [{"role": "user", "content": "Summarise the quarterly numbers for the board."}]
+    async with serving(build_app(runtime)) as base:
+        client = openai.AsyncOpenAI(
+            base_url=f"{base}/v1", api_key=secrets["k_block"], max_retries=0
+        )
+        served = 0
+        with pytest.raises(openai.RateLimitError) as blocked:
+            for _ in range(50):
+                await client.chat.completions.create(model="gpt-4o", messages=prompt)
+                served += 1
+        assert 1 <= served < 50
+        error = blocked.value.body
+        assert error["type"] == "budget_exceeded"  # type: ignore[index]
+        assert error["budget_id"] == "tight-block"  # type: ignore[index]
+        assert Decimal(error["limit_usd"]) == Decimal("0.001")  # type: ignore[index]
+        spent_plus_reserved = Decimal(error["spent_usd"]) + Decimal(error["reserved_usd"])  # type: ignore[index]
+        assert spent_plus_reserved >= Decimal("0.001")
+        assert blocked.value.response.headers["x-tollway-budget-id"] == "tight-block"
+        assert int(blocked.value.response.headers["retry-after"]) > 0
+
+        # the Anthropic protocol gets its own error shape, same type
+        claude = anthropic.AsyncAnthropic(base_url=base, api_key=secrets["k_block"], max_retries=0)
+        with pytest.raises(anthropic.RateLimitError) as refused:
+            await claude.messages.create(model="gpt-4o", max_tokens=50, messages=prompt)  # type: ignore[arg-type]
+        assert refused.value.body["error"]["type"] == "budget_exceeded"  # type: ignore[index]
+
+        # downgrade: once the budget is spent, gpt-4o calls are served by gpt-4o-mini
+        down = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key=secrets["k_down"], max_retries=0)
+        models = []
+        for _ in range(12):
+            raw = await down.chat.completions.with_raw_response.create(
+                model="gpt-4o", messages=prompt
+            )
+            models.append(raw.headers["x-tollway-model"])
+        assert models[0] == "gpt-4o" and models[-1] == "gpt-4o-mini"
+
+        # alert only: always served, marked
+        warn = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key=secrets["k_warn"], max_retries=0)
+        for _ in range(6):
+            await warn.chat.completions.create(model="gpt-4o", messages=prompt)
+        await asyncio.sleep(1.5)
+
+    rows = (
+        await store.query(
+            "SELECT key_id, status, budget_action, count() AS n FROM calls"
+            " GROUP BY key_id, status, budget_action ORDER BY key_id, status, budget_action"
+        )
+    ).rows
+    by = {(r["key_id"], r["status"], r["budget_action"]): int(r["n"]) for r in rows}
+    assert by[("k_block", "ok", "none")] == served
+    assert by[("k_block", "blocked", "blocked")] == 2  # the OpenAI and the Anthropic refusal
+    assert by[("k_down", "ok", "downgraded")] >= 1
+    assert by[("k_warn", "ok", "warned")] >= 1
+    blocked_ids = await store.query("SELECT budget_ids FROM calls WHERE status = 'blocked' LIMIT 1")
+    assert blocked_ids.rows[0]["budget_ids"] == ["tight-block"]

@@ -1,0 +1,172 @@
+"""Budget spend in the worker: counted once from the ledger's new rows, published per
+partition, kept across a worker restart by the Faust changelog, and rebuilt from the ledger
+(with no double counting) when the broker — and with it the changelog — is gone."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from ingest.budget_spend import REBUILT
+from tollway.config import load_config
+from tollway.config.schema import BudgetConfig, BudgetScope, TollwayConfig
+from tollway.events import CallEvent
+from tollway.kafka import new_producer
+from tollway.service import Runtime, build_app
+from tollway.settings import Settings
+from tollway.topics import Topics
+
+from .serving import serving
+
+pytestmark = pytest.mark.integration
+
+BUDGETS = [
+    BudgetConfig(id="mkt", scope=BudgetScope(business_line="marketing"), limit_usd=Decimal(100)),
+    BudgetConfig(
+        id="seo-daily",
+        scope=BudgetScope(business_line="marketing", project="seo"),
+        period="daily",
+        timezone="Europe/Paris",
+        limit_usd=Decimal(10),
+    ),
+]
+
+
+def _config() -> TollwayConfig:
+    return load_config(None).model_copy(update={"budgets": BUDGETS})
+
+
+def _events(n: int, offset: int = 0) -> list[CallEvent]:
+    return [
+        CallEvent(
+            ts=datetime.now(UTC),
+            business_line=["marketing", "support"][i % 2],
+            project=["seo", "campaigns", "helpdesk"][i % 3],
+            key_id=f"k_{i % 5}",
+            model="gpt-4o-mini",
+            cost_usd=Decimal("0.001") * (i + offset + 1),
+            status="error" if i % 7 == 6 else "ok",
+        )
+        for i in range(n)
+    ]
+
+
+def _expected(events: list[CallEvent], budget: BudgetConfig) -> Decimal:
+    return sum(
+        (
+            e.cost_usd
+            for e in events
+            if e.status == "ok"
+            and e.business_line == budget.scope.business_line
+            and (budget.scope.project is None or e.project == budget.scope.project)
+        ),
+        Decimal(0),
+    )
+
+
+async def _published_spend(bootstrap: str, topic: str) -> dict[str, Decimal]:
+    """Latest status per key, summed over partitions, per budget."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    latest: dict[bytes, dict[str, object]] = {}
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=500)
+            if not batch:
+                break
+            for records in batch.values():
+                for record in records:
+                    latest[record.key] = orjson.loads(record.value)
+    finally:
+        await consumer.stop()
+    totals: dict[str, Decimal] = {}
+    for status in latest.values():
+        budget = str(status["budget_id"])
+        totals[budget] = totals.get(budget, Decimal(0)) + Decimal(str(status["spend_usd"]))
+    return totals
+
+
+async def _until(check, expected, timeout_s: float = 30.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await check()
+        if value == expected or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.3)
+
+
+def _app(bootstrap: str, namespace: str, store, tmp_path: Path):  # type: ignore[no-untyped-def]
+    settings = Settings(
+        topic_namespace=namespace,
+        data_dir=tmp_path,
+        kafka_session_timeout_s=3.0,
+        sink_batch_seconds=0.1,
+    )
+    return build_app(
+        Runtime(
+            settings=settings,
+            config=_config(),
+            bootstrap=bootstrap,
+            roles=frozenset({"worker", "analytics"}),
+            store=store,
+        )
+    )
+
+
+async def _produce(bootstrap: str, topic: str, events: list[CallEvent]) -> None:
+    producer = new_producer(bootstrap)
+    await producer.start()
+    try:
+        for event in events:
+            await producer.send(topic, event.encode(), key=event.partition_key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def test_spend_survives_restarts_and_is_rebuilt_from_the_ledger(
+    kafka_bootstrap: str, namespace: str, store, tmp_path: Path
+) -> None:
+    topics = Topics(namespace)
+    first, later = _events(60), _events(30, offset=100)
+    expected = {b.id: _expected(first, b) for b in BUDGETS}
+
+    async def spend() -> dict[str, Decimal]:
+        return await _published_spend(kafka_bootstrap, topics.budget_status)
+
+    async with serving(_app(kafka_bootstrap, namespace, store, tmp_path)):
+        await _produce(kafka_bootstrap, topics.calls, first + first[:10])  # with redeliveries
+        assert await _until(spend, expected) == expected
+
+    # a worker restart: the Faust changelog brings the table back, nothing is rebuilt
+    rebuilt_before = REBUILT._value.get()
+    async with serving(_app(kafka_bootstrap, namespace, store, tmp_path)):
+        await asyncio.sleep(2)
+        assert REBUILT._value.get() == rebuilt_before
+        assert await spend() == expected
+
+    # the broker "restarted": fresh topics (a new namespace), the same ledger
+    fresh = namespace + "after."
+    fresh_topics = Topics(fresh)
+
+    async def fresh_spend() -> dict[str, Decimal]:
+        return await _published_spend(kafka_bootstrap, fresh_topics.budget_status)
+
+    async with serving(_app(kafka_bootstrap, fresh, store, tmp_path)):
+        assert await _until(fresh_spend, expected) == expected  # rebuilt from the ledger
+        assert REBUILT._value.get() > rebuilt_before
+        await _produce(kafka_bootstrap, fresh_topics.calls, later + first[:5])  # old ones again
+        grown = {b.id: expected[b.id] + _expected(later, b) for b in BUDGETS}
+        assert await _until(fresh_spend, grown) == grown  # counted once, on top of the rebuild
+        ledger = await store.query(
+            "SELECT toString(sum(cost_usd)) AS s FROM calls"
+            " WHERE business_line = 'marketing' AND status = 'ok'"
+        )
+        assert Decimal(ledger.rows[0]["s"]) == grown["mkt"]

@@ -1,0 +1,90 @@
+"""Budget messages between the roles: spend status and alerts (topic contracts, version 1).
+
+`BudgetStatus` (compacted topic `tollway.budget-status.v1`, key `budget|period_start|partition`):
+the spend of one budget's period window counted from one partition of the calls topic. A
+budget's spend is the sum over partitions; each worker publishes the partitions it owns, so
+several workers never overwrite each other.
+
+`BudgetAlert` (topic `tollway.budget-alerts.v1`, key `alert_id`): a threshold crossed, the
+budget exceeded, or a forecast breach. `alert_id` is deterministic (budget, window, kind,
+threshold), so it fires once per budget and period and doubles as the Standard Webhooks
+`webhook-id` on every delivery attempt.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
+AlertType = Literal[
+    "budget.threshold_reached", "budget.exceeded", "budget.forecast_breach", "webhook.test"
+]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: Literal[1] = 1
+
+    @field_serializer("*", when_used="json")
+    def _exact(self, value: object) -> object:
+        if isinstance(value, Decimal):
+            return format(value, "f")
+        return value
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+class BudgetStatus(_Message):
+    budget_id: str
+    period_start: datetime
+    period_end: datetime | None
+    partition: int
+    spend_usd: Decimal = Decimal(0)
+    calls: int = 0
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def key(self) -> str:
+        return f"{self.budget_id}|{self.period_start.isoformat()}|{self.partition}"
+
+
+class SpendDriver(BaseModel):
+    """A project or model behind a budget's spend."""
+
+    name: str
+    cost_usd: Decimal
+
+    @field_serializer("cost_usd")
+    def _exact(self, value: Decimal) -> str:
+        return format(value, "f")
+
+
+class BudgetAlert(_Message):
+    alert_id: str
+    type: AlertType
+    budget_id: str
+    scope: dict[str, str] = Field(default_factory=dict)
+    period: str = ""
+    timezone: str = "UTC"
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    threshold: float = 0.0
+    spend_usd: Decimal = Decimal(0)
+    limit_usd: Decimal = Decimal(0)
+    percent: float = 0.0
+    forecast_usd: Decimal | None = None
+    action: str = ""
+    top_projects: list[SpendDriver] = Field(default_factory=list)
+    top_models: list[SpendDriver] = Field(default_factory=list)
+    explorer_url: str | None = None
+    fired_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @staticmethod
+    def make_id(budget_id: str, period_start: datetime, kind: str, threshold: float) -> str:
+        return f"{budget_id}:{period_start.strftime('%Y%m%dT%H%M%S')}:{kind}:{threshold:g}"
