@@ -25,6 +25,16 @@ EVENTS_PENDING = Gauge("tollway_events_pending", "CallEvents waiting to be ackno
 PUBLISH_RETRIES = Counter("tollway_event_publish_retries_total", "Failed sends that were retried")
 
 
+#: events handed to the producer per round trip
+MAX_BATCH = 500
+
+
+def _failed(exc: Exception) -> asyncio.Future[None]:
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future.set_exception(exc)
+    return future
+
+
 class EventPublisher:
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.topic = topic
@@ -50,31 +60,49 @@ class EventPublisher:
         return self._queue.qsize() + self._in_flight
 
     async def _run(self) -> None:
+        """Hand queued events to the producer in batches: each batch is sent without waiting
+        event by event (the producer's accumulator packs them), then awaited as a whole."""
         while True:
-            event = await self._queue.get()
-            self._in_flight += 1
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            self._in_flight += len(batch)
             try:
-                await self._send_until_acknowledged(event)
+                await self._send_until_acknowledged(batch)
             finally:
-                self._in_flight -= 1
-                EVENTS_PENDING.dec()
-                self._queue.task_done()
+                self._in_flight -= len(batch)
+                EVENTS_PENDING.dec(len(batch))
+                for _ in batch:
+                    self._queue.task_done()
                 if self.pending == 0:
                     self._idle.set()
 
-    async def _send_until_acknowledged(self, event: CallEvent) -> None:
-        payload, key = event.encode(), event.partition_key
+    async def _send_until_acknowledged(self, batch: list[CallEvent]) -> None:
         delay = 0.1
-        while True:
-            try:
-                await self._producer.send_and_wait(self.topic, payload, key=key)
-                EVENTS_PUBLISHED.inc()
-                return
-            except KafkaError as exc:
-                PUBLISH_RETRIES.inc()
-                log.warning("publishing event %s failed (%s); retrying", event.event_id, exc)
+        while batch:
+            deliveries = []
+            for event in batch:
+                try:
+                    deliveries.append(
+                        await self._producer.send(
+                            self.topic, event.encode(), key=event.partition_key
+                        )
+                    )
+                except KafkaError as exc:
+                    deliveries.append(_failed(exc))
+            results = await asyncio.gather(*deliveries, return_exceptions=True)
+            failed = [
+                e for e, r in zip(batch, results, strict=True) if isinstance(r, BaseException)
+            ]
+            EVENTS_PUBLISHED.inc(len(batch) - len(failed))
+            if failed:
+                PUBLISH_RETRIES.inc(len(failed))
+                log.warning(
+                    "%d events were not acknowledged; retrying in %.1fs", len(failed), delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+            batch = failed
 
     async def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait until every queued event is acknowledged; False if the timeout passed first."""

@@ -1,0 +1,77 @@
+"""One look across pages: a fixed colour per business line and per model, and money formatting.
+
+Colours are derived from the name (not from the order rows arrive in), so "marketing" is the
+same colour on the treemap, the time series and every page, on every day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from decimal import ROUND_HALF_UP, Decimal
+
+PALETTE = (
+    "#4C78A8",
+    "#F58518",
+    "#54A24B",
+    "#E45756",
+    "#72B7B2",
+    "#EECA3B",
+    "#B279A2",
+    "#FF9DA6",
+    "#9D755D",
+    "#BAB0AC",
+)
+#: Well-known models get a family colour; others fall back to a stable hash of the name.
+MODEL_COLOURS = {
+    "gpt-4o": "#10A37F",
+    "gpt-4o-mini": "#6FD3B4",
+    "claude-sonnet-4": "#C15F3C",
+    "claude-3-5-haiku": "#E8A27C",
+    "gemini-2.0-flash": "#4285F4",
+    "text-embedding-3-small": "#9AA0A6",
+}
+STATE_COLOURS = {"ok": "#54A24B", "warned": "#EECA3B", "exceeded": "#E45756"}
+STATE_ICONS = {"ok": "🟢", "warned": "🟠", "exceeded": "🔴"}
+
+
+def colour_for(name: str) -> str:
+    """A stable palette colour for any name."""
+    digest = hashlib.sha1(name.encode()).digest()
+    return PALETTE[digest[0] % len(PALETTE)]
+
+
+def model_colour(model: str) -> str:
+    return MODEL_COLOURS.get(model) or colour_for(model)
+
+
+def colour_map(dimension: str, values: Iterable[str]) -> dict[str, str]:
+    """Plotly `color_discrete_map` for the values of one dimension."""
+    pick = model_colour if dimension == "model" else colour_for
+    return {v: pick(v) for v in values}
+
+
+def usd(value: Decimal | float | int | str | None) -> str:
+    """Dollars for people: cents above $1, four significant decimals below (LLM calls are cheap,
+    and "$0.00" for a day of traffic would read as "nothing happened")."""
+    amount = Decimal(str(value or 0))
+    sign = "-" if amount < 0 else ""
+    amount = abs(amount)
+    if amount == 0:
+        return "$0.00"
+    if amount < Decimal("0.0001"):
+        return f"{sign}<$0.0001"
+    if amount >= 1:
+        return f"{sign}${amount.quantize(Decimal('0.01'), ROUND_HALF_UP):,}"
+    return f"{sign}${amount.quantize(Decimal('0.0001'), ROUND_HALF_UP)}"
+
+
+def percent(ratio: float) -> str:
+    return f"{ratio * 100:.1f} %"
+
+
+def change(now: Decimal, before: Decimal) -> str:
+    """Relative change for a delta badge; "new" when there was nothing before."""
+    if before == 0:
+        return "new" if now else "—"
+    return f"{(now - before) / before * 100:+.0f} %"

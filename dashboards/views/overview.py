@@ -1,0 +1,111 @@
+"""Overview: today's and this month's spend, budgets at a glance, and what moved this week."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import timedelta
+from decimal import Decimal
+
+import pandas as pd
+import streamlit as st
+
+from dashboards import charts, theme
+from dashboards.client import AccessDenied, AnalyticsClient, ApiError
+from dashboards.session import empty_state, fetch, require_client, today, tomorrow
+
+
+def _downgraded(client: AnalyticsClient, since: str) -> str:
+    """Downgrades are a budget action, not a dimension of the summaries: only the SQL endpoint
+    (finops/admin) can count them, so a viewer sees a dash."""
+    try:
+        rows = client.sql(
+            "SELECT count() AS n FROM calls WHERE budget_action = 'downgraded' "
+            f"AND ts >= toDateTime('{since} 00:00:00', 'UTC')"
+        )
+    except (AccessDenied, ApiError):
+        return "—"
+    return f"{int(rows[0]['n']) if rows else 0:,}"
+
+
+st.title("Overview")
+client = require_client()
+day, end = today(), tomorrow()
+month_start = day.replace(day=1)
+
+recent = fetch(lambda: client.cost(day - timedelta(days=89), end))
+if recent.totals.calls == 0:
+    empty_state(client)
+    st.stop()
+
+spend_today = fetch(lambda: client.cost(day, end)).totals
+month = fetch(lambda: client.cost(month_start, end, group_by=["status"]))
+budgets = fetch(client.budgets)
+
+days_in_month = calendar.monthrange(day.year, day.month)[1]
+forecast = month.totals.cost_usd * Decimal(days_in_month) / Decimal(day.day)
+blocked = sum(r.calls for r in month.rows if r.dims.get("status") == "blocked")
+
+cols = st.columns(4)
+cols[0].metric("Spend today", theme.usd(spend_today.cost_usd))
+cols[1].metric("Month to date", theme.usd(month.totals.cost_usd))
+cols[2].metric("Month forecast", theme.usd(forecast), help="Month to date, extended linearly.")
+cols[3].metric("Active alerts", sum(b.alerting for b in budgets))
+cols = st.columns(4)
+cols[0].metric("Calls this month", f"{month.totals.calls:,}")
+cols[1].metric("Error rate", theme.percent(month.totals.error_rate))
+cols[2].metric("Blocked", f"{blocked:,}", help="Calls refused by a budget this month.")
+cols[3].metric("Downgraded", _downgraded(client, month_start.isoformat()))
+
+alerts = [b for b in budgets if b.alerting]
+for budget in alerts:
+    message = (
+        f"{theme.STATE_ICONS[budget.state]} Budget **{budget.id}** is {budget.state}: "
+        f"{theme.usd(budget.spend_usd)} of {theme.usd(budget.limit_usd)} "
+        f"({theme.percent(budget.ratio)}), forecast {theme.usd(budget.forecast_usd)}."
+    )
+    (st.error if budget.state == "exceeded" else st.warning)(message)
+
+left, right = st.columns(2)
+with left:
+    if budgets:
+        st.plotly_chart(charts.budget_bars(budgets), width="stretch")
+    else:
+        st.info("No budgets configured — add one under `budgets:` in tollway.yaml.")
+with right:
+    series = fetch(
+        lambda: client.timeseries(day - timedelta(days=29), end, group_by=["business_line"])
+    )
+    st.plotly_chart(
+        charts.stacked_daily(series, "business_line", "Daily spend, last 30 days"),
+        width="stretch",
+    )
+
+st.subheader("Top movers vs last week")
+this_week = fetch(lambda: client.cost(day - timedelta(days=6), end, group_by=["project"]))
+last_week = fetch(
+    lambda: client.cost(day - timedelta(days=13), day - timedelta(days=6), group_by=["project"])
+)
+before = {r.dims["project"]: r.cost_usd for r in last_week.rows}
+now = {r.dims["project"]: r.cost_usd for r in this_week.rows}
+movers = sorted(
+    (
+        {"project": p, "this_week": now.get(p, Decimal(0)), "last_week": before.get(p, Decimal(0))}
+        for p in set(now) | set(before)
+    ),
+    key=lambda m: -abs(m["this_week"] - m["last_week"]),
+)[:10]
+if movers:
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "project": [m["project"] for m in movers],
+                "last 7 days": [theme.usd(m["this_week"]) for m in movers],
+                "7 days before": [theme.usd(m["last_week"]) for m in movers],
+                "change": [theme.change(m["this_week"], m["last_week"]) for m in movers],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+else:
+    st.caption("No spend in the last two weeks.")
