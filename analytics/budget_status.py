@@ -8,49 +8,16 @@ zone — straight from `calls` (scopes may name users and tags, which the rollup
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from analytics.store.base import Store, quote_identifier, sql_string
+from tollway.budgets import period_window
 from tollway.config.schema import BudgetConfig, BudgetScope
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class PeriodWindow:
-    start: datetime  # UTC
-    end: datetime | None  # UTC; None for a `total` budget
-
-
-def period_window(period: str, timezone: str, now: datetime) -> PeriodWindow:
-    """The period containing `now`, with its boundaries at local midnight in `timezone`."""
-    if period == "total":
-        return PeriodWindow(EPOCH, None)
-    zone = ZoneInfo(timezone)
-    local = now.astimezone(zone)
-    day = local.date()
-    if period == "daily":
-        first, last = day, day + timedelta(days=1)
-    elif period == "weekly":  # ISO weeks: Monday to Monday
-        first = day - timedelta(days=day.weekday())
-        last = first + timedelta(days=7)
-    elif period == "monthly":
-        first = day.replace(day=1)
-        last = (first + timedelta(days=32)).replace(day=1)
-    elif period == "quarterly":
-        first = day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
-        last = (first + timedelta(days=95)).replace(day=1)
-    else:
-        raise ValueError(f"unknown budget period {period!r}")
-
-    def midnight(d: Any) -> datetime:
-        return datetime(d.year, d.month, d.day, tzinfo=zone).astimezone(UTC)
-
-    return PeriodWindow(midnight(first), midnight(last))
+#: [start, end) in UTC; end is None for a `total` budget
+PeriodWindow = tuple[datetime, datetime | None]
 
 
 def scope_conditions(scope: BudgetScope) -> list[str]:
@@ -70,9 +37,10 @@ def _ch_time(value: datetime) -> str:
 
 
 async def spend_in_window(store: Store, scope: BudgetScope, window: PeriodWindow) -> Decimal:
+    start, end = window
     conditions = ["status = 'ok'", *scope_conditions(scope)]
-    if window.end is not None:
-        conditions += [f"ts >= {_ch_time(window.start)}", f"ts < {_ch_time(window.end)}"]
+    if end is not None:
+        conditions += [f"ts >= {_ch_time(start)}", f"ts < {_ch_time(end)}"]
     result = await store.query(
         f"SELECT toString(sum(cost_usd)) AS spend FROM calls WHERE {' AND '.join(conditions)}",
         readonly=True,
@@ -90,10 +58,11 @@ def _state(ratio: float, alerts: list[float]) -> str:
 
 def _forecast(spend: Decimal, window: PeriodWindow, now: datetime) -> Decimal:
     """Linear: the spend so far, extended at the same rate to the end of the period."""
-    if window.end is None:
+    start, end = window
+    if end is None:
         return spend
-    elapsed = max((now - window.start).total_seconds(), 3600.0)
-    length = (window.end - window.start).total_seconds()
+    elapsed = max((now - start).total_seconds(), 3600.0)
+    length = (end - start).total_seconds()
     return (spend * Decimal(length) / Decimal(elapsed)).quantize(Decimal("1e-9"))
 
 
@@ -109,8 +78,8 @@ async def budget_status(store: Store, budget: BudgetConfig, now: datetime) -> di
         "limit_usd": budget.limit_usd,
         "spend_usd": spend,
         "ratio": round(ratio, 6),
-        "period_start": window.start,
-        "period_end": window.end,
+        "period_start": window[0],
+        "period_end": window[1],
         "forecast_usd": _forecast(spend, window, now),
         "action": budget.action,
         "state": _state(ratio, list(budget.alerts)),

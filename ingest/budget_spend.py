@@ -27,6 +27,7 @@ import faust
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
+from analytics.budget_status import scope_conditions
 from analytics.store.base import Store, quote_identifier, sql_string
 from tollway.budget_events import BudgetStatus
 from tollway.budgets import budget_window, matches
@@ -42,15 +43,8 @@ CORRECTED = Counter(
 
 
 def scope_sql(scope: BudgetScope) -> str:
-    """The WHERE conditions of a budget scope on the `calls` table (values quoted)."""
-    conditions = ["status = 'ok'"]
-    for field in ("business_line", "project", "task_type", "key_id", "user", "model"):
-        value = getattr(scope, field)
-        if value is not None:
-            conditions.append(f"{quote_identifier(field)} = {sql_string(value)}")
-    for tag, value in (scope.tag or {}).items():
-        conditions.append(f"tags[{sql_string(tag)}] = {sql_string(value)}")
-    return " AND ".join(conditions)
+    """The WHERE conditions of a budget scope on the `calls` table: its `ok` calls."""
+    return " AND ".join(["status = 'ok'", *scope_conditions(scope)])
 
 
 def _ch_time(value: datetime) -> str:

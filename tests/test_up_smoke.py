@@ -40,7 +40,11 @@ class Up:
         }
         env.pop("TOLLWAY_CONFIG", None)
         self.process = subprocess.Popen(
-            [*TOLLWAY, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            [*TOLLWAY, "up", "--no-dashboard"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self.lines: list[str] = []
         threading.Thread(target=self._collect, daemon=True).start()

@@ -10,6 +10,7 @@ the ledger, then stop the broker.
 from __future__ import annotations
 
 import logging
+import subprocess
 
 from rich.console import Console
 
@@ -26,7 +27,13 @@ log = logging.getLogger(__name__)
 EMBEDDED_SESSION_TIMEOUT_S = 3.0
 
 
-async def run_up(settings: Settings, *, demo: bool = True, console: Console | None = None) -> None:
+async def run_up(
+    settings: Settings,
+    *,
+    demo: bool = True,
+    dashboard: bool = True,
+    console: Console | None = None,
+) -> None:
     console = console or Console()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     config = load_config(settings.config)
@@ -39,6 +46,7 @@ async def run_up(settings: Settings, *, demo: bool = True, console: Console | No
         extra_keys.append(demo_cfg)
 
     broker: EmbeddedBroker | None = None
+    dashboard_process: subprocess.Popen[str] | None = None
     bootstrap = settings.kafka_bootstrap
     if bootstrap is None:
         broker = EmbeddedBroker(
@@ -62,7 +70,10 @@ async def run_up(settings: Settings, *, demo: bool = True, console: Console | No
         )
 
         def banner() -> None:
+            nonlocal dashboard_process
             base = f"http://{settings.host}:{settings.port}"
+            if dashboard:
+                dashboard_process = _start_dashboard(settings, base, admin)
             console.print(f"[bold green]tollway is up[/] — proxy, worker and analytics on {base}")
             console.print(f"  OpenAI base URL   {base}/v1")
             console.print(
@@ -70,6 +81,8 @@ async def run_up(settings: Settings, *, demo: bool = True, console: Console | No
             )
             store = settings.clickhouse_url or f"chDB at {settings.chdb_path}"
             console.print(f"  ClickHouse        {store}")
+            if dashboard_process is not None:
+                console.print(f"  Dashboard         {settings.dashboard_url}")
             if demo_secret:
                 console.print(f"  Demo key          {demo_secret}")
             console.print(
@@ -81,9 +94,28 @@ async def run_up(settings: Settings, *, demo: bool = True, console: Console | No
 
         await serve(build_app(runtime), settings.host, settings.port, on_started=banner)
     finally:
+        if dashboard_process is not None:
+            from dashboards import launch
+
+            launch.stop(dashboard_process)
         if broker is not None:
             await broker.stop()
     console.print("tollway stopped cleanly")
+
+
+def _start_dashboard(settings: Settings, api_url: str, key: str) -> subprocess.Popen[str] | None:
+    """The Streamlit app as a child process, signed in with the admin key; its output goes to
+    dashboard.log in the data dir. A failure to start never stops the gateway."""
+    from dashboards import launch
+
+    try:
+        with (settings.data_dir / "dashboard.log").open("a") as output:
+            return launch.start(
+                settings.dashboard_port, api_url, key, host=settings.host, log=output
+            )
+    except OSError as exc:
+        log.warning("the dashboard could not start: %s", exc)
+        return None
 
 
 def _environ() -> dict[str, str]:

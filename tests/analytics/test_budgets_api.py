@@ -9,10 +9,10 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from analytics.budget_status import period_window
 from analytics.ledger import Ledger
 from analytics.store import ChdbStore
 from tests.analytics.seed import FINOPS_KEY, VIEWER_KEY, analytics_app, seeded_events
+from tollway.budgets import period_window
 from tollway.config.schema import BudgetConfig, BudgetScope, TollwayConfig
 
 AT = "2025-03-12T03:00:00Z"  # 2025-03-11 23:00 in New York (EDT since 9 March)
@@ -128,6 +128,6 @@ async def test_budgets_as_csv(client: httpx.AsyncClient) -> None:
     ],
 )
 def test_period_windows(period: str, zone: str, now: datetime, start: str, end: str) -> None:
-    window = period_window(period, zone, now)
-    assert window.start.isoformat().startswith(start)
-    assert window.end is not None and window.end.isoformat().startswith(end)
+    window_start, window_end = period_window(period, zone, now)  # type: ignore[arg-type]
+    assert window_start.isoformat().startswith(start)
+    assert window_end is not None and window_end.isoformat().startswith(end)

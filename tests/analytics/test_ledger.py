@@ -62,7 +62,9 @@ async def test_row_round_trips_every_field(ledger_store: ChdbStore) -> None:
         ts=datetime(2025, 3, 14, 9, 26, 53, 589_999, tzinfo=UTC),
     )
     await Ledger(ledger_store).write([event])
-    row = (await ledger_store.query("SELECT * EXCEPT (ingested_at, source_partition) FROM calls")).rows[0]
+    row = (
+        await ledger_store.query("SELECT * EXCEPT (ingested_at, source_partition) FROM calls")
+    ).rows[0]
     expected = event_to_row(event)
     # ClickHouse prints Decimals without trailing zeros: same value, shorter text
     assert Decimal(row.pop("cost_usd")) == Decimal(expected.pop("cost_usd")) == event.cost_usd

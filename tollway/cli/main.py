@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from tollway.cli import budgets_cmd, config_cmd, keys_cmd, run_cmd, sql_cmd, webhooks_cmd
+from tollway.cli import (
+    budgets_cmd,
+    config_cmd,
+    dashboard_cmd,
+    keys_cmd,
+    run_cmd,
+    sql_cmd,
+    webhooks_cmd,
+)
 
 app = typer.Typer(
     name="tollway",
@@ -14,6 +22,7 @@ app = typer.Typer(
 )
 run_cmd.register(app)
 sql_cmd.register(app)
+dashboard_cmd.register(app)
 app.add_typer(config_cmd.app, name="config", help="Validate tollway.yaml.")
 app.add_typer(keys_cmd.app, name="keys", help="Create, list and revoke virtual keys.")
 app.add_typer(budgets_cmd.app, name="budgets", help="Budget spend and state.")

@@ -42,7 +42,12 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Option(None, "--config", help="tollway.yaml (default: demo)"),
         data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the ledger lives."),
         port: int | None = typer.Option(None, "--port", help="HTTP port (default 8080)."),
-        dashboard_port: int | None = typer.Option(None, "--dashboard-port"),
+        dashboard_port: int | None = typer.Option(
+            None, "--dashboard-port", help="Port of the Streamlit dashboard (default 8501)."
+        ),
+        no_dashboard: bool = typer.Option(
+            False, "--no-dashboard", help="Do not start the Streamlit dashboard."
+        ),
         no_demo: bool = typer.Option(False, "--no-demo", help="No demo key."),
         log_level: str = typer.Option("warning", "--log-level"),
     ) -> None:
@@ -54,7 +59,9 @@ def register(app: typer.Typer) -> None:
         if dashboard_port is not None:
             settings = settings.model_copy(update={"dashboard_port": dashboard_port})
         try:
-            asyncio.run(run_up(settings, demo=not no_demo, console=console))
+            asyncio.run(
+                run_up(settings, demo=not no_demo, dashboard=not no_dashboard, console=console)
+            )
         except ConfigError as exc:
             console.print(f"[red]{escape(str(exc))}[/]")
             raise typer.Exit(2) from None

@@ -1,0 +1,77 @@
+"""Budgets: each budget's spend against its limit, forecast, state, and what drives it."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboards import theme
+from dashboards.session import fetch, require_client, today, tomorrow
+
+#: Budget scope fields the cost endpoint can filter by (users and tags only exist in the ledger).
+_FILTERABLE = ("business_line", "project", "task_type", "key_id", "model", "user")
+
+st.title("Budgets")
+client = require_client()
+budgets = fetch(client.budgets)
+if not budgets:
+    st.info(
+        "**No budgets configured.** Add one under `budgets:` in tollway.yaml, e.g. "
+        "`{id: marketing-monthly, scope: {business_line: marketing}, period: monthly, "
+        "limit_usd: 500, action: block}` — then check it with `tollway config check`.",
+        icon="💡",
+    )
+    st.stop()
+
+for budget in budgets:
+    with st.container(border=True):
+        head = st.columns([3, 1])
+        scope = ", ".join(f"{k}={v}" for k, v in budget.scope.items()) or "everything"
+        head[0].markdown(
+            f"#### {theme.STATE_ICONS.get(budget.state, '')} {budget.id}\n"
+            f"{budget.period} · {budget.timezone} · scope: `{scope}` · at 100 %: **{budget.action}**"
+        )
+        head[1].markdown(f"**{budget.state.upper()}**")
+        st.progress(
+            min(budget.ratio, 1.0),
+            text=f"{theme.usd(budget.spend_usd)} of {theme.usd(budget.limit_usd)} "
+            f"({theme.percent(budget.ratio)})",
+        )
+        cols = st.columns(3)
+        cols[0].metric("Spend", theme.usd(budget.spend_usd))
+        cols[1].metric(
+            "Forecast",
+            theme.usd(budget.forecast_usd),
+            delta=theme.percent(float(budget.forecast_usd / budget.limit_usd)) + " of limit",
+            delta_color="inverse" if budget.forecast_usd > budget.limit_usd else "off",
+        )
+        cols[2].metric("Period ends", (budget.period_end or "never")[:10])
+
+        filters = {k: [str(v)] for k, v in budget.scope.items() if k in _FILTERABLE}
+        start = pd.Timestamp(budget.period_start[:10]).date()
+        drivers = fetch(
+            lambda filters=filters, start=start: client.cost(
+                start, max(tomorrow(), today()), group_by=["project"], filters=filters, top=5
+            )
+        )
+        if drivers.rows:
+            st.caption("Driving projects this period")
+            st.dataframe(
+                pd.DataFrame(
+                    {
+                        "project": [r.dims["project"] for r in drivers.rows],
+                        "spend": [theme.usd(r.cost_usd) for r in drivers.rows],
+                        "share": [
+                            theme.percent(float(r.cost_usd / drivers.totals.cost_usd))
+                            if drivers.totals.cost_usd
+                            else "—"
+                            for r in drivers.rows
+                        ],
+                        "calls": [r.calls for r in drivers.rows],
+                    }
+                ),
+                hide_index=True,
+                width="stretch",
+            )
+        else:
+            st.caption("No spend in this period yet.")

@@ -1,0 +1,50 @@
+"""Calls: the most recent calls, attribution and cost only — prompts and completions never."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import streamlit as st
+
+from dashboards.session import empty_state, fetch, require_client, today, tomorrow
+
+COLUMNS = [
+    "ts",
+    "business_line",
+    "project",
+    "task_type",
+    "key_id",
+    "model",
+    "route",
+    "status",
+    "budget_action",
+    "cost_usd",
+    "input_tokens",
+    "output_tokens",
+    "duration_ms",
+    "fallback_used",
+]
+
+st.title("Recent calls")
+client = require_client()
+top = st.columns(3)
+limit = top[0].selectbox("Show", [50, 200, 1000], index=1, format_func=lambda n: f"last {n}")
+status = top[1].selectbox("Status", ["all", "ok", "error", "blocked"])
+filters = {} if status == "all" else {"status": [status]}
+calls = fetch(
+    lambda: client.calls(today() - timedelta(days=29), tomorrow(), filters=filters, limit=limit)
+)
+if not calls:
+    empty_state(client, "No calls yet" if status == "all" else f"No {status} calls")
+    st.stop()
+frame = pd.DataFrame([c.model_dump(include=set(COLUMNS)) for c in calls])[COLUMNS]
+frame["cost_usd"] = frame["cost_usd"].astype(float)
+frame["ts"] = pd.to_datetime(frame["ts"])
+st.caption(f"{len(calls)} most recent calls of the last 30 days; no prompt or completion text.")
+st.dataframe(
+    frame,
+    hide_index=True,
+    width="stretch",
+    column_config={"cost_usd": st.column_config.NumberColumn("cost (USD)", format="$%.6f")},
+)

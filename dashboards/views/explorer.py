@@ -1,0 +1,196 @@
+"""Explorer: drill business line → project → task type → model → key.
+
+The whole view lives in `st.query_params` (`?business_line=marketing&project=seo&days=30`), so
+the URL in the address bar is a shareable link to exactly this view.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+from urllib.parse import urlencode
+
+import pandas as pd
+import streamlit as st
+
+from dashboards import charts, theme
+from dashboards.session import empty_state, fetch, require_client, today, tomorrow
+
+LEVELS = ("business_line", "project", "task_type", "model", "key_id")
+LABELS = {
+    "business_line": "business line",
+    "project": "project",
+    "task_type": "task type",
+    "model": "model",
+    "key_id": "key",
+}
+RANGES = {"Last 7 days": 7, "Last 30 days": 30, "Last 90 days": 90}
+
+
+def _path() -> dict[str, str]:
+    """The drill path from the URL, cut at the first missing level."""
+    path: dict[str, str] = {}
+    for level in LEVELS:
+        value = st.query_params.get(level)
+        if not value:
+            break
+        path[level] = value
+    return path
+
+
+def _go_to(path: dict[str, str]) -> None:
+    for level in LEVELS:
+        if level in path:
+            st.query_params[level] = path[level]
+        elif level in st.query_params:
+            del st.query_params[level]
+    st.rerun()
+
+
+st.title("Cost explorer")
+client = require_client()
+path = _path()
+level = next((lv for lv in LEVELS if lv not in path), None)
+
+# --- filters: time range and environment ---------------------------------------------------
+top = st.columns([1, 1, 2])
+range_names = list(RANGES)
+days_param = st.query_params.get("days") or "30"
+current_days = int(days_param) if days_param.isdigit() else 30
+range_index = next((i for i, n in enumerate(range_names) if RANGES[n] == current_days), 1)
+chosen = top[0].selectbox("Time range", range_names, index=range_index, key="range")
+if RANGES[chosen] != current_days:
+    st.query_params["days"] = str(RANGES[chosen])
+    st.rerun()
+days = RANGES[chosen]
+end = tomorrow()
+start = today() - timedelta(days=days - 1)
+
+environments = fetch(lambda: client.cost(start, end, group_by=["environment"]))
+env_options = ["all", *sorted(r.dims["environment"] for r in environments.rows)]
+current_env = st.query_params.get("environment") or "all"
+env_index = env_options.index(current_env) if current_env in env_options else 0
+env = top[1].selectbox("Environment", env_options, index=env_index, key="environment")
+if env != current_env:
+    if env == "all":
+        del st.query_params["environment"]
+    else:
+        st.query_params["environment"] = env
+    st.rerun()
+
+filters = {k: [v] for k, v in path.items()}
+if env != "all":
+    filters["environment"] = [env]
+
+# --- breadcrumb ------------------------------------------------------------------------------
+crumbs = st.columns(len(path) + 2)
+if crumbs[0].button("All spend", key="crumb_root", disabled=not path):
+    _go_to({})
+for i, (name, value) in enumerate(path.items(), start=1):
+    keep = dict(list(path.items())[:i])
+    if crumbs[i].button(
+        f"→ {value}", key=f"crumb_{name}", help=LABELS[name], disabled=i == len(path)
+    ):
+        _go_to(keep)
+
+group = [level] if level else list(LEVELS)
+report = fetch(lambda: client.cost(start, end, group_by=group, filters=filters))
+query = urlencode(
+    [
+        ("group_by", ",".join(group)),
+        ("start", str(start)),
+        ("end", str(end)),
+        *[(k, v[0]) for k, v in sorted(filters.items())],
+    ]
+)
+st.caption(f"API: `GET /v1/analytics/cost?{query}`")
+
+if report.totals.calls == 0:
+    empty_state(client, "No calls in this view" if path or env != "all" else "No calls yet")
+    st.stop()
+
+cols = st.columns(3)
+cols[0].metric("Spend", theme.usd(report.totals.cost_usd))
+cols[1].metric("Calls", f"{report.totals.calls:,}")
+cols[2].metric("Error rate", theme.percent(report.totals.error_rate))
+
+# --- drill: selectbox and clickable bars ---------------------------------------------------
+if level is not None:
+    values = [r.dims[level] for r in report.rows]
+    picked = st.selectbox(
+        f"Drill into a {LABELS[level]}", ["—", *values], index=0, key=f"drill_{level}"
+    )
+    if picked != "—":
+        _go_to({**path, level: picked})
+
+    left, right = st.columns(2)
+    with left:
+        event = st.plotly_chart(
+            charts.ranked_bars(report, level, f"Spend by {LABELS[level]} (click to drill)"),
+            width="stretch",
+            on_select="rerun",
+            selection_mode="points",
+            key=f"bars_{level}",
+        )
+        points = (event or {}).get("selection", {}).get("points", []) if event else []
+        if points and points[0].get("y") in values:
+            _go_to({**path, level: points[0]["y"]})
+    with right:
+        nxt = LEVELS[LEVELS.index(level) + 1] if LEVELS.index(level) + 1 < len(LEVELS) else None
+        nested = (
+            fetch(lambda: client.cost(start, end, group_by=[level, nxt], filters=filters))
+            if nxt
+            else report
+        )
+        st.plotly_chart(
+            charts.spend_treemap(nested, [level, *([nxt] if nxt else [])], "Where the money goes"),
+            width="stretch",
+        )
+
+series = fetch(
+    lambda: client.timeseries(start, end, group_by=[level] if level else [], filters=filters)
+)
+st.plotly_chart(
+    charts.stacked_daily(
+        series, level, f"Daily spend by {LABELS[level]}" if level else "Daily spend"
+    ),
+    width="stretch",
+)
+
+# --- table + CSV -----------------------------------------------------------------------------
+st.subheader(f"By {LABELS[level]}" if level else "Calls in this view")
+table = pd.DataFrame(
+    [
+        {
+            **r.dims,
+            "cost_usd": float(r.cost_usd),
+            "calls": r.calls,
+            "errors": r.errors,
+            "input_tokens": r.input_tokens,
+            "output_tokens": r.output_tokens,
+        }
+        for r in report.rows
+    ]
+)
+st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    column_config={"cost_usd": st.column_config.NumberColumn("cost (USD)", format="$%.6f")},
+)
+buffer = io.StringIO()
+writer = csv.writer(buffer, lineterminator="\n")
+writer.writerow([*group, "cost_usd", "calls", "errors", "input_tokens", "output_tokens"])
+for r in report.rows:
+    writer.writerow(
+        [
+            *(r.dims[d] for d in group),
+            str(r.cost_usd),
+            r.calls,
+            r.errors,
+            r.input_tokens,
+            r.output_tokens,
+        ]
+    )
+st.download_button("Download CSV", buffer.getvalue(), file_name="tollway-cost.csv", mime="text/csv")
