@@ -20,8 +20,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.contrib.asgi import faust_app_running
 
 from analytics.ledger import Ledger
+from analytics.store.base import StoreError
 from ingest.budget_alerts import AlertEvaluator
 from ingest.budget_spend import BudgetSpend
+from ingest.feedback_sink import write_feedback
 from ingest.ledger_sink import LedgerSink, RawMessage
 from ingest.webhooks.dispatcher import WebhookDispatcher, register_dispatcher
 from tollway.config.schema import TollwayConfig
@@ -95,8 +97,26 @@ class LedgerWorker:
             self.topics.budget_status, value_serializer="raw", key_serializer="raw"
         )
         self.app.agent(status, name="budget-alerts")(self._evaluate_budgets)
+        feedback = self.app.topic(
+            self.topics.feedback, value_serializer="raw", key_serializer="raw"
+        )
+        self.app.agent(feedback, name="feedback-sink")(self._store_feedback)
         if self.dispatcher is not None:
             register_dispatcher(self.app, self.topics.budget_alerts, self.dispatcher)
+
+    async def _store_feedback(self, stream: Any) -> None:
+        async for events in stream.noack_take(self.settings.sink_batch_size, within=1.0):
+            delay = 0.2
+            while True:  # like the ledger: wait out a store outage, acknowledge only after
+                try:
+                    await write_feedback(self.ledger.store, [e.message.value for e in events])
+                    break
+                except StoreError as exc:
+                    log.warning("feedback write failed (%s); retrying in %.1fs", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+            for event in events:
+                await stream.ack(event)
 
     async def _evaluate_budgets(self, stream: Any) -> None:
         async for value in stream:

@@ -69,9 +69,11 @@ def build_app(runtime: Runtime) -> FastAPI:
     app.include_router(health.router)
     if "proxy" in roles:
         from router.admin_api import router as admin_router
+        from router.feedback_api import router as feedback_router
 
         install_proxy(app)
         app.include_router(admin_router)
+        app.include_router(feedback_router)
     if "analytics" in roles:
         from analytics.api import router as analytics_router
 
@@ -141,6 +143,14 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
         await key_sync.start()
         stack.push_async_callback(key_sync.stop)
         app.state.key_sync = key_sync
+
+        from tollway.kafka import new_producer
+
+        feedback_producer = new_producer(runtime.bootstrap)
+        await feedback_producer.start()
+        stack.push_async_callback(feedback_producer.stop)
+        app.state.feedback_producer = feedback_producer
+        app.state.feedback_topic = topics.feedback
 
         from router.budget_gate import BudgetGate
 
