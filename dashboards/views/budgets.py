@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pandas as pd
 import streamlit as st
 
@@ -48,10 +50,13 @@ for budget in budgets:
         cols[2].metric("Period ends", (budget.period_end or "never")[:10])
 
         filters = {k: [str(v)] for k, v in budget.scope.items() if k in _FILTERABLE}
-        start = pd.Timestamp(budget.period_start[:10]).date()
+        # a `total` budget starts in 1970; the API answers at most three years at a time
+        start = max(
+            pd.Timestamp(budget.period_start[:10]).date(), today() - timedelta(days=3 * 365)
+        )
         drivers = fetch(
             lambda filters=filters, start=start: client.cost(
-                start, max(tomorrow(), today()), group_by=["project"], filters=filters, top=5
+                start, tomorrow(), group_by=["project"], filters=filters, top=5
             )
         )
         if drivers.rows:

@@ -8,6 +8,7 @@ from tollway.cli import (
     budgets_cmd,
     config_cmd,
     dashboard_cmd,
+    demo_cmd,
     keys_cmd,
     run_cmd,
     sql_cmd,
@@ -26,6 +27,7 @@ dashboard_cmd.register(app)
 app.add_typer(config_cmd.app, name="config", help="Validate tollway.yaml.")
 app.add_typer(keys_cmd.app, name="keys", help="Create, list and revoke virtual keys.")
 app.add_typer(budgets_cmd.app, name="budgets", help="Budget spend and state.")
+app.add_typer(demo_cmd.app, name="demo", help="Synthetic workload for the demo stack.")
 app.add_typer(
     webhooks_cmd.app, name="webhooks", help="List webhook endpoints and send a signed test."
 )

@@ -1,0 +1,199 @@
+"""Every dashboard page rendered by Streamlit's AppTest against a running analytics API.
+
+Numbers on the pages are checked against the API's own answers (and, for the headline
+metrics, against sums computed by hand from the seeded calls).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from dashboards import theme
+from tests.analytics.seed import ADMIN_KEY, FINOPS_KEY, VIEWER_KEY
+from tests.dashboards.conftest import PAGES, Api, run_page, text_of
+
+
+async def _get(api: Api, key: str, path: str, **params: str) -> httpx.Response:
+    """Async, so the API (served in this test's event loop) can answer."""
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+        return await client.get(path, params=params, headers={"Authorization": f"Bearer {key}"})
+
+
+async def _cost(api: Api, key: str, **params: str) -> dict:
+    response = await _get(api, key, "/v1/analytics/cost", **params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _metric(at, label: str) -> str:  # type: ignore[no-untyped-def]
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def _days() -> tuple[str, str, str]:
+    today = datetime.now(UTC).date()
+    return str(today.replace(day=1)), str(today), str(today + timedelta(days=1))
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+async def test_every_page_renders_without_error(api: Api, point_at, page: str) -> None:  # type: ignore[no-untyped-def]
+    point_at(api.url, ADMIN_KEY)
+    at = await run_page(page)
+    assert not at.exception, at.exception
+    problems = [e.value for e in at.error if not e.value.startswith(("Budget", "🔴 Budget"))]
+    assert not problems, problems  # budget alerts are expected: one seeded budget is exceeded
+    assert at.title and at.title[0].value
+
+
+async def test_overview_numbers_equal_the_api(api: Api, point_at) -> None:  # type: ignore[no-untyped-def]
+    point_at(api.url, FINOPS_KEY)
+    at = await run_page("overview")
+    assert not at.exception
+    month_start, today, tomorrow = _days()
+    month = (await _cost(api, FINOPS_KEY, start=month_start, end=tomorrow))["totals"]
+    day = (await _cost(api, FINOPS_KEY, start=today, end=tomorrow))["totals"]
+    assert _metric(at, "Month to date") == theme.usd(Decimal(month["cost_usd"]))
+    assert _metric(at, "Spend today") == theme.usd(Decimal(day["cost_usd"]))
+    assert _metric(at, "Calls this month") == f"{month['calls']:,}"
+    # and the API agrees with the seeded calls
+    start = datetime.fromisoformat(month_start).replace(tzinfo=UTC)
+    by_hand = sum(e.cost_usd for e in api.events if e.ts >= start)
+    assert Decimal(month["cost_usd"]) == by_hand
+    assert _metric(at, "Active alerts") == "1"  # marketing-monthly is exceeded
+    assert "marketing-monthly" in "\n".join(e.value for e in at.error)
+    blocked = sum(1 for e in api.events if e.ts >= start and e.status == "blocked")
+    assert _metric(at, "Blocked") == str(blocked)
+    assert _metric(at, "Downgraded") == "0"
+
+
+async def test_explorer_drill_down_changes_the_query(api: Api, point_at) -> None:  # type: ignore[no-untyped-def]
+    point_at(api.url, ADMIN_KEY)
+    at = await run_page("explorer")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert set(table["business_line"]) == {"marketing", "support"}
+    assert "group_by=business_line" in text_of(at)
+
+    # a shared link: the view comes from the query string
+    at = await run_page("explorer", {"business_line": "marketing", "days": "7"})
+    assert not at.exception
+    assert "group_by=project" in text_of(at) and "business_line=marketing" in text_of(at)
+    assert set(at.dataframe[0].value["project"]) == {"campaigns", "seo"}
+    start = str(datetime.now(UTC).date() - timedelta(days=6))
+    api_spend = (
+        await _cost(api, ADMIN_KEY, start=start, end=_days()[2], business_line="marketing")
+    )["totals"]["cost_usd"]
+    assert _metric(at, "Spend") == theme.usd(Decimal(api_spend))
+
+    # clicking through: pick a project in the drill selectbox
+    at.selectbox(key="drill_project").set_value("seo")
+    at = await run_page("explorer", at=at)
+    assert not at.exception
+    assert at.query_params.get("project") == "seo"
+    assert set(at.dataframe[0].value["task_type"]) == {"summarize"}
+    assert "project=seo" in text_of(at)
+
+    # the breadcrumb goes back up
+    at.button(key="crumb_root").click()
+    at = await run_page("explorer", at=at)
+    assert "business_line" not in at.query_params
+    assert set(at.dataframe[0].value["business_line"]) == {"marketing", "support"}
+
+
+async def test_explorer_environment_filter(api: Api, point_at) -> None:  # type: ignore[no-untyped-def]
+    point_at(api.url, ADMIN_KEY)
+    at = await run_page("explorer", {"environment": "staging"})
+    assert not at.exception
+    assert "environment=staging" in text_of(at)
+    staging = sum(
+        e.cost_usd
+        for e in api.events
+        if e.environment == "staging" and e.ts.date() >= datetime.now(UTC).date() - timedelta(29)
+    )
+    assert _metric(at, "Spend") == theme.usd(staging)
+
+
+async def test_budgets_page_shows_each_budget(api: Api, point_at) -> None:  # type: ignore[no-untyped-def]
+    point_at(api.url, FINOPS_KEY)
+    at = await run_page("budgets")
+    assert not at.exception
+    body = (await _get(api, FINOPS_KEY, "/v1/analytics/budgets")).json()["budgets"]
+    assert len(at.get("progress")) == len(body) == 2
+    spends = [m.value for m in at.metric if m.label == "Spend"]
+    assert spends == [theme.usd(Decimal(b["spend_usd"])) for b in body]
+    text = text_of(at)
+    assert "EXCEEDED" in text and "marketing-monthly" in text and "support-total" in text
+
+
+async def test_calls_page_lists_calls_without_content(api: Api, point_at) -> None:  # type: ignore[no-untyped-def]
+    point_at(api.url, ADMIN_KEY)
+    at = await run_page("calls")
+    assert not at.exception
+    frame = at.dataframe[0].value
+    assert len(frame) == min(200, len(api.events))
+    assert not {"request_content", "response_content"} & set(frame.columns)
+
+
+async def test_routing_page_explains_missing_recommendations(api: Api, point_at) -> None:  # type: ignore[no-untyped-def]
+    point_at(api.url, ADMIN_KEY)
+    at = await run_page("routing")
+    assert not at.exception
+    assert "No recommendation yet" in text_of(at)
+    stats = at.dataframe[0].value
+    assert {"gpt-4o", "gpt-4o-mini"} <= set(stats["model"])
+
+
+@pytest.mark.parametrize("page", ["overview", "explorer", "calls"])
+async def test_empty_store_shows_how_to_send_a_call(empty_api: Api, point_at, page: str) -> None:  # type: ignore[no-untyped-def]
+    point_at(empty_api.url, ADMIN_KEY)
+    at = await run_page(page)
+    assert not at.exception
+    assert "No calls yet" in text_of(at)
+    assert any("curl" in c.value for c in at.code)
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+async def test_api_down_shows_a_friendly_message(point_at, page: str) -> None:  # type: ignore[no-untyped-def]
+    from tollway.broker import free_port
+
+    point_at(f"http://127.0.0.1:{free_port()}", ADMIN_KEY)
+    at = await run_page(page)
+    assert not at.exception
+    assert "unreachable" in text_of(at)
+    assert "Traceback" not in text_of(at)
+
+
+async def test_a_viewer_sees_only_its_business_line(api: Api, point_at) -> None:  # type: ignore[no-untyped-def]
+    point_at(api.url, VIEWER_KEY)
+    at = await run_page("overview")
+    assert not at.exception
+    month_start, _, tomorrow = _days()
+    own = (await _cost(api, VIEWER_KEY, start=month_start, end=tomorrow))["totals"]["cost_usd"]
+    everyone = (await _cost(api, ADMIN_KEY, start=month_start, end=tomorrow))["totals"]["cost_usd"]
+    assert Decimal(own) < Decimal(everyone)
+    assert _metric(at, "Month to date") == theme.usd(Decimal(own))
+    assert _metric(at, "Downgraded") == "—"  # SQL is for finops/admin
+
+    at = await run_page("explorer")
+    assert set(at.dataframe[0].value["business_line"]) == {"marketing"}
+    at = await run_page("budgets")
+    assert len(at.get("progress")) == 1
+    at = await run_page("calls")
+    assert not at.exception
+    assert "Not available for this key" in text_of(at)
+
+
+async def test_without_a_key_the_sidebar_asks_to_sign_in(api: Api, point_at) -> None:  # type: ignore[no-untyped-def]
+    point_at(api.url, None)
+    at = await run_page("overview")
+    assert not at.exception
+    assert "Sign in" in text_of(at)
+    at.sidebar.text_input(key="form_api_key").input(FINOPS_KEY)
+    at.sidebar.button[0].click()
+    at = await run_page("overview", at=at)
+    assert not at.exception
+    assert at.session_state["api_key"] == FINOPS_KEY
+    assert _metric(at, "Month to date").startswith("$")
