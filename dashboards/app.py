@@ -19,14 +19,31 @@ st.set_page_config(page_title="tollway — cost explorer", page_icon="💸", lay
 
 navigation = st.navigation(
     [
-        st.Page(HERE / "views/overview.py", title="Overview", icon="📊", default=True),
-        st.Page(HERE / "views/explorer.py", title="Explorer", icon="🔎", url_path="explorer"),
-        st.Page(HERE / "views/budgets.py", title="Budgets", icon="💰", url_path="budgets"),
-        st.Page(HERE / "views/routing.py", title="Routing", icon="🧭", url_path="routing"),
-        st.Page(HERE / "views/calls.py", title="Calls", icon="📞", url_path="calls"),
+        st.Page(
+            HERE / "views/overview.py", title="Overview", icon=":material/dashboard:", default=True
+        ),
+        st.Page(
+            HERE / "views/explorer.py",
+            title="Explorer",
+            icon=":material/travel_explore:",
+            url_path="explorer",
+        ),
+        st.Page(
+            HERE / "views/budgets.py",
+            title="Budgets",
+            icon=":material/savings:",
+            url_path="budgets",
+        ),
+        st.Page(
+            HERE / "views/routing.py",
+            title="Routing",
+            icon=":material/alt_route:",
+            url_path="routing",
+        ),
+        st.Page(HERE / "views/calls.py", title="Calls", icon=":material/call:", url_path="calls"),
     ]
 )
 with st.sidebar:
-    st.markdown("### 💸 tollway")
+    st.markdown("### tollway")
 sidebar()
 navigation.run()

@@ -14,7 +14,11 @@ import plotly.graph_objects as go
 from dashboards import theme
 from dashboards.models import Budget, CostReport, Timeseries
 
-LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend_title_text": ""}
+LAYOUT = {
+    "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+    "legend_title_text": "",
+    "height": 380,
+}
 
 
 def stacked_daily(series: Timeseries, dimension: str | None, title: str) -> go.Figure:
@@ -36,6 +40,7 @@ def stacked_daily(series: Timeseries, dimension: str | None, title: str) -> go.F
         labels={"cost": "USD", "day": ""},
     )
     figure.update_layout(barmode="stack", yaxis_tickprefix="$", **LAYOUT)
+    figure.update_xaxes(type="category")  # one bar per UTC day, never clock-time ticks
     return figure
 
 

@@ -31,6 +31,8 @@ def command(port: int, host: str = "127.0.0.1") -> list[str]:
         host,
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "viewer",
     ]
 
 

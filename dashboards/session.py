@@ -92,7 +92,7 @@ def unreachable(exc: ApiUnreachable) -> None:
         f"**The tollway API is unreachable** at `{exc.base_url}`.\n\n"
         "Is `tollway up` (or `tollway serve --role analytics`) running? Start it, or point the "
         f"dashboard elsewhere with `{API_ENV}` / `tollway dashboard --api URL`.",
-        icon="🔌",
+        icon=":material/cloud_off:",
     )
     st.caption(f"Details: {exc.reason}")
 
@@ -107,7 +107,7 @@ def fetch(load: Callable[[], T]) -> T:
         if exc.status == 401:
             st.error(f"**This key was refused** ({exc.message}). Sign in again in the sidebar.")
         else:
-            st.warning(f"**Not available for this key:** {exc.message}", icon="🔒")
+            st.warning(f"**Not available for this key:** {exc.message}", icon=":material/lock:")
     except ApiError as exc:
         st.error(f"**The analytics API answered with an error:** {exc.message}")
     st.stop()
@@ -126,6 +126,6 @@ def empty_state(client: AnalyticsClient, what: str = "No calls yet") -> None:
     st.info(
         f"**{what}** — send one through tollway and it shows up here within seconds "
         "(use the demo key `tollway up` printed):",
-        icon="📭",
+        icon=":material/inbox:",
     )
     st.code(curl_hint(client), language="bash")

@@ -32,7 +32,7 @@ MODEL_COLOURS = {
     "text-embedding-3-small": "#9AA0A6",
 }
 STATE_COLOURS = {"ok": "#54A24B", "warned": "#EECA3B", "exceeded": "#E45756"}
-STATE_ICONS = {"ok": "🟢", "warned": "🟠", "exceeded": "🔴"}
+STATE_ICONS = {"ok": ":green[●]", "warned": ":orange[●]", "exceeded": ":red[●]"}
 
 
 def colour_for(name: str) -> str:

@@ -62,6 +62,7 @@ class LedgerWorker:
             broker=faust_broker_url(bootstrap),
             store="memory://",
             web_enabled=False,
+            datadir=str(settings.data_dir / "faust"),  # not the current directory
             autodiscover=False,
             topic_partitions=4,
             consumer_auto_offset_reset="earliest",

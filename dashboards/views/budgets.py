@@ -21,7 +21,7 @@ if not budgets:
         "**No budgets configured.** Add one under `budgets:` in tollway.yaml, e.g. "
         "`{id: marketing-monthly, scope: {business_line: marketing}, period: monthly, "
         "limit_usd: 500, action: block}` — then check it with `tollway config check`.",
-        icon="💡",
+        icon=":material/lightbulb:",
     )
     st.stop()
 

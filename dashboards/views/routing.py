@@ -21,7 +21,7 @@ if not recommendations:
         "**No recommendation yet.** tollway suggests a cheaper model for a task type once it has "
         "enough calls (20 by default) and enough quality feedback (10 scores) on both models. "
         "Send feedback with `POST /v1/feedback`, or route some traffic through `model: auto`.",
-        icon="🧭",
+        icon=":material/alt_route:",
     )
 for rec in recommendations:
     with st.container(border=True):
@@ -37,7 +37,7 @@ for rec in recommendations:
 st.subheader("Quality and latency per model")
 stats = fetch(lambda: client.routing_stats(days=min(days, 366)))
 if not stats:
-    st.info("No routed calls in this window yet.", icon="📭")
+    st.info("No routed calls in this window yet.", icon=":material/inbox:")
     st.stop()
 frame = pd.DataFrame([s.model_dump() for s in stats])
 frame["mean_cost_usd"] = frame["mean_cost_usd"].astype(float)
