@@ -26,7 +26,7 @@ test: $(VENV)/.installed-dev
 	$(BIN)/pytest $(ARGS)
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy tollway router ingest analytics
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy tollway router ingest analytics dashboards
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks $(ARGS)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from fastapi import Request
 
 from tollway.auth import PermissionDenied, Principal, require_role
+from tollway.config.schema import Role
 
-SUMMARY_ROLES = ("viewer", "finops", "admin")
-FULL_ROLES = ("finops", "admin")
+SUMMARY_ROLES: tuple[Role, ...] = ("viewer", "finops", "admin")
+FULL_ROLES: tuple[Role, ...] = ("finops", "admin")
 
 summary_reader = require_role(*SUMMARY_ROLES)
 full_reader = require_role(*FULL_ROLES)

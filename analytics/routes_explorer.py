@@ -197,7 +197,7 @@ async def anomalies(request: Request, principal: Principal = Depends(summary_rea
                         "zscore": spike.zscore,
                     }
                 )
-        found.sort(key=lambda a: (-a["zscore"], a["bucket"]))
+        found.sort(key=lambda a: (-float(str(a["zscore"])), str(a["bucket"])))
         body = {
             "granularity": granularity,
             "group_by": group_by,

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
 
     sink_batch_size: int = 500
     sink_batch_seconds: float = 0.5
+    ready_max_lag: int = Field(
+        default=50_000,
+        ge=0,
+        description="A worker is ready while at most this many call events await the ledger.",
+    )
     budget_reconcile_seconds: float = Field(
         default=60.0, description="How often budget spend is re-checked against the ledger."
     )

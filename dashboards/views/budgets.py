@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -54,11 +55,11 @@ for budget in budgets:
         start = max(
             pd.Timestamp(budget.period_start[:10]).date(), today() - timedelta(days=3 * 365)
         )
-        drivers = fetch(
-            lambda filters=filters, start=start: client.cost(
-                start, tomorrow(), group_by=["project"], filters=filters, top=5
-            )
-        )
+
+        def driving_projects(filters: dict[str, list[str]] = filters, start: date = start) -> Any:
+            return client.cost(start, tomorrow(), group_by=["project"], filters=filters, top=5)
+
+        drivers = fetch(driving_projects)
         if drivers.rows:
             st.caption("Driving projects this period")
             st.dataframe(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 import pandas as pd
@@ -133,16 +134,16 @@ if level is not None:
             selection_mode="points",
             key=f"bars_{level}",
         )
-        points = (event or {}).get("selection", {}).get("points", []) if event else []
+        selection: dict[str, Any] = dict(event or {}).get("selection") or {}
+        points: list[dict[str, Any]] = selection.get("points") or []
         if points and points[0].get("y") in values:
             _go_to({**path, level: points[0]["y"]})
     with right:
         nxt = LEVELS[LEVELS.index(level) + 1] if LEVELS.index(level) + 1 < len(LEVELS) else None
-        nested = (
-            fetch(lambda: client.cost(start, end, group_by=[level, nxt], filters=filters))
-            if nxt
-            else report
-        )
+        nested = report
+        if nxt is not None:
+            below: list[str] = [level, nxt]
+            nested = fetch(lambda: client.cost(start, end, group_by=below, filters=filters))
         st.plotly_chart(
             charts.spend_treemap(nested, [level, *([nxt] if nxt else [])], "Where the money goes"),
             width="stretch",

@@ -87,21 +87,19 @@ last_week = fetch(
 )
 before = {r.dims["project"]: r.cost_usd for r in last_week.rows}
 now = {r.dims["project"]: r.cost_usd for r in this_week.rows}
-movers = sorted(
-    (
-        {"project": p, "this_week": now.get(p, Decimal(0)), "last_week": before.get(p, Decimal(0))}
-        for p in set(now) | set(before)
-    ),
-    key=lambda m: -abs(m["this_week"] - m["last_week"]),
+# (project, last 7 days, the 7 days before), biggest change first
+movers: list[tuple[str, Decimal, Decimal]] = sorted(
+    ((p, now.get(p, Decimal(0)), before.get(p, Decimal(0))) for p in set(now) | set(before)),
+    key=lambda m: -abs(m[1] - m[2]),
 )[:10]
 if movers:
     st.dataframe(
         pd.DataFrame(
             {
-                "project": [m["project"] for m in movers],
-                "last 7 days": [theme.usd(m["this_week"]) for m in movers],
-                "7 days before": [theme.usd(m["last_week"]) for m in movers],
-                "change": [theme.change(m["this_week"], m["last_week"]) for m in movers],
+                "project": [project for project, _, _ in movers],
+                "last 7 days": [theme.usd(this) for _, this, _ in movers],
+                "7 days before": [theme.usd(last) for _, _, last in movers],
+                "change": [theme.change(this, last) for _, this, last in movers],
             }
         ),
         hide_index=True,

@@ -41,7 +41,9 @@ def register(app: typer.Typer) -> None:
         secret = key or os.environ.get("TOLLWAY_DASHBOARD_KEY") or resolve_key(None, settings)
         console.print(f"Dashboard on http://127.0.0.1:{port} (API {url}); Ctrl-C to stop.")
         try:
-            result = subprocess.run(launch.command(port), env=launch.environment(url, secret))
+            result = subprocess.run(
+                launch.command(port, settings.host), env=launch.environment(url, secret)
+            )
         except KeyboardInterrupt:
             raise typer.Exit(0) from None
         raise typer.Exit(result.returncode)

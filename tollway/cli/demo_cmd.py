@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 
 from tollway import keystore
-from tollway.cli.api_client import ApiClient, fail
+from tollway.cli.api_client import fail
 from tollway.settings import Settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -125,15 +125,14 @@ def traffic(
 ) -> None:
     """Send a synthetic workload (several models, projects and task types) to tollway."""
     settings = Settings()
-    client = ApiClient(url, None) if key is None else None
     base = (url or f"http://{settings.host}:{settings.port}").rstrip("/")
     demo = key or _read(settings.data_dir / keystore.DEMO_KEY_FILE)
     if not demo:
         raise fail("no key: pass --key, or run `tollway up` with the demo config first")
     keys = {"marketing": demo}
-    support = _support_key(
-        base, client and keystore.read_admin_key(settings.data_dir), settings.data_dir
-    )
+    admin = settings.admin_key.get_secret_value() if settings.admin_key else None
+    admin = admin or keystore.read_admin_key(settings.data_dir)
+    support = _support_key(base, admin, settings.data_dir) if key is None else None
     if support and key is None:
         keys["support"] = support
     try:

@@ -74,6 +74,24 @@ class ProviderConfig(_Strict):
     )
     timeout_s: float = Field(default=120.0, gt=0)
     sim: SimBehaviour = Field(default_factory=SimBehaviour)
+    # resilience (router/resilience.py): retries of one model, then fallback to the next
+    max_retries: int = Field(default=2, ge=0, le=10, description="Retries of a model per call.")
+    attempt_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="One try (a stream: up to its first chunk); timeout_s if unset.",
+    )
+    backoff_base_s: float = Field(default=0.2, ge=0, description="First retry waits up to this.")
+    backoff_max_s: float = Field(default=5.0, ge=0)
+    retry_after_max_s: float = Field(
+        default=10.0, ge=0, description="A longer Retry-After falls back instead of waiting."
+    )
+    breaker_failures: int = Field(
+        default=5, ge=1, description="Consecutive failures that open a model's circuit."
+    )
+    breaker_cooldown_s: float = Field(
+        default=30.0, gt=0, description="Open time before one half-open probe is let through."
+    )
 
     @model_validator(mode="after")
     def _needs_endpoint(self) -> ProviderConfig:
@@ -141,6 +159,21 @@ class RouteConfig(_Strict):
     strategy: Literal["ordered", "cost_aware", "latency_aware", "weighted"] = "ordered"
     candidates: list[Name] = Field(min_length=1)
     fallbacks: list[Name] = Field(default_factory=list)
+    deadline_s: float | None = Field(
+        default=None, gt=0, description="Whole call, retries and fallbacks included."
+    )
+    max_retries: int | None = Field(
+        default=None, ge=0, le=10, description="Overrides each provider's max_retries."
+    )
+
+
+class ProxyLimits(_Strict):
+    """Limits on what the proxy accepts from callers."""
+
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    deadline_s: float = Field(
+        default=300.0, gt=0, description="Whole-call deadline when the route sets none."
+    )
 
 
 class BusinessLine(_Strict):
@@ -152,6 +185,16 @@ class Organisation(_Strict):
     business_lines: list[BusinessLine] = Field(default_factory=list)
     task_types: list[Name] = Field(default_factory=list)
     environments: list[Name] = Field(default_factory=lambda: ["production"])
+
+
+HeaderOverride = Literal["project", "task_type", "user", "environment", "tags"]
+HEADER_OVERRIDES: tuple[HeaderOverride, ...] = (
+    "project",
+    "task_type",
+    "user",
+    "environment",
+    "tags",
+)
 
 
 class KeyConfig(_Strict):
@@ -167,8 +210,8 @@ class KeyConfig(_Strict):
     allowed_models: list[str] = Field(
         default_factory=list, description="Models and routes the key may call; empty: all."
     )
-    header_overrides: list[Literal["project", "task_type", "user", "environment", "tags"]] = Field(
-        default_factory=lambda: ["project", "task_type", "user", "environment", "tags"],
+    header_overrides: list[HeaderOverride] = Field(
+        default_factory=lambda: list(HEADER_OVERRIDES),
         description="Which x-tollway-* headers may refine this key's attribution.",
     )
     expires_at: datetime | None = None
@@ -256,6 +299,7 @@ class TollwayConfig(_Strict):
     budgets: list[BudgetConfig] = Field(default_factory=list)
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     logging: LoggingPolicy = Field(default_factory=LoggingPolicy)
+    limits: ProxyLimits = Field(default_factory=ProxyLimits)
 
     @model_validator(mode="after")
     def _webhook_ids(self) -> TollwayConfig:
