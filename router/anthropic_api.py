@@ -3,24 +3,27 @@
 The request is translated into the gateway's internal (OpenAI) shape, served by whichever
 model the name or route resolves to — Claude, GPT, Gemini or the simulator — and the answer
 translated back, so an Anthropic SDK can use any catalogue model. `x-api-key` authenticates
-(as `Authorization: Bearer` does); `anthropic-version` is accepted and not needed. Errors
+(as `Authorization: Bearer` does); `anthropic-version` is optional, but a malformed one is refused
+with a 400, as Anthropic's API does, rather than silently ignored. Errors
 render as Anthropic's `{"type": "error", ...}` (router/app.py), including inside a stream.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from datetime import date
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 
 from router.anthropic_schemas import MessagesRequest
 from router.attribution import attribute
-from router.errors import GatewayError, anthropic_error_body
+from router.errors import GatewayError, InvalidRequest, anthropic_error_body
 from router.gateway import Gateway
 from router.openai_api import stream_headers
 from router.policy import ensure_allowed
-from router.schemas import Usage
+from router.schemas import ChatCompletionRequest, Usage
 from router.sse import EventStreamResponse, event_frame
 from router.streaming import ChatStream
 from router.tokens import estimate_prompt_tokens
@@ -32,8 +35,30 @@ from tollway.events import CallEvent
 router = APIRouter(tags=["anthropic"])
 
 
+#: the first `anthropic-version` Anthropic's API defined; later ones are dates too, and SDKs
+#: send newer ones than tollway knows, so any valid date from then on is accepted
+FIRST_ANTHROPIC_VERSION = date(2023, 1, 1)
+
+
 def _gateway(request: Request) -> Gateway:
     return request.app.state.gateway  # type: ignore[no-any-return]
+
+
+def _version(anthropic_version: str | None = Header(default=None)) -> str | None:
+    """`anthropic-version` is optional; when sent it must be a version date (YYYY-MM-DD, from
+    2023-01-01), as Anthropic's API insists, so a garbled header is not silently ignored."""
+    if anthropic_version is None:
+        return None
+    try:
+        when = date.fromisoformat(anthropic_version) if len(anthropic_version) == 10 else None
+    except ValueError:
+        when = None
+    if when is None or when < FIRST_ANTHROPIC_VERSION:
+        raise InvalidRequest(
+            f"anthropic-version: {anthropic_version[:40]!r} is not a valid version "
+            "(a date such as 2023-06-01)"
+        )
+    return anthropic_version
 
 
 @router.post("/v1/messages")
@@ -42,8 +67,9 @@ async def messages(
     request: Request,
     principal: Principal = Depends(authenticate),
     gateway: Gateway = Depends(_gateway),
+    _: str | None = Depends(_version),
 ) -> Response:
-    chat = messages_to_chat(body)
+    chat = _translated(body)
     ensure_allowed(principal, chat.model)
     who = attribute(principal, request.headers, chat.user)
     if body.stream:
@@ -67,6 +93,20 @@ async def messages(
             "x-tollway-cost-usd": format(event.cost_usd, "f"),
         },
     )
+
+
+def _translated(body: MessagesRequest) -> ChatCompletionRequest:
+    """The request in the internal shape; content the schema let through but that makes no
+    chat request (an empty block list, a tool without a name) is the caller's error: a 400."""
+    try:
+        return messages_to_chat(body)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise InvalidRequest(f"invalid request: {problems}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidRequest(f"invalid request: malformed content ({type(exc).__name__})") from None
 
 
 async def anthropic_frames(stream: ChatStream) -> AsyncGenerator[bytes, None]:

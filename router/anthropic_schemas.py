@@ -21,9 +21,12 @@ class AnthropicMessage(BaseModel):
 class MessagesRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    model: str = Field(min_length=1)
-    messages: list[AnthropicMessage] = Field(min_length=1)
-    max_tokens: int = Field(ge=1)
+    # examples: OpenAPI hints that let a schema fuzzer (schemathesis) reach past the 404
+    model: str = Field(min_length=1, examples=["gpt-4o-mini"])
+    messages: list[AnthropicMessage] = Field(
+        min_length=1, examples=[[{"role": "user", "content": "Say hello"}]]
+    )
+    max_tokens: int = Field(ge=1, examples=[64])
     system: str | list[dict[str, Any]] | None = None
     stop_sequences: list[str] | None = None
     stream: bool = False

@@ -10,28 +10,35 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from router import anthropic_api, openai_api
-from router.errors import (
-    Forbidden,
-    GatewayError,
-    InvalidRequest,
-    Unauthorized,
-    anthropic_error_body,
-    openai_error_body,
-)
+from router.body_limit import BodyLimit, error_response
+from router.errors import Forbidden, GatewayError, InvalidRequest, Unauthorized
 from tollway.auth import AuthError, PermissionDenied
 
 log = logging.getLogger(__name__)
 
 
+#: the caller-facing protocol endpoints, whose every answer (errors included) speaks the protocol
+PROTOCOL_PATHS = ("/v1/chat/", "/v1/messages", "/v1/embeddings", "/v1/models", "/v1/completions")
+
+
 def install_proxy(app: FastAPI) -> None:
-    """Add the OpenAI- and Anthropic-compatible endpoints; `app.state.gateway` must be set
-    before serving."""
+    """Add the OpenAI- and Anthropic-compatible endpoints and the request body limit;
+    `app.state.gateway` must be set before serving."""
     app.include_router(openai_api.router)
     app.include_router(anthropic_api.router)
+
+    def body_limit() -> int:
+        gateway = getattr(app.state, "gateway", None)
+        config = gateway.config if gateway is not None else app.state.config
+        return int(config.limits.max_body_bytes)
+
+    app.add_middleware(BodyLimit, limit=body_limit)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -39,13 +46,34 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AuthError, _auth_error)  # type: ignore[arg-type]
     app.add_exception_handler(PermissionDenied, _permission_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)
 
 
 def _render(request: Request, error: GatewayError) -> JSONResponse:
-    anthropic = request.url.path.startswith("/v1/messages")
-    body = anthropic_error_body(error) if anthropic else openai_error_body(error)
-    return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+    return error_response(request.url.path, error)
+
+
+#: (OpenAI type, Anthropic type) of the HTTP errors the framework itself raises
+_HTTP_TYPES = {
+    400: ("invalid_request_error", "invalid_request_error"),
+    401: ("authentication_error", "authentication_error"),
+    403: ("permission_error", "permission_error"),
+    404: ("invalid_request_error", "not_found_error"),
+    413: ("invalid_request_error", "request_too_large"),
+}
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """Framework errors (unknown path, wrong method, an unparseable body) on a protocol
+    endpoint in the protocol's shape; elsewhere (admin, analytics) FastAPI's own `detail`."""
+    if not request.url.path.startswith(PROTOCOL_PATHS):
+        return await http_exception_handler(request, exc)
+    types = _HTTP_TYPES.get(exc.status_code, ("invalid_request_error", "invalid_request_error"))
+    error = GatewayError(str(exc.detail), headers=dict(exc.headers or {}))
+    error.status_code = exc.status_code
+    error.type, error.anthropic_type = types
+    return _render(request, error)
 
 
 async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:

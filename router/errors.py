@@ -7,6 +7,7 @@ client: unexpected exceptions become a generic `internal_error` without a stack 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -14,6 +15,9 @@ class GatewayError(Exception):
     status_code = 500
     type = "internal_error"
     code: str | None = None
+    #: Anthropic's name for the error where it differs from `type` (its SDKs map 404, 413,
+    #: 529 to their own types)
+    anthropic_type: str | None = None
 
     def __init__(
         self,
@@ -37,6 +41,7 @@ class ModelNotFound(GatewayError):
     status_code = 404
     type = "invalid_request_error"
     code = "model_not_found"
+    anthropic_type = "not_found_error"
 
 
 class Unauthorized(GatewayError):
@@ -71,8 +76,30 @@ class UpstreamError(GatewayError):
 
 
 class UpstreamTimeout(UpstreamError):
+    """The call's overall deadline ran out before any model answered."""
+
     status_code = 504
     type = "upstream_timeout"
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Every candidate's circuit is open: answered at once instead of waiting on a model that
+    keeps failing; `retry-after` says when a probe will be let through."""
+
+    status_code = 503
+    type = "upstream_unavailable"
+    anthropic_type = "overloaded_error"
+
+    def __init__(self, message: str, *, retry_after_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.headers = {"retry-after": str(max(1, math.ceil(retry_after_s)))}
+
+
+class PayloadTooLarge(GatewayError):
+    status_code = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+    anthropic_type = "request_too_large"
 
 
 def openai_error_body(error: GatewayError) -> dict[str, Any]:
@@ -90,5 +117,9 @@ def openai_error_body(error: GatewayError) -> dict[str, Any]:
 def anthropic_error_body(error: GatewayError) -> dict[str, Any]:
     return {
         "type": "error",
-        "error": {"type": error.type, "message": error.message, **error.details},
+        "error": {
+            "type": error.anthropic_type or error.type,
+            "message": error.message,
+            **error.details,
+        },
     }

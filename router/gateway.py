@@ -3,6 +3,7 @@
 One `Gateway` per proxy process, kept on `app.state.gateway`. `call_chat` is the path of
 one chat call: plan the models, try them in order, price the usage, publish one CallEvent.
 `open_stream` is the same for a streamed call, up to its first chunk (see router/streaming.py).
+Retries, timeouts, fallbacks and circuit breakers live in router/resilience.py.
 Both work on the one internal shape (OpenAI chat completions); the caller's protocol is the
 endpoint's business.
 """
@@ -10,28 +11,32 @@ endpoint's business.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from router.attribution import Attribution
+from router.breaker import BreakerBoard
 from router.budget_gate import BudgetGate, Decision, Refusal, period_end_text, seconds_until
-from router.errors import BudgetExceeded, UpstreamError
+from router.errors import BudgetExceeded, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from router.events import EventPublisher
 from router.policy import RoutePlan, plan_for
-from router.providers import Provider, ProviderError, build_provider
+from router.providers import ChatResult, Provider, ProviderError, build_provider
+from router.resilience import AttemptLoop, Exhausted, Served
 from router.schemas import ChatCompletionRequest, Usage
-from router.streaming import ChatStream, attempt_ok
+from router.streaming import ChatStream
 from router.tokens import estimate_prompt_tokens
 from router.upstream import ChatChunk
 from tollway.config.schema import ModelConfig, TollwayConfig
-from tollway.events import Attempt, CallEvent, Endpoint
+from tollway.events import CallEvent, Endpoint
 from tollway.pricing import Costing, PriceCatalogue, UnpricedModel
 
 #: output tokens assumed for a call that does not cap them, when reserving budget
 DEFAULT_OUTPUT_ESTIMATE = 1000
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,8 @@ class Gateway:
         self.providers: dict[str, Provider] = {p.name: build_provider(p) for p in config.providers}
         self.publisher = publisher
         self.budgets = budgets or BudgetGate(lambda: self.config)
+        self.breakers = BreakerBoard()
+        self.attempt_loop = AttemptLoop(self.breakers)
 
     async def start(self) -> None:
         await self.publisher.start()
@@ -151,44 +158,34 @@ class Gateway:
         decision, plan, event = self._admit(
             request, who, endpoint, plan_for(self.config, request.model), started
         )
-        attempts: list[Attempt] = []
-        last_error: ProviderError | None = None
-        for model in plan.models:
-            provider = self.providers[model.provider]
-            attempt_clock = time.perf_counter()
-            try:
-                result = await provider.chat(request, model)
-            except ProviderError as exc:
-                attempts.append(_failed_attempt(provider, model, exc, attempt_clock))
-                last_error = exc
-                if not exc.retryable:
-                    break
-                continue
-            attempts.append(attempt_ok(provider.config.name, model.name, attempt_clock))
-            usage = result.usage
-            costing = self._price(model.name, started, usage)
-            event = event.model_copy(
-                update={
-                    "duration_ms": _ms_since(clock),
-                    "provider": provider.config.name,
-                    "model": model.name,
-                    "attempts": attempts,
-                    "fallback_used": len(attempts) > 1,
-                    "input_tokens": usage.input_tokens,
-                    "output_tokens": usage.output_tokens,
-                    "cached_input_tokens": min(usage.cached_input_tokens, usage.input_tokens),
-                    "reasoning_tokens": min(usage.reasoning_tokens, usage.output_tokens),
-                    "usage_estimated": usage.estimated,
-                    "cost_usd": costing.cost_usd,
-                    "price_version": costing.price_version,
-                }
-            )
-            self.budgets.settle(decision, costing.cost_usd)
-            self.publisher.publish(event)
-            body = {**result.body, "model": model.name}
-            return ChatOutcome(body=body, event=event)
-        self.budgets.settle(decision, Decimal(0))
-        raise self._all_failed(request, event, attempts, last_error, clock)
+
+        async def complete(provider: Provider, model: ModelConfig) -> ChatResult:
+            return await provider.chat(request, model)
+
+        try:
+            served = await self._attempts(plan, complete)
+        except Exhausted as exhausted:
+            self.budgets.settle(decision, Decimal(0))
+            raise self._all_failed(request, event, exhausted, clock) from None
+        result, model = served.value, served.model
+        usage = result.usage
+        costing = self._price(model.name, started, usage)
+        event = event.model_copy(
+            update={
+                **_routing_fields(plan, served),
+                "duration_ms": _ms_since(clock),
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cached_input_tokens": min(usage.cached_input_tokens, usage.input_tokens),
+                "reasoning_tokens": min(usage.reasoning_tokens, usage.output_tokens),
+                "usage_estimated": usage.estimated,
+                "cost_usd": costing.cost_usd,
+                "price_version": costing.price_version,
+            }
+        )
+        self.budgets.settle(decision, costing.cost_usd)
+        self.publisher.publish(event)
+        return ChatOutcome(body={**result.body, "model": model.name}, event=event)
 
     async def open_stream(
         self,
@@ -198,9 +195,9 @@ class Gateway:
     ) -> ChatStream:
         """Start a streamed call: try the plan's models until one yields its first chunk.
 
-        Falling back is only possible while nothing has reached the caller, so each model is
-        tried up to its first chunk; from then on the returned `ChatStream` owns the call
-        (and publishes its event however the stream ends)."""
+        Retrying and falling back are only possible while nothing has reached the caller, so
+        each attempt runs up to its first chunk; from then on the returned `ChatStream` owns
+        the call (and publishes its event however the stream ends)."""
         started = datetime.now(UTC)
         clock = time.perf_counter()
         decision, plan, event = self._admit(
@@ -211,72 +208,78 @@ class Gateway:
             self.budgets.settle(decision, final.cost_usd)
             self.publisher.publish(final)
 
-        attempts: list[Attempt] = []
-        last_error: ProviderError | None = None
-        for model in plan.models:
-            provider = self.providers[model.provider]
-            attempt_clock = time.perf_counter()
+        async def first_chunk(
+            provider: Provider, model: ModelConfig
+        ) -> tuple[AsyncIterator[ChatChunk], ChatChunk]:
             upstream = provider.stream(request, model)
             try:
-                first = await _first_chunk(upstream, provider.config.name)
-            except ProviderError as exc:
-                await upstream.aclose()  # type: ignore[attr-defined]
-                attempts.append(_failed_attempt(provider, model, exc, attempt_clock))
-                last_error = exc
-                if not exc.retryable:
-                    break
-                continue
+                return upstream, await _first_chunk(upstream, provider.config.name)
             except BaseException:
                 await upstream.aclose()  # type: ignore[attr-defined]
                 raise
-            attempts.append(attempt_ok(provider.config.name, model.name, attempt_clock))
-            event = event.model_copy(
-                update={
-                    "provider": provider.config.name,
-                    "model": model.name,
-                    "attempts": attempts,
-                    "fallback_used": len(attempts) > 1,
-                }
-            )
-            return ChatStream(
-                request=request,
-                event=event,
-                first=first,
-                upstream=upstream,
-                clock=clock,
-                started=started,
-                price=self._price,
-                publish=publish,
-            )
-        self.budgets.settle(decision, Decimal(0))
-        raise self._all_failed(request, event, attempts, last_error, clock)
+
+        try:
+            served = await self._attempts(plan, first_chunk)
+        except Exhausted as exhausted:
+            self.budgets.settle(decision, Decimal(0))
+            raise self._all_failed(request, event, exhausted, clock) from None
+        upstream, first = served.value
+        return ChatStream(
+            request=request,
+            event=event.model_copy(update=_routing_fields(plan, served)),
+            first=first,
+            upstream=upstream,
+            clock=clock,
+            started=started,
+            price=self._price,
+            publish=publish,
+        )
+
+    async def _attempts(
+        self, plan: RoutePlan, attempt: Callable[[Provider, ModelConfig], Awaitable[T]]
+    ) -> Served[T]:
+        """Run the plan's models through the resilience loop (router/resilience.py)."""
+        route = self.config.route(plan.route) if plan.route else None
+        deadline = route.deadline_s if route and route.deadline_s else None
+        return await self.attempt_loop.run(
+            plan.models,
+            self.providers,
+            attempt,
+            route=route,
+            deadline_s=deadline or self.config.limits.deadline_s,
+        )
 
     def _all_failed(
         self,
         request: ChatCompletionRequest,
         event: CallEvent,
-        attempts: list[Attempt],
-        last_error: ProviderError | None,
+        exhausted: Exhausted,
         clock: float,
     ) -> UpstreamError:
-        """Publish the failed call's event and return the error to raise."""
+        """Publish the failed call's event and return the error to raise: 504 when the
+        deadline ran out, 503 when every candidate's circuit is open, else 502."""
+        error: UpstreamError
+        status = exhausted.last_error.status if exhausted.last_error else None
+        message = f"no provider could serve {request.model!r}: {exhausted}"
+        if exhausted.deadline_hit:
+            error = UpstreamTimeout(message, upstream_status=status)
+        elif not exhausted.attempts and exhausted.skipped:
+            error = UpstreamUnavailable(message, retry_after_s=exhausted.retry_in_s)
+        else:
+            error = UpstreamError(message, upstream_status=status)
         failed = event.model_copy(
             update={
                 "duration_ms": _ms_since(clock),
-                "attempts": attempts,
+                "attempts": exhausted.attempts,
+                "route_reason": _with_skips(event.route_reason, exhausted.skipped),
                 "status": "error",
-                "http_status": 502,
-                "error_code": "upstream_error",
+                "http_status": error.status_code,
+                "error_code": error.type,
                 "cost_usd": Decimal(0),
             }
         )
         self.publisher.publish(failed)
-        status = last_error.status if last_error else None
-        return UpstreamError(
-            f"no provider could serve {request.model!r}: "
-            + (str(last_error) if last_error else "the route has no models"),
-            upstream_status=status,
-        )
+        return error
 
 
 async def _first_chunk(upstream: AsyncIterator[ChatChunk], provider: str) -> ChatChunk:
@@ -286,17 +289,22 @@ async def _first_chunk(upstream: AsyncIterator[ChatChunk], provider: str) -> Cha
         raise ProviderError(f"{provider}: the stream ended before any chunk", status=502) from None
 
 
-def _failed_attempt(
-    provider: Provider, model: ModelConfig, exc: ProviderError, clock: float
-) -> Attempt:
-    return Attempt(
-        provider=provider.config.name,
-        model=model.name,
-        status="error",
-        error=str(exc)[:300],
-        http_status=exc.status,
-        duration_ms=_ms_since(clock),
-    )
+def _routing_fields(plan: RoutePlan, served: Served[Any]) -> dict[str, Any]:
+    """Which model served the call, every try it took, and whether that was a fallback."""
+    first = plan.models[0].name if plan.models else ""
+    return {
+        "provider": served.provider.config.name,
+        "model": served.model.name,
+        "attempts": served.attempts,
+        "fallback_used": served.model.name != first,
+        "route_reason": _with_skips(plan.reason, served.skipped),
+    }
+
+
+def _with_skips(reason: str, skipped: list[str]) -> str:
+    if not skipped:
+        return reason
+    return f"{reason}; skipped (circuit open): {', '.join(skipped)}"
 
 
 def _refused(refusal: Refusal) -> BudgetExceeded:

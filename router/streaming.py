@@ -23,7 +23,7 @@ from router.errors import GatewayError, UpstreamError
 from router.schemas import ChatCompletionRequest, Usage
 from router.tokens import estimate_prompt_tokens, tokens_for_chars
 from router.upstream import ChatChunk, ProviderError
-from tollway.events import Attempt, CallEvent
+from tollway.events import CallEvent
 from tollway.pricing import Costing
 
 log = logging.getLogger(__name__)
@@ -189,10 +189,6 @@ class ChatStream:
         )
         self.event = event
         self._publish(event)
-
-
-def attempt_ok(provider: str, model: str, clock: float) -> Attempt:
-    return Attempt(provider=provider, model=model, status="ok", duration_ms=_ms_since(clock))
 
 
 def _ms_since(clock: float) -> int:

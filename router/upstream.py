@@ -37,9 +37,19 @@ class ChatChunk:
 class ProviderError(Exception):
     """An upstream attempt failed; `retryable` says whether another try or model may help.
 
-    The message never contains the provider's secret (see `redact`)."""
+    The message never contains the provider's secret (see `redact`). `retry_after` is the
+    upstream's `Retry-After` in seconds, when it sent one: the resilience loop waits that long
+    (up to a cap) before trying the same model again."""
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = True) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = True,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
+        self.retry_after = retry_after

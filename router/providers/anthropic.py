@@ -51,7 +51,9 @@ class AnthropicProvider:
         except httpx.HTTPError as exc:
             raise transport_error(self.config, exc) from None
         if response.status_code >= 400:
-            raise status_error(self.config, response.status_code, response.content, self._secret)
+            raise status_error(
+                self.config, response.status_code, response.content, self._secret, response.headers
+            )
         body, usage = message_to_chat(response.json(), model.name)
         return ChatResult(body, usage)
 
@@ -64,7 +66,9 @@ class AnthropicProvider:
             async with self._client.stream("POST", "v1/messages", json=payload) as response:
                 if response.status_code >= 400:
                     body = await response.aread()
-                    raise status_error(self.config, response.status_code, body, self._secret)
+                    raise status_error(
+                        self.config, response.status_code, body, self._secret, response.headers
+                    )
                 async for event, data in sse_data(response):
                     try:
                         parsed = orjson.loads(data)

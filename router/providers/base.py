@@ -7,8 +7,10 @@ the accounting and the caller-facing protocols never see a provider's own format
 
 from __future__ import annotations
 
+import email.utils
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Protocol
 
 import httpx
@@ -66,14 +68,39 @@ def transport_error(config: ProviderConfig, exc: httpx.HTTPError) -> ProviderErr
 
 
 def status_error(
-    config: ProviderConfig, status: int, body: bytes, secret: str | None
+    config: ProviderConfig,
+    status: int,
+    body: bytes,
+    secret: str | None,
+    headers: httpx.Headers | None = None,
 ) -> ProviderError:
-    """An HTTP error answer as a ProviderError with the upstream's own message, redacted."""
+    """An HTTP error answer as a ProviderError with the upstream's own message, redacted, and
+    its `Retry-After` (so a 429 or 503 is retried when the upstream says, not sooner)."""
     return ProviderError(
         f"{config.name} answered HTTP {status}: {redact(error_message(body), secret)}",
         status=status,
         retryable=status in RETRYABLE_STATUS,
+        retry_after=parse_retry_after(headers.get("retry-after") if headers else None),
     )
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header: delay-seconds or an HTTP date (RFC 9110 §10.2.3);
+    None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def error_message(body: bytes) -> str:
@@ -119,6 +146,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "new_http_client",
+    "parse_retry_after",
     "provider_secret",
     "redact",
     "sse_data",

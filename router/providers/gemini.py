@@ -50,7 +50,9 @@ class GeminiProvider:
         except httpx.HTTPError as exc:
             raise transport_error(self.config, exc) from None
         if response.status_code >= 400:
-            raise status_error(self.config, response.status_code, response.content, self._secret)
+            raise status_error(
+                self.config, response.status_code, response.content, self._secret, response.headers
+            )
         body, usage = gemini_to_chat(response.json(), model.name)
         return ChatResult(body, usage)
 
@@ -66,7 +68,9 @@ class GeminiProvider:
             ) as response:
                 if response.status_code >= 400:
                     body = await response.aread()
-                    raise status_error(self.config, response.status_code, body, self._secret)
+                    raise status_error(
+                        self.config, response.status_code, body, self._secret, response.headers
+                    )
                 async for _, data in sse_data(response):
                     try:
                         parsed = orjson.loads(data)

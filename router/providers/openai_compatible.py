@@ -69,7 +69,9 @@ class OpenAICompatibleProvider:
         except httpx.HTTPError as exc:
             raise transport_error(self.config, exc) from None
         if response.status_code >= 400:
-            raise status_error(self.config, response.status_code, response.content, self._secret)
+            raise status_error(
+                self.config, response.status_code, response.content, self._secret, response.headers
+            )
         body = response.json()
         return ChatResult(body, usage_from_openai(body.get("usage")))
 
@@ -83,7 +85,9 @@ class OpenAICompatibleProvider:
             async with self._client.stream("POST", "chat/completions", json=payload) as response:
                 if response.status_code >= 400:
                     body = await response.aread()
-                    raise status_error(self.config, response.status_code, body, self._secret)
+                    raise status_error(
+                        self.config, response.status_code, body, self._secret, response.headers
+                    )
                 async for _, data in sse_data(response):
                     if data.strip() == "[DONE]":
                         return

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -46,7 +46,13 @@ def _config(urls: dict[str, str]) -> TollwayConfig:
                     "type": "sim",
                     "sim": {"latency_ms": 5, "ms_per_output_token": 25, "output_tokens": 60},
                 },
-                {"name": "sim-down", "type": "sim", "sim": {"error_rate": 1.0}},
+                {
+                    "name": "sim-down",
+                    "type": "sim",
+                    "sim": {"error_rate": 1.0},
+                    "max_retries": 0,
+                    "breaker_failures": 1000,
+                },
                 {
                     "name": "openai-fake",
                     "type": "openai",
@@ -172,21 +178,22 @@ class Stack:
         return [dict(r) for r in rows]
 
 
-@pytest.fixture(scope="module")
-async def stack(
-    kafka_bootstrap: str, chdb_path: Path, tmp_path_factory: pytest.TempPathFactory
+@contextlib.asynccontextmanager
+async def run_stack(
+    kafka_bootstrap: str,
+    chdb_path: Path,
+    data_dir: Path,
+    apps: dict[str, Starlette],
+    make_config: Callable[[dict[str, str]], TollwayConfig],
 ) -> AsyncIterator[Stack]:
+    """A whole tollway in front of `apps` (served on free ports; `make_config` gets their URLs),
+    with its own topics and ledger database."""
     from analytics.store.chdb_store import ChdbStore
 
     database = f"t_{uuid.uuid4().hex[:10]}"
     store = ChdbStore(chdb_path, database)
     secret = new_key_secret()
     key = KeyConfig(id="k_router", hash=hash_key(secret), business_line="eng", project="gateway")
-    apps = {
-        "openai": fakes.openai_app(SECRETS["FAKE_OPENAI_KEY"]),
-        "anthropic": fakes.anthropic_app(SECRETS["FAKE_ANTHROPIC_KEY"]),
-        "gemini": fakes.gemini_app(SECRETS["FAKE_GEMINI_KEY"]),
-    }
     with pytest.MonkeyPatch.context() as env:
         for name, value in SECRETS.items():
             env.setenv(name, value)
@@ -195,10 +202,10 @@ async def stack(
                 name: await running.enter_async_context(serving(app))  # type: ignore[arg-type]
                 for name, app in apps.items()
             }
-            config = _config(urls)
+            config = make_config(urls)
             settings = Settings(
                 topic_namespace=f"t{uuid.uuid4().hex[:10]}.",
-                data_dir=tmp_path_factory.mktemp("router"),
+                data_dir=data_dir,
                 kafka_session_timeout_s=3.0,
                 sink_batch_seconds=0.1,
             )
@@ -214,3 +221,18 @@ async def stack(
             yield Stack(base_url=base_url, key=secret, config=config, store=store, fakes=apps)
     await store.command(f"DROP DATABASE IF EXISTS {database}")
     await store.close()
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    kafka_bootstrap: str, chdb_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    apps = {
+        "openai": fakes.openai_app(SECRETS["FAKE_OPENAI_KEY"]),
+        "anthropic": fakes.anthropic_app(SECRETS["FAKE_ANTHROPIC_KEY"]),
+        "gemini": fakes.gemini_app(SECRETS["FAKE_GEMINI_KEY"]),
+    }
+    async with run_stack(
+        kafka_bootstrap, chdb_path, tmp_path_factory.mktemp("router"), apps, _config
+    ) as running:
+        yield running

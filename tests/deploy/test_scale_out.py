@@ -1,0 +1,284 @@
+"""Roles scaled out on one machine: two `tollway serve --role proxy` processes and one
+`tollway serve --role worker,analytics` process (which owns the chDB store) on the session's
+Tansu broker, each a real subprocess with its own port, sharing only the topics, the config file
+and the admin key.
+
+Checks: calls through both proxies land exactly once each in the ledger; a blocking budget shared
+by both proxies refuses calls on both once spent (and the overshoot is measured); a key revoked
+through one proxy's admin API is refused by the other. The processes' RSS and CPU time are
+printed at the end (the figures in docs/scaling.md come from this test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import yaml
+
+from tollway.broker import free_port
+from tollway.config import load_config
+from tollway.config.loader import DEMO_CONFIG
+from tollway.ids import hash_key, new_key_secret
+
+pytestmark = pytest.mark.integration
+
+TOLLWAY = [sys.executable, "-m", "tollway.cli.main"]
+ADMIN = f"tw-admin-{uuid.uuid4().hex[:12]}"
+LIMIT = Decimal("0.002")
+PROMPT = [{"role": "user", "content": "Summarise the quarterly numbers for the board, briefly."}]
+
+
+class Role:
+    """One `tollway serve` subprocess; its output goes to a log file (read on failure)."""
+
+    def __init__(self, name: str, roles: str, env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log_dir / f"{name}.log"
+        self._out = self.log.open("w")
+        self.process = subprocess.Popen(
+            [*TOLLWAY, "serve", "--role", roles, "--log-level", "warning"],
+            env={**env, "TOLLWAY_PORT": str(self.port)},
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+        )
+
+    async def ready(self, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(timeout=5) as http:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    break
+                try:
+                    response = await http.get(f"{self.url}/readyz")
+                    checks = response.json().get("checks", {})
+                    # broker and store reachable; the worker's consumer-lag check may still
+                    # read "unknown" before its first assignment, which is not a failure here
+                    if response.status_code == 200 or all(
+                        v == "ok" for k, v in checks.items() if k != "lag"
+                    ):
+                        return
+                except (httpx.HTTPError, ValueError):
+                    pass
+                await asyncio.sleep(0.3)
+        raise AssertionError(f"{self.name} never became ready:\n{self.log.read_text()[-4000:]}")
+
+    def usage(self) -> dict[str, float]:
+        """RSS now and at its peak (MiB), and CPU seconds used so far, from /proc."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        fields = {k: v.split() for k, _, v in (ln.partition(":") for ln in status.splitlines())}
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return {
+            "rss_mib": int(fields["VmRSS"][0]) / 1024,
+            "peak_rss_mib": int(fields["VmHWM"][0]) / 1024,
+            "cpu_s": (int(stat[11]) + int(stat[12])) / ticks,
+        }
+
+    def stop(self) -> int | None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._out.close()
+        return self.process.returncode
+
+
+def _config(path: Path, secrets: dict[str, str]) -> Path:
+    """The demo config plus our keys and one blocking budget on `k_budget`."""
+    data = yaml.safe_load(DEMO_CONFIG.read_text())
+    data["keys"] = [
+        {"id": key_id, "hash": hash_key(secret), "business_line": "support", "project": "helpdesk"}
+        for key_id, secret in secrets.items()
+    ]
+    data["budgets"] = [
+        {"id": "shared-block", "scope": {"key_id": "k_budget"}, "period": "monthly",
+         "limit_usd": str(LIMIT), "action": "block"},
+    ]  # fmt: skip
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    load_config(path)  # the file the processes will read is valid
+    return path
+
+
+async def _status(client: openai.AsyncOpenAI) -> tuple[int, str | None, dict | None]:
+    try:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=PROMPT
+        )
+        return 200, raw.headers.get("x-tollway-event-id"), None
+    except openai.APIStatusError as exc:
+        body = exc.body if isinstance(exc.body, dict) else None
+        return exc.status_code, None, body
+
+
+async def _sql(url: str, query: str) -> list[dict]:
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.post(
+            f"{url}/v1/analytics/sql",
+            headers={"authorization": f"Bearer {ADMIN}"},
+            json={"query": query},
+        )
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+async def _wait_rows(url: str, key_id: str, expected: int, timeout_s: float = 60.0) -> int:
+    deadline = time.monotonic() + timeout_s
+    count = -1
+    while time.monotonic() < deadline:
+        rows = await _sql(url, f"SELECT count() AS n FROM calls WHERE key_id = '{key_id}'")
+        count = int(rows[0]["n"])
+        if count >= expected:
+            return count
+        await asyncio.sleep(0.3)
+    return count
+
+
+async def test_two_proxies_and_one_worker_analytics_process(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    secrets = {name: new_key_secret() for name in ("k_calls", "k_budget")}
+    config = _config(tmp_path / "tollway.yaml", secrets)
+    env = {
+        **os.environ,
+        "TOLLWAY_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "TOLLWAY_TOPIC_NAMESPACE": f"s{uuid.uuid4().hex[:10]}.",
+        "TOLLWAY_ADMIN_KEY": ADMIN,
+        "TOLLWAY_CONFIG": str(config),
+        "TOLLWAY_KAFKA_SESSION_TIMEOUT_S": "3",
+        "TOLLWAY_SINK_BATCH_SECONDS": "0.1",
+        "COLUMNS": "200",
+    }
+    env.pop("TOLLWAY_CLICKHOUSE_URL", None)
+    roles: list[Role] = []
+    try:
+        backend = Role("worker-analytics", "worker,analytics",
+                       {**env, "TOLLWAY_DATA_DIR": str(tmp_path / "store")}, tmp_path)  # fmt: skip
+        roles.append(backend)
+        await backend.ready()  # migrations and the consumer group first
+        proxies = [
+            Role(
+                f"proxy-{n}",
+                "proxy",
+                {**env, "TOLLWAY_DATA_DIR": str(tmp_path / f"p{n}")},
+                tmp_path,
+            )
+            for n in ("a", "b")
+        ]
+        roles.extend(proxies)
+        await asyncio.gather(*(p.ready() for p in proxies))
+        idle = {r.name: r.usage() for r in roles}
+
+        # 1. calls through both proxies land exactly once each
+        ids: list[str] = []
+        for proxy in proxies:
+            client = openai.AsyncOpenAI(
+                base_url=f"{proxy.url}/v1", api_key=secrets["k_calls"], max_retries=0
+            )
+            for _ in range(20):
+                raw = await client.chat.completions.with_raw_response.create(
+                    model="gpt-4o-mini", messages=PROMPT
+                )
+                ids.append(raw.headers["x-tollway-event-id"])
+        assert len(set(ids)) == 40
+        assert await _wait_rows(backend.url, "k_calls", 40) == 40
+        await asyncio.sleep(1.0)  # a late duplicate would show up here
+        rows = await _sql(
+            backend.url,
+            "SELECT toString(event_id) AS id, count() AS n FROM calls"
+            " WHERE key_id = 'k_calls' GROUP BY id",
+        )
+        assert {r["id"]: int(r["n"]) for r in rows} == dict.fromkeys(ids, 1)
+
+        # 2. one budget, two proxies: both block once it is spent
+        clients = [
+            openai.AsyncOpenAI(base_url=f"{p.url}/v1", api_key=secrets["k_budget"], max_retries=0)
+            for p in proxies
+        ]
+        served = [0, 0]
+        refused: list[dict | None] = [None, None]
+        deadline = time.monotonic() + 90
+        while None in refused and time.monotonic() < deadline:
+            for n, client in enumerate(clients):
+                if refused[n] is not None:
+                    continue
+                code, _, body = await _status(client)
+                if code == 200:
+                    served[n] += 1
+                else:
+                    assert code == 429, (code, body)
+                    refused[n] = body
+        assert refused[0] is not None and refused[1] is not None, served
+        for body in refused:
+            assert body["type"] == "budget_exceeded" and body["budget_id"] == "shared-block"  # type: ignore[index]
+        for client in clients:  # and they stay blocked
+            assert (await _status(client))[0] == 429
+        assert await _wait_rows(backend.url, "k_budget", sum(served) + 4) == sum(served) + 4
+        spend_rows = await _sql(
+            backend.url,
+            "SELECT toString(sum(cost_usd)) AS usd, toString(max(cost_usd)) AS one FROM calls"
+            " WHERE key_id = 'k_budget' AND status = 'ok'",
+        )
+        spent = Decimal(spend_rows[0]["usd"])
+        assert spent >= LIMIT
+        overshoot = spent - LIMIT
+
+        # 3. a key created and revoked through proxy a is refused by proxy b
+        admin = {"authorization": f"Bearer {ADMIN}"}
+        async with httpx.AsyncClient(timeout=30) as http:
+            created = await http.post(
+                f"{proxies[0].url}/v1/admin/keys",
+                headers=admin,
+                json={"business_line": "support", "project": "helpdesk", "name": "scale"},
+            )
+            assert created.status_code == 201, created.text
+            secret, key_id = created.json()["key"], created.json()["record"]["id"]
+        other = openai.AsyncOpenAI(base_url=f"{proxies[1].url}/v1", api_key=secret, max_retries=0)
+        deadline = time.monotonic() + 15
+        while (code := (await _status(other))[0]) != 200 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert code == 200
+        async with httpx.AsyncClient(timeout=30) as http:
+            revoked = await http.delete(f"{proxies[0].url}/v1/admin/keys/{key_id}", headers=admin)
+            assert revoked.json()["state"] == "revoked"
+        deadline = time.monotonic() + 15
+        while (code := (await _status(other))[0]) != 401 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert code == 401
+
+        busy = {r.name: r.usage() for r in roles}
+        one_call = Decimal(spend_rows[0]["one"])
+        # each proxy stops on its own reservations at the latest, so two replicas spend at
+        # most about twice the limit within the enforcement lag
+        assert spent <= 2 * LIMIT + 2 * one_call, (spent, served)
+        print(
+            f"\nscale-out: served before block {served} (proxy a, b); limit {LIMIT} USD; "
+            f"spent {spent} USD; overshoot {overshoot} USD "
+            f"({overshoot / one_call:.1f} calls of {one_call} USD, "
+            f"{100 * overshoot / LIMIT:.0f}% of the limit)"
+        )
+        for name in idle:
+            print(
+                f"scale-out: {name}: rss ready {idle[name]['rss_mib']:.0f} MiB, "
+                f"rss end {busy[name]['rss_mib']:.0f} MiB, peak {busy[name]['peak_rss_mib']:.0f}"
+                f" MiB, cpu {busy[name]['cpu_s']:.1f} s total "
+                f"({busy[name]['cpu_s'] - idle[name]['cpu_s']:.1f} s during the calls)"
+            )
+    finally:
+        codes = {r.name: r.stop() for r in reversed(roles)}
+    assert all(code == 0 for code in codes.values()), codes
