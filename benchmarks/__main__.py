@@ -6,7 +6,13 @@ import asyncio
 import importlib
 import sys
 
-BENCHMARKS = ["proxy_overhead", "ledger_write", "analytics_queries"]
+BENCHMARKS = [
+    "proxy_overhead",
+    "ledger_write",
+    "analytics_queries",
+    "ingest_throughput",
+    "enforcement",
+]
 
 
 def main(names: list[str]) -> None:

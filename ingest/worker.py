@@ -73,6 +73,8 @@ class LedgerWorker:
             broker_commit_interval=1.0,
         )
         self._producer = new_producer(bootstrap)
+        self._lag_reader: AIOKafkaConsumer | None = None
+        self._lag_lock = asyncio.Lock()  # concurrent probes would seek the one reader at once
         self.sink = LedgerSink(ledger=ledger, dead_letter=self._dead_letter)
         self.budgets = BudgetSpend(
             self.app,
@@ -165,6 +167,7 @@ class LedgerWorker:
                         await self.dispatcher.close()
                     await self.budgets.stop()
         finally:
+            await self.close_lag_reader()
             await self._producer.stop()
 
     async def wait_assigned(self, timeout_s: float = 60.0) -> None:
@@ -175,24 +178,85 @@ class LedgerWorker:
                 raise TimeoutError("the worker got no partitions of the calls topic")
             await asyncio.sleep(0.05)
 
-    async def drain(self, timeout_s: float = 60.0) -> bool:
-        """Wait until every message now on the calls topic is in the ledger (or committed)."""
+    async def _offset_reader(self) -> AIOKafkaConsumer:
+        """A consumer that never subscribes (it joins no group, so asking it never triggers a
+        rebalance of the real consumers): it reads the group's committed offsets and, assigned
+        by hand, the topic's last batches."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap, group_id=self.group_id, enable_auto_commit=False
         )
-        await consumer.start()  # never subscribes: it only reads offsets, joins no group
+        await consumer.start()
+        await consumer.topics()  # loads the cluster metadata partitions_for_topic reads
+        return consumer
+
+    async def _calls_end_offsets(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
+        """The next offset of each calls-topic partition (its high watermark).
+
+        Tansu answers ListOffsets with the base offset of the last record batch plus one, not
+        the offset after its last record, so the reported end is corrected by fetching that
+        last batch and reading its highest offset — otherwise a drain would stop, and the lag
+        read zero, with up to a whole batch per partition still missing from the ledger."""
+        partitions = consumer.partitions_for_topic(self.topics.calls) or set()
+        tps = [TopicPartition(self.topics.calls, p) for p in sorted(partitions)]
+        if not tps:
+            return {}
+        ends = await consumer.end_offsets(tps)
+        if consumer.assignment() != set(tps):
+            consumer.assign(tps)
+        waiting = {tp for tp in tps if ends[tp] > 0}
+        for tp in waiting:
+            consumer.seek(tp, ends[tp] - 1)
+        deadline = time.monotonic() + 5.0
+        while waiting and time.monotonic() < deadline:
+            fetched = await consumer.getmany(*waiting, timeout_ms=200)
+            for tp, records in fetched.items():
+                if records:
+                    ends[tp] = max(ends[tp], records[-1].offset + 1)
+                    waiting.discard(tp)
+        return ends
+
+    async def _done_up_to(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+        """The offset below which a partition is in the ledger: what this process wrote, or
+        what the group committed (another worker's, or a previous run's, progress)."""
+        written = self.sink.written_offsets.get(tp.partition, -1) + 1
+        return max(written, (await consumer.committed(tp)) or 0)
+
+    async def lag(self) -> int:
+        """Messages on the calls topic not yet in the ledger — what `/readyz` reports.
+
+        The reader is kept between calls (a readiness probe every few seconds should not open a
+        connection each time) and dropped on an error, so a broker restart heals on the next
+        probe."""
+        async with self._lag_lock:
+            if self._lag_reader is None:
+                self._lag_reader = await self._offset_reader()
+            consumer = self._lag_reader
+            try:
+                await consumer.topics()  # partitions may have been added since the last probe
+                ends = await self._calls_end_offsets(consumer)
+                behind = 0
+                for tp, end in ends.items():
+                    behind += max(0, end - await self._done_up_to(consumer, tp))
+                return behind
+            except BaseException:  # also a probe's timeout: the reader may be mid-fetch
+                self._lag_reader = None
+                await consumer.stop()
+                raise
+
+    async def close_lag_reader(self) -> None:
+        if self._lag_reader is not None:
+            reader, self._lag_reader = self._lag_reader, None
+            await reader.stop()
+
+    async def drain(self, timeout_s: float = 60.0) -> bool:
+        """Wait until every message now on the calls topic is in the ledger (or committed)."""
+        consumer = await self._offset_reader()
         try:
-            await consumer.topics()  # loads the cluster metadata partitions_for_topic reads
-            partitions = consumer.partitions_for_topic(self.topics.calls) or set()
-            tps = [TopicPartition(self.topics.calls, p) for p in sorted(partitions)]
-            targets = await consumer.end_offsets(tps) if tps else {}
+            targets = await self._calls_end_offsets(consumer)
             deadline = time.monotonic() + timeout_s
             while True:
                 behind = [
-                    tp
-                    for tp, end in targets.items()
-                    if self.sink.written_offsets.get(tp.partition, -1) + 1 < end
-                    and ((await consumer.committed(tp)) or 0) < end
+                    tp for tp, end in targets.items() if await self._done_up_to(consumer, tp) < end
                 ]
                 if not behind:
                     return True

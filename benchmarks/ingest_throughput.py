@@ -1,0 +1,221 @@
+"""How fast does one worker turn the calls topic into the ledger, and how fresh is the rollup?
+
+Throughput: a backlog of `events` CallEvents on the calls topic is drained by the real worker
+(`LedgerWorker`: Faust agent → `LedgerSink` → exactly-once `Ledger.insert_new` → budget spend),
+against a baseline measured in the same run: a raw aiokafka consumer writing the same batches
+(500) with `Store.insert_rows` and committing — no Faust, no duplicate check, no budgets. The
+ratio is what the worker's guarantees cost.
+
+Freshness: then a steady `rate` events/s for `fresh_seconds`, and the time from an event's send
+to its visibility in `calls_hourly` (the rollup the cost explorer reads). Events are grouped in
+100 ms slots by their `project`, so the rollup — which only has sums — shows when each slot is
+complete; an event's freshness is its slot's visibility time minus the event's send time.
+Everything (broker aside) shares one process and the 2-core machine, as one worker would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+from analytics.ledger import Ledger, event_to_row
+from analytics.migrate import migrate
+from analytics.store.chdb_store import ChdbStore
+from ingest.worker import LedgerWorker
+from tollway.broker import EmbeddedBroker
+from tollway.config import load_config
+from tollway.config.schema import BudgetConfig, BudgetScope
+from tollway.events import CallEvent, decode_call_event
+from tollway.kafka import ensure_topics, new_producer
+from tollway.settings import Settings
+from tollway.topics import Topics
+
+BATCH = 500
+
+
+def _event(i: int, *, business_line: str | None = None, project: str | None = None) -> CallEvent:
+    return CallEvent(
+        ts=datetime.now(UTC),
+        business_line=business_line or ["marketing", "support", "research", "legal"][i % 4],
+        project=project or f"p{i % 7}",
+        task_type=["chat", "summarisation", "classification"][i % 3],
+        key_id=f"k_{i % 11}",
+        provider="sim",
+        model=["gpt-4o-mini", "gpt-4o", "claude-3-5-haiku"][i % 3],
+        input_tokens=200 + i % 500,
+        output_tokens=50 + i % 200,
+        cost_usd=Decimal("0.000123") + Decimal(i % 97) / 10**6,
+    )
+
+
+async def _produce(bootstrap: str, topics: list[str], events: list[CallEvent]) -> None:
+    producer = new_producer(bootstrap, linger_ms=20)
+    await producer.start()
+    try:
+        for n, event in enumerate(events):
+            for topic in topics:
+                await producer.send(topic, event.encode(), key=event.partition_key)
+            if n % 5000 == 4999:
+                await producer.flush()
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _raw_consumer(bootstrap: str, topic: str, store: ChdbStore, total: int) -> float:
+    """The baseline: getmany → decode → insert_rows → commit, `BATCH` messages at a time."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id="bench-raw",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=BATCH,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+    await consumer.start()
+    done, started = 0, 0.0
+    try:
+        while done < total:
+            fetched = await consumer.getmany(timeout_ms=500, max_records=BATCH)
+            values = [r.value for records in fetched.values() for r in records]
+            if not values:
+                continue
+            if not started:
+                started = time.perf_counter()
+            rows = [event_to_row(decode_call_event(v)) for v in values]
+            await store.insert_rows("calls", rows)
+            await consumer.commit()
+            done += len(values)
+        return done / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def _written(worker: LedgerWorker) -> int:
+    return sum(offset + 1 for offset in worker.sink.written_offsets.values())
+
+
+async def _until_written(worker: LedgerWorker, total: int, timeout_s: float = 600) -> float:
+    """Events/s from the first batch the worker wrote to the last (offsets are contiguous)."""
+    deadline = time.monotonic() + timeout_s
+    while _written(worker) == 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the worker wrote nothing")
+        await asyncio.sleep(0.01)
+    first, started = _written(worker), time.perf_counter()
+    while _written(worker) < total:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the worker wrote {_written(worker)} of {total}")
+        await asyncio.sleep(0.01)
+    return (total - first) / (time.perf_counter() - started)
+
+
+async def _freshness(
+    bootstrap: str, topic: str, store: ChdbStore, rate: int, seconds: float
+) -> list[float]:
+    """Send `rate` events/s in 100 ms slots; return each event's send → rollup delay (ms)."""
+    per_slot = max(1, rate // 10)
+    slots = int(seconds * 10)
+    sent: dict[str, list[float]] = {}
+    visible: dict[str, float] = {}
+    producer = new_producer(bootstrap)
+    await producer.start()
+
+    async def send() -> None:
+        start = time.perf_counter()
+        for slot in range(slots):
+            await asyncio.sleep(max(0.0, start + slot / 10 - time.perf_counter()))
+            name = f"fresh{slot}"
+            stamps = sent.setdefault(name, [])
+            for i in range(per_slot):
+                event = _event(i, business_line="fresh", project=name)
+                stamps.append(time.perf_counter())
+                await producer.send(topic, event.encode(), key=event.partition_key)
+
+    sender = asyncio.create_task(send())
+    deadline = time.monotonic() + seconds + 60
+    db = store.database
+    try:
+        while len(visible) < slots and time.monotonic() < deadline:
+            result = await store.query(
+                f"SELECT project, sum(calls) AS n FROM {db}.calls_hourly"
+                " WHERE business_line = 'fresh' GROUP BY project"
+            )
+            now = time.perf_counter()
+            for row in result.rows:
+                name = str(row["project"])
+                if name not in visible and int(row["n"]) >= per_slot:
+                    visible[name] = now
+            await asyncio.sleep(0.02)
+        await sender
+    finally:
+        await producer.stop()
+    if len(visible) < slots:
+        raise TimeoutError(f"{slots - len(visible)} slots never became visible")
+    return [(visible[name] - t) * 1000 for name, stamps in sent.items() for t in stamps]
+
+
+async def run(events: int = 40_000, rate: int = 1_000, fresh_seconds: float = 15.0) -> list[str]:
+    raw_topics, worker_topics = Topics("bench-raw."), Topics("bench-worker.")
+    async with EmbeddedBroker() as broker:
+        bootstrap = broker.bootstrap
+        await ensure_topics(bootstrap, raw_topics.specs())
+        await ensure_topics(bootstrap, worker_topics.specs())
+        with tempfile.TemporaryDirectory() as tmp:
+            raw_store = ChdbStore(Path(tmp) / "ch", "bench_raw")
+            store = ChdbStore(Path(tmp) / "ch", "bench_worker")
+            try:
+                await migrate(raw_store)
+                await migrate(store)
+                backlog = [_event(i) for i in range(events)]
+                await _produce(bootstrap, [raw_topics.calls, worker_topics.calls], backlog)
+
+                baseline = await _raw_consumer(bootstrap, raw_topics.calls, raw_store, events)
+
+                settings = Settings(
+                    topic_namespace="bench-worker.",
+                    data_dir=Path(tmp),
+                    kafka_session_timeout_s=3.0,
+                    sink_batch_size=BATCH,
+                )
+                budget = BudgetConfig(
+                    id="bench-marketing",
+                    scope=BudgetScope(business_line="marketing"),
+                    limit_usd=Decimal(1_000_000),
+                )
+                config = load_config(None).model_copy(update={"budgets": [budget]})
+                worker = LedgerWorker(settings, bootstrap, Ledger(store), config=config)
+                async with worker.running():
+                    through_worker = await _until_written(worker, events)
+                    delays = await _freshness(
+                        bootstrap, worker_topics.calls, store, rate, fresh_seconds
+                    )
+                stored = (await store.query("SELECT count() AS n FROM calls")).rows[0]["n"]
+            finally:
+                await raw_store.close()
+                await store.close()
+    expected = events + len(delays)
+    assert int(stored) == expected, f"ledger holds {stored} calls, expected {expected}"
+    q = statistics.quantiles(delays, n=100)
+    return [
+        f"ingest: a backlog of {events} call events, batches of {BATCH}, one worker process",
+        f"  {'':40} {'events/s':>9} {'vs baseline':>12}",
+        f"  {'raw aiokafka consumer + insert_rows':40} {baseline:9.0f} {1.0:11.2f}x",
+        f"  {'tollway worker (Faust, exactly-once)':40} {through_worker:9.0f} "
+        f"{through_worker / baseline:11.2f}x",
+        f"freshness: {rate} events/s for {fresh_seconds:.0f} s, send → visible in calls_hourly",
+        f"  p50 {q[49]:.0f} ms   p95 {q[94]:.0f} ms   max {max(delays):.0f} ms",
+    ]
+
+
+if __name__ == "__main__":
+    print("\n".join(asyncio.run(run())))
