@@ -19,6 +19,7 @@ from router.providers.base import (
     ChatResult,
     ProviderError,
     new_http_client,
+    post_json,
     provider_secret,
     redact,
     sse_data,
@@ -46,15 +47,8 @@ class AnthropicProvider:
 
     async def chat(self, request: ChatCompletionRequest, model: ModelConfig) -> ChatResult:
         payload = chat_to_anthropic_request(request, model)
-        try:
-            response = await self._client.post("v1/messages", json=payload)
-        except httpx.HTTPError as exc:
-            raise transport_error(self.config, exc) from None
-        if response.status_code >= 400:
-            raise status_error(
-                self.config, response.status_code, response.content, self._secret, response.headers
-            )
-        body, usage = message_to_chat(response.json(), model.name)
+        answer = await post_json(self._client, self.config, "v1/messages", payload, self._secret)
+        body, usage = message_to_chat(answer, model.name)
         return ChatResult(body, usage)
 
     async def stream(

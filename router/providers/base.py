@@ -11,7 +11,7 @@ import email.utils
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -82,6 +82,24 @@ def status_error(
         retryable=status in RETRYABLE_STATUS,
         retry_after=parse_retry_after(headers.get("retry-after") if headers else None),
     )
+
+
+async def post_json(
+    client: httpx.AsyncClient,
+    config: ProviderConfig,
+    path: str,
+    payload: dict[str, object],
+    secret: str | None,
+) -> Any:
+    """POST a non-streamed request; the decoded JSON answer, or the `ProviderError` that
+    says whether another try may help (with the secret redacted from upstream text)."""
+    try:
+        response = await client.post(path, json=payload)
+    except httpx.HTTPError as exc:
+        raise transport_error(config, exc) from None
+    if response.status_code >= 400:
+        raise status_error(config, response.status_code, response.content, secret, response.headers)
+    return response.json()
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -18,6 +18,7 @@ from router.providers.base import (
     ChatResult,
     ProviderError,
     new_http_client,
+    post_json,
     provider_secret,
     redact,
     sse_data,
@@ -45,15 +46,10 @@ class GeminiProvider:
 
     async def chat(self, request: ChatCompletionRequest, model: ModelConfig) -> ChatResult:
         payload = chat_to_gemini_request(request)
-        try:
-            response = await self._client.post(self._path(model, "generateContent"), json=payload)
-        except httpx.HTTPError as exc:
-            raise transport_error(self.config, exc) from None
-        if response.status_code >= 400:
-            raise status_error(
-                self.config, response.status_code, response.content, self._secret, response.headers
-            )
-        body, usage = gemini_to_chat(response.json(), model.name)
+        answer = await post_json(
+            self._client, self.config, self._path(model, "generateContent"), payload, self._secret
+        )
+        body, usage = gemini_to_chat(answer, model.name)
         return ChatResult(body, usage)
 
     async def stream(

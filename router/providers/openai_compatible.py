@@ -20,6 +20,7 @@ from router.providers.base import (
     ChatResult,
     ProviderError,
     new_http_client,
+    post_json,
     provider_secret,
     redact,
     sse_data,
@@ -64,15 +65,7 @@ class OpenAICompatibleProvider:
         payload = self._payload(request, model)
         payload["stream"] = False
         payload.pop("stream_options", None)
-        try:
-            response = await self._client.post("chat/completions", json=payload)
-        except httpx.HTTPError as exc:
-            raise transport_error(self.config, exc) from None
-        if response.status_code >= 400:
-            raise status_error(
-                self.config, response.status_code, response.content, self._secret, response.headers
-            )
-        body = response.json()
+        body = await post_json(self._client, self.config, "chat/completions", payload, self._secret)
         return ChatResult(body, usage_from_openai(body.get("usage")))
 
     async def stream(
