@@ -27,8 +27,8 @@ from router.providers.base import (
     transport_error,
 )
 from router.schemas import ChatCompletionRequest
-from router.translate.anthropic import chat_to_anthropic_request, message_to_chat
 from router.translate.anthropic_stream import AnthropicStreamDecoder
+from router.translate.anthropic_upstream import chat_to_anthropic_request, message_to_chat
 from tollway.config.schema import ModelConfig, ProviderConfig
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"

@@ -13,7 +13,6 @@ from router.providers.base import error_message, redact, sse_data
 from router.schemas import ChatCompletionRequest, Usage
 from router.tokens import estimate_prompt_tokens, estimate_text_tokens
 from router.translate.anthropic import (
-    chat_to_anthropic_request,
     chat_to_message,
     finish_reason,
     messages_to_chat,
@@ -21,6 +20,7 @@ from router.translate.anthropic import (
     usage_from_anthropic,
 )
 from router.translate.anthropic_stream import AnthropicEventEncoder, AnthropicStreamDecoder
+from router.translate.anthropic_upstream import chat_to_anthropic_request
 from router.translate.gemini import GeminiStreamDecoder, chat_to_gemini_request, usage_from_gemini
 from tollway.config.schema import ModelConfig
 
