@@ -1,0 +1,130 @@
+"""What can serve a call: providers, the priced model catalogue, routes, proxy limits."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from tollway.config.types import Capability, Name, Price, ProviderType, _Strict
+
+
+class SimBehaviour(_Strict):
+    """How the simulated provider answers: deterministic, so tests and demos are repeatable."""
+
+    latency_ms: int = Field(default=20, ge=0, le=60_000)
+    ms_per_output_token: float = Field(default=0.0, ge=0)
+    output_tokens: int = Field(default=0, ge=0, description="0 derives the length from the prompt")
+    error_rate: float = Field(default=0.0, ge=0, le=1)
+
+
+class ProviderConfig(_Strict):
+    name: Name
+    type: ProviderType
+    base_url: str | None = None
+    api_key_env: str | None = Field(
+        default=None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="Variable holding the secret."
+    )
+    timeout_s: float = Field(default=120.0, gt=0)
+    sim: SimBehaviour = Field(default_factory=SimBehaviour)
+    # resilience (router/resilience.py): retries of one model, then fallback to the next
+    max_retries: int = Field(default=2, ge=0, le=10, description="Retries of a model per call.")
+    attempt_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="One try (a stream: up to its first chunk); timeout_s if unset.",
+    )
+    backoff_base_s: float = Field(default=0.2, ge=0, description="First retry waits up to this.")
+    backoff_max_s: float = Field(default=5.0, ge=0)
+    retry_after_max_s: float = Field(
+        default=10.0, ge=0, description="A longer Retry-After falls back instead of waiting."
+    )
+    breaker_failures: int = Field(
+        default=5, ge=1, description="Consecutive failures that open a model's circuit."
+    )
+    breaker_cooldown_s: float = Field(
+        default=30.0, gt=0, description="Open time before one half-open probe is let through."
+    )
+
+    @model_validator(mode="after")
+    def _needs_endpoint(self) -> ProviderConfig:
+        if self.type == "openai_compatible" and not self.base_url:
+            raise ValueError("an openai_compatible provider needs base_url")
+        return self
+
+
+class PricePoint(_Strict):
+    """Prices in USD per million tokens, in effect from `effective_from` (UTC date)."""
+
+    effective_from: date = date(1970, 1, 1)
+    input_per_mtok: Price
+    output_per_mtok: Price
+    cached_input_per_mtok: Price | None = None
+    reasoning_per_mtok: Price | None = None
+
+
+class ModelConfig(_Strict):
+    name: Name
+    provider: Name
+    upstream_name: str | None = Field(default=None, description="The provider's own model id.")
+    family: str | None = Field(default=None, description="Price family; guessed from the name.")
+    input_per_mtok: Price | None = None
+    output_per_mtok: Price | None = None
+    cached_input_per_mtok: Price | None = None
+    reasoning_per_mtok: Price | None = None
+    price_effective_from: date = date(1970, 1, 1)
+    price_history: list[PricePoint] = Field(
+        default_factory=list, description="Earlier (or scheduled) prices with their start dates."
+    )
+    context_window: int = Field(default=128_000, gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    capabilities: list[Capability] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _price_pairs(self) -> ModelConfig:
+        if (self.input_per_mtok is None) != (self.output_per_mtok is None):
+            raise ValueError("give both input_per_mtok and output_per_mtok, or neither")
+        return self
+
+    @property
+    def priced(self) -> bool:
+        """True when some price is known (the flat fields, or a price_history point)."""
+        return self.input_per_mtok is not None or bool(self.price_history)
+
+    def price_points(self) -> list[PricePoint]:
+        """All known prices, oldest first; the flat fields are the newest point."""
+        points = list(self.price_history)
+        if self.input_per_mtok is not None and self.output_per_mtok is not None:
+            points.append(
+                PricePoint(
+                    effective_from=self.price_effective_from,
+                    input_per_mtok=self.input_per_mtok,
+                    output_per_mtok=self.output_per_mtok,
+                    cached_input_per_mtok=self.cached_input_per_mtok,
+                    reasoning_per_mtok=self.reasoning_per_mtok,
+                )
+            )
+        return sorted(points, key=lambda p: p.effective_from)
+
+
+class RouteConfig(_Strict):
+    name: Name
+    strategy: Literal["ordered", "cost_aware", "latency_aware", "weighted"] = "ordered"
+    candidates: list[Name] = Field(min_length=1)
+    fallbacks: list[Name] = Field(default_factory=list)
+    deadline_s: float | None = Field(
+        default=None, gt=0, description="Whole call, retries and fallbacks included."
+    )
+    max_retries: int | None = Field(
+        default=None, ge=0, le=10, description="Overrides each provider's max_retries."
+    )
+
+
+class ProxyLimits(_Strict):
+    """Limits on what the proxy accepts from callers."""
+
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    deadline_s: float = Field(
+        default=300.0, gt=0, description="Whole-call deadline when the route sets none."
+    )

@@ -1,0 +1,126 @@
+"""Who may spend what: the organisation, virtual keys, budgets, webhooks, logging policy."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+
+from tollway.config.types import BudgetActionName, Name, Period, Role, WebhookEvent, _Strict
+
+
+class BusinessLine(_Strict):
+    name: Name
+    projects: list[Name] = Field(default_factory=list)
+
+
+class Organisation(_Strict):
+    business_lines: list[BusinessLine] = Field(default_factory=list)
+    task_types: list[Name] = Field(default_factory=list)
+    environments: list[Name] = Field(default_factory=lambda: ["production"])
+
+
+HeaderOverride = Literal["project", "task_type", "user", "environment", "tags"]
+HEADER_OVERRIDES: tuple[HeaderOverride, ...] = (
+    "project",
+    "task_type",
+    "user",
+    "environment",
+    "tags",
+)
+
+
+class KeyConfig(_Strict):
+    id: Name
+    hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    business_line: str = ""
+    project: str = ""
+    task_type: str = ""
+    environment: str = ""
+    role: Role = "developer"
+    tags: dict[str, str] = Field(default_factory=dict)
+    name: str = Field(default="", max_length=200, description="What the key is for.")
+    allowed_models: list[str] = Field(
+        default_factory=list, description="Models and routes the key may call; empty: all."
+    )
+    header_overrides: list[HeaderOverride] = Field(
+        default_factory=lambda: list(HEADER_OVERRIDES),
+        description="Which x-tollway-* headers may refine this key's attribution.",
+    )
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    created_at: datetime | None = None
+
+    @field_validator("expires_at", "revoked_at", "created_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """Naive times in tollway.yaml mean UTC."""
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    def active_at(self, moment: datetime) -> bool:
+        if self.revoked_at is not None and self.revoked_at <= moment:
+            return False
+        return self.expires_at is None or moment < self.expires_at
+
+
+class BudgetScope(_Strict):
+    business_line: str | None = None
+    project: str | None = None
+    task_type: str | None = None
+    key_id: str | None = None
+    user: str | None = None
+    model: str | None = None
+    tag: dict[str, str] | None = None
+
+
+class BudgetConfig(_Strict):
+    id: Name
+    scope: BudgetScope = Field(default_factory=BudgetScope)
+    period: Period = "monthly"
+    timezone: str = "UTC"
+    limit_usd: Annotated[Decimal, Field(gt=0)]
+    alerts: list[Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=lambda: [0.5, 0.8, 1.0]
+    )
+    action: BudgetActionName = "alert_only"
+    downgrade_to: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like Europe/Paris)"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _downgrade_target(self) -> BudgetConfig:
+        if self.action == "downgrade" and not self.downgrade_to:
+            raise ValueError("action 'downgrade' needs downgrade_to (a model or route name)")
+        return self
+
+
+class WebhookConfig(_Strict):
+    id: Name | None = Field(default=None, description="Names the endpoint; `wh-<n>` by default.")
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    secret_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+    events: list[WebhookEvent] = Field(min_length=1)
+    max_concurrency: int = Field(default=4, ge=1, le=100)
+    max_attempts: int = Field(default=8, ge=1, le=50)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class LoggingPolicy(_Strict):
+    """Zero data retention by default: prompts and completions stay out of the ledger."""
+
+    content: bool = False
+    content_retention_days: int = Field(default=30, ge=1)
+    ledger_retention_days: int | None = Field(default=None, ge=1)
