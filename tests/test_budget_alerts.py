@@ -21,10 +21,9 @@ from tollway.config import load_config
 from tollway.config.schema import BudgetConfig, BudgetScope, TollwayConfig
 from tollway.events import CallEvent
 from tollway.kafka import ensure_topics, new_producer
-from tollway.service import Runtime, build_app
-from tollway.settings import Settings
 from tollway.topics import Topics
 
+from .pipeline import produce, worker_app
 from .serving import serving
 
 pytestmark = pytest.mark.integration
@@ -80,46 +79,17 @@ async def _until_alerts(bootstrap: str, topic: str, count: int) -> list[dict[str
     return found
 
 
-async def _produce(bootstrap: str, topic: str, events: list[CallEvent]) -> None:
-    producer = new_producer(bootstrap)
-    await producer.start()
-    try:
-        for event in events:
-            await producer.send(topic, event.encode(), key=event.partition_key)
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
-def _app(bootstrap: str, namespace: str, store, tmp_path: Path):  # type: ignore[no-untyped-def]
-    settings = Settings(
-        topic_namespace=namespace,
-        data_dir=tmp_path,
-        kafka_session_timeout_s=3.0,
-        sink_batch_seconds=0.1,
-    )
-    return build_app(
-        Runtime(
-            settings=settings,
-            config=_config(BUDGET),
-            bootstrap=bootstrap,
-            roles=frozenset({"worker", "analytics"}),
-            store=store,
-        )
-    )
-
-
 async def test_each_threshold_fires_once(
     kafka_bootstrap: str, namespace: str, store, tmp_path: Path
 ) -> None:
     topics = Topics(namespace)
-    async with serving(_app(kafka_bootstrap, namespace, store, tmp_path)):
-        await _produce(kafka_bootstrap, topics.calls, _spend("0.55", 5))
+    async with serving(worker_app(kafka_bootstrap, namespace, store, tmp_path, _config(BUDGET))):
+        await produce(kafka_bootstrap, topics.calls, _spend("0.55", 5))
         first = await _until_alerts(kafka_bootstrap, topics.budget_alerts, 1)
         assert [(a["type"], a["threshold"]) for a in first] == [("budget.threshold_reached", 0.5)]
 
         more = _spend("0.60", 3)
-        await _produce(kafka_bootstrap, topics.calls, more + more)  # redelivered too
+        await produce(kafka_bootstrap, topics.calls, more + more)  # redelivered too
         alerts = await _until_alerts(kafka_bootstrap, topics.budget_alerts, 3)
 
     kinds = sorted((a["type"], a["threshold"]) for a in alerts)
@@ -135,7 +105,7 @@ async def test_each_threshold_fires_once(
     assert exceeded["scope"] == {"business_line": "support"}
 
     # a restarted worker re-evaluates the same spend and fires nothing new
-    async with serving(_app(kafka_bootstrap, namespace, store, tmp_path)):
+    async with serving(worker_app(kafka_bootstrap, namespace, store, tmp_path, _config(BUDGET))):
         await asyncio.sleep(3)
     assert len(await _alerts(kafka_bootstrap, topics.budget_alerts)) == 3
     rows = await store.query("SELECT kind, threshold FROM budget_alerts ORDER BY threshold")

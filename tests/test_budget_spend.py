@@ -5,7 +5,6 @@ partition, kept across a worker restart by the Faust changelog, and rebuilt from
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,11 +17,9 @@ from ingest.budget_spend import REBUILT
 from tollway.config import load_config
 from tollway.config.schema import BudgetConfig, BudgetScope, TollwayConfig
 from tollway.events import CallEvent
-from tollway.kafka import new_producer
-from tollway.service import Runtime, build_app
-from tollway.settings import Settings
 from tollway.topics import Topics
 
+from .pipeline import eventually, produce, worker_app
 from .serving import serving
 
 pytestmark = pytest.mark.integration
@@ -93,44 +90,6 @@ async def _published_spend(bootstrap: str, topic: str) -> dict[str, Decimal]:
     return totals
 
 
-async def _until(check, expected, timeout_s: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await check()
-        if value == expected or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.3)
-
-
-def _app(bootstrap: str, namespace: str, store, tmp_path: Path):  # type: ignore[no-untyped-def]
-    settings = Settings(
-        topic_namespace=namespace,
-        data_dir=tmp_path,
-        kafka_session_timeout_s=3.0,
-        sink_batch_seconds=0.1,
-    )
-    return build_app(
-        Runtime(
-            settings=settings,
-            config=_config(),
-            bootstrap=bootstrap,
-            roles=frozenset({"worker", "analytics"}),
-            store=store,
-        )
-    )
-
-
-async def _produce(bootstrap: str, topic: str, events: list[CallEvent]) -> None:
-    producer = new_producer(bootstrap)
-    await producer.start()
-    try:
-        for event in events:
-            await producer.send(topic, event.encode(), key=event.partition_key)
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
 async def test_spend_survives_restarts_and_is_rebuilt_from_the_ledger(
     kafka_bootstrap: str, namespace: str, store, tmp_path: Path
 ) -> None:
@@ -141,13 +100,13 @@ async def test_spend_survives_restarts_and_is_rebuilt_from_the_ledger(
     async def spend() -> dict[str, Decimal]:
         return await _published_spend(kafka_bootstrap, topics.budget_status)
 
-    async with serving(_app(kafka_bootstrap, namespace, store, tmp_path)):
-        await _produce(kafka_bootstrap, topics.calls, first + first[:10])  # with redeliveries
-        assert await _until(spend, expected) == expected
+    async with serving(worker_app(kafka_bootstrap, namespace, store, tmp_path, _config())):
+        await produce(kafka_bootstrap, topics.calls, first + first[:10])  # with redeliveries
+        assert await eventually(spend, expected) == expected
 
     # a worker restart: the Faust changelog brings the table back, nothing is rebuilt
     rebuilt_before = REBUILT._value.get()
-    async with serving(_app(kafka_bootstrap, namespace, store, tmp_path)):
+    async with serving(worker_app(kafka_bootstrap, namespace, store, tmp_path, _config())):
         await asyncio.sleep(2)
         assert REBUILT._value.get() == rebuilt_before
         assert await spend() == expected
@@ -159,12 +118,12 @@ async def test_spend_survives_restarts_and_is_rebuilt_from_the_ledger(
     async def fresh_spend() -> dict[str, Decimal]:
         return await _published_spend(kafka_bootstrap, fresh_topics.budget_status)
 
-    async with serving(_app(kafka_bootstrap, fresh, store, tmp_path)):
-        assert await _until(fresh_spend, expected) == expected  # rebuilt from the ledger
+    async with serving(worker_app(kafka_bootstrap, fresh, store, tmp_path, _config())):
+        assert await eventually(fresh_spend, expected) == expected  # rebuilt from the ledger
         assert REBUILT._value.get() > rebuilt_before
-        await _produce(kafka_bootstrap, fresh_topics.calls, later + first[:5])  # old ones again
+        await produce(kafka_bootstrap, fresh_topics.calls, later + first[:5])  # old ones again
         grown = {b.id: expected[b.id] + _expected(later, b) for b in BUDGETS}
-        assert await _until(fresh_spend, grown) == grown  # counted once, on top of the rebuild
+        assert await eventually(fresh_spend, grown) == grown  # counted once, on top of the rebuild
         ledger = await store.query(
             "SELECT toString(sum(cost_usd)) AS s FROM calls"
             " WHERE business_line = 'marketing' AND status = 'ok'"

@@ -20,11 +20,12 @@ from ingest.ledger_sink import RawMessage
 from ingest.worker import LedgerWorker
 from tollway.config import load_config
 from tollway.events import CallEvent
-from tollway.kafka import ensure_topics, new_producer
+from tollway.kafka import ensure_topics
 from tollway.service import Runtime, build_app
 from tollway.settings import Settings
 from tollway.topics import Topics
 
+from .pipeline import produce
 from .serving import serving
 
 pytestmark = pytest.mark.integration
@@ -36,17 +37,6 @@ def _events(n: int) -> list[CallEvent]:
                   cost_usd=Decimal("0.001"))
         for i in range(n)
     ]  # fmt: skip
-
-
-async def _produce(bootstrap: str, topic: str, events: list[CallEvent]) -> None:
-    producer = new_producer(bootstrap)
-    await producer.start()
-    try:
-        for event in events:
-            await producer.send(topic, event.encode(), key=event.partition_key)
-        await producer.flush()
-    finally:
-        await producer.stop()
 
 
 async def _read(bootstrap: str, topic: str, n: int) -> list[RawMessage]:
@@ -68,7 +58,7 @@ async def test_lag_counts_what_the_ledger_lacks_and_gates_readiness(
     topics = Topics(namespace)
     await ensure_topics(kafka_bootstrap, topics.specs())
     await migrate(store)
-    await _produce(kafka_bootstrap, topics.calls, _events(300))
+    await produce(kafka_bootstrap, topics.calls, _events(300))
     settings = Settings(topic_namespace=namespace, data_dir=tmp_path, ready_max_lag=150)
     worker = LedgerWorker(settings, kafka_bootstrap, Ledger(store))  # not consuming
     try:
@@ -111,7 +101,7 @@ async def test_a_running_worker_catches_up_to_zero_lag(
     runtime = Runtime(settings=settings, config=load_config(None), bootstrap=kafka_bootstrap,
                       roles=frozenset({"worker", "analytics"}), store=store)  # fmt: skip
     async with serving(build_app(runtime)) as base, httpx.AsyncClient() as client:
-        await _produce(kafka_bootstrap, Topics(namespace).calls, _events(400))
+        await produce(kafka_bootstrap, Topics(namespace).calls, _events(400))
         deadline, body = time.monotonic() + 60, {}
         while time.monotonic() < deadline:
             response = await client.get(f"{base}/readyz")

@@ -1,0 +1,179 @@
+"""Anthropic Messages ↔ OpenAI chat completions, provider side (the `anthropic` adapter).
+
+The internal OpenAI-shaped request becomes an Anthropic Messages request
+(`chat_to_anthropic_request`), and the upstream's message becomes an internal completion
+(`message_to_chat`). Pure functions; the caller side is in `anthropic.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from router.errors import InvalidRequest
+from router.schemas import ChatCompletionRequest, Usage
+from router.tokens import text_of
+from router.translate.anthropic import (
+    DEFAULT_MAX_TOKENS,
+    finish_reason,
+    parse_arguments,
+    usage_from_anthropic,
+)
+from tollway.config.schema import ModelConfig
+
+
+def chat_to_anthropic_request(request: ChatCompletionRequest, model: ModelConfig) -> dict:
+    """The gateway's request as an Anthropic Messages request for `model`."""
+    system: list[str] = []
+    messages: list[dict[str, Any]] = []
+
+    def add(role: str, blocks: list[dict[str, Any]]) -> None:
+        # Anthropic wants alternating turns: merge a turn into the previous one of its role.
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"].extend(blocks)
+        elif blocks:
+            messages.append({"role": role, "content": blocks})
+
+    for message in request.messages:
+        if message.role in ("system", "developer"):
+            system.append(text_of(message.content))
+        elif message.role == "user":
+            add("user", _openai_content_blocks(message.content))
+        elif message.role == "assistant":
+            blocks = _openai_content_blocks(message.content)
+            for call in message.tool_calls or []:
+                function = call.get("function") or {}
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": call.get("id", ""),
+                        "name": function.get("name", ""),
+                        "input": parse_arguments(function.get("arguments")),
+                    }
+                )
+            add("assistant", blocks)
+        elif message.role in ("tool", "function"):
+            add(
+                "user",
+                [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": message.tool_call_id or message.name or "",
+                        "content": text_of(message.content),
+                    }
+                ],
+            )
+    payload: dict[str, Any] = {
+        "model": model.upstream_name or model.name,
+        "messages": messages,
+        "max_tokens": request.output_limit or model.max_output_tokens or DEFAULT_MAX_TOKENS,
+    }
+    if system:
+        payload["system"] = "\n\n".join(s for s in system if s)
+    if request.temperature is not None:
+        payload["temperature"] = min(request.temperature, 1.0)
+    if request.top_p is not None:
+        payload["top_p"] = request.top_p
+    if request.stop_sequences:
+        payload["stop_sequences"] = request.stop_sequences
+    if request.tools:
+        payload["tools"] = [_tool_to_anthropic(tool) for tool in request.tools]
+        choice = _tool_choice_to_anthropic(request.tool_choice)
+        if choice:
+            payload["tool_choice"] = choice
+    if request.user:
+        payload["metadata"] = {"user_id": request.user}
+    return payload
+
+
+def _openai_content_blocks(content: str | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    blocks: list[dict[str, Any]] = []
+    for part in content:
+        if part.get("type") == "text":
+            blocks.append({"type": "text", "text": part.get("text", "")})
+        elif part.get("type") == "image_url":
+            url = str((part.get("image_url") or {}).get("url", ""))
+            blocks.append({"type": "image", "source": _image_source(url)})
+        else:
+            raise InvalidRequest(f"content part type {part.get('type')!r} cannot go to Anthropic")
+    return blocks
+
+
+def _image_source(url: str) -> dict[str, str]:
+    if url.startswith("data:"):
+        header, _, data = url.partition(",")
+        media_type = header.removeprefix("data:").split(";")[0] or "image/png"
+        return {"type": "base64", "media_type": media_type, "data": data}
+    return {"type": "url", "url": url}
+
+
+def _tool_to_anthropic(tool: dict[str, Any]) -> dict[str, Any]:
+    function = tool.get("function") or {}
+    if tool.get("type") != "function" or not function.get("name"):
+        raise InvalidRequest("only function tools with a name can go to Anthropic")
+    result: dict[str, Any] = {
+        "name": function["name"],
+        "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
+    }
+    if function.get("description"):
+        result["description"] = function["description"]
+    return result
+
+
+def _tool_choice_to_anthropic(choice: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    if choice is None or choice == "auto":
+        return None
+    if choice == "required":
+        return {"type": "any"}
+    if choice == "none":
+        return {"type": "none"}
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        if name:
+            return {"type": "tool", "name": name}
+    return None
+
+
+def message_to_chat(body: dict[str, Any], model: str) -> tuple[dict[str, Any], Usage]:
+    """An Anthropic `message` as an OpenAI `chat.completion` body, with its usage."""
+    texts: list[str] = []
+    tool_calls: list[dict[str, Any]] = []
+    for block in body.get("content") or []:
+        if block.get("type") == "text":
+            texts.append(str(block.get("text", "")))
+        elif block.get("type") == "tool_use":
+            tool_calls.append(
+                {
+                    "id": block.get("id", ""),
+                    "type": "function",
+                    "function": {
+                        "name": block.get("name", ""),
+                        "arguments": json.dumps(block.get("input") or {}),
+                    },
+                }
+            )
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    usage = usage_from_anthropic(body.get("usage"))
+    completion = {
+        "id": str(body.get("id") or ""),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": finish_reason(body.get("stop_reason")),
+                "logprobs": None,
+            }
+        ],
+        "usage": usage.openai(),
+    }
+    return completion, usage

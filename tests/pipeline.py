@@ -1,0 +1,62 @@
+"""Helpers for tests that drive the worker through the real broker and store."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fastapi import FastAPI
+
+from tollway.config.schema import TollwayConfig
+from tollway.events import CallEvent
+from tollway.kafka import new_producer
+from tollway.service import Runtime, build_app
+from tollway.settings import Settings
+
+T = TypeVar("T")
+
+
+async def produce(bootstrap: str, topic: str, events: list[CallEvent]) -> None:
+    """Publish events as the proxy does: keyed by key id, acknowledged by the broker."""
+    producer = new_producer(bootstrap)
+    await producer.start()
+    try:
+        for event in events:
+            await producer.send(topic, event.encode(), key=event.partition_key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def worker_app(
+    bootstrap: str, namespace: str, store: Any, tmp_path: Path, config: TollwayConfig
+) -> FastAPI:
+    """The worker and analytics roles on the test's broker namespace and store."""
+    settings = Settings(
+        topic_namespace=namespace,
+        data_dir=tmp_path,
+        kafka_session_timeout_s=3.0,
+        sink_batch_seconds=0.1,
+    )
+    return build_app(
+        Runtime(
+            settings=settings,
+            config=config,
+            bootstrap=bootstrap,
+            roles=frozenset({"worker", "analytics"}),
+            store=store,
+        )
+    )
+
+
+async def eventually(check: Callable[[], Awaitable[T]], expected: T, timeout_s: float = 30.0) -> T:
+    """Poll `check` until it returns `expected` or the time is up; the last value either way."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await check()
+        if value == expected or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.2)
