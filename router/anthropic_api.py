@@ -21,6 +21,7 @@ from router.anthropic_schemas import MessagesRequest
 from router.attribution import attribute
 from router.errors import GatewayError, InvalidRequest, anthropic_error_body
 from router.gateway import Gateway
+from router.headers import call_headers
 from router.openai_api import stream_headers
 from router.policy import ensure_allowed
 from router.schemas import ChatCompletionRequest, Usage
@@ -86,12 +87,7 @@ async def messages(
     message = chat_to_message(outcome.body, event_usage(outcome.event), event.model, _msg_id(event))
     return JSONResponse(
         message,
-        headers={
-            "x-tollway-event-id": str(event.event_id),
-            "x-tollway-model": event.model,
-            "x-tollway-provider": event.provider,
-            "x-tollway-cost-usd": format(event.cost_usd, "f"),
-        },
+        headers=call_headers(event),
     )
 
 

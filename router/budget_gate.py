@@ -11,13 +11,12 @@ the moment the worker has counted it, the gate covers the gap itself:
 So with one replica no call is admitted once spent + reserved + pending reaches a blocking
 budget's limit; with several, overshoot is bounded by what the others admitted within the
 enforcement lag. Actions at 100 %: `block` refuses (HTTP 429, `type: budget_exceeded`),
-`downgrade` serves with the budget's downgrade target, `alert_only` serves and marks `warned`.
+`alert_only` serves and marks `warned`. `downgrade` acts from its `downgrade_at` share of the
+limit: the call is served by the route's economy tier, or the budget's `downgrade_to`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -26,10 +25,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from router.attribution import Attribution
+from router.follower import CompactedFollower
 from tollway.budget_events import BudgetStatus
 from tollway.budgets import budget_window, matches
 from tollway.config.schema import BudgetConfig, TollwayConfig
@@ -56,6 +56,7 @@ class Decision:
     action: str = "none"  # none | warned | downgraded | blocked
     budget_ids: list[str] = field(default_factory=list)
     downgrade_to: str | None = None
+    downgrade_budget: str | None = None
     refusal: Refusal | None = None
     _holds: list[tuple[Window, Decimal]] = field(default_factory=list)
 
@@ -75,8 +76,7 @@ class BudgetGate:
         self._spent: dict[Window, dict[int, Decimal]] = {}
         self._reserved: dict[Window, Decimal] = {}
         self._pending: dict[Window, list[tuple[float, Decimal]]] = {}
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._follower: CompactedFollower | None = None
 
     # -- the decision --------------------------------------------------------------------
     def admit(self, who: Attribution, model: str, estimate: Decimal, at: datetime) -> Decision:
@@ -99,15 +99,20 @@ class BudgetGate:
             counted.append((budget, window, end))
             decision.budget_ids.append(budget.id)
             spent, held = self._spent_total(window), self._held(window)
+            if budget.action == "downgrade":
+                threshold = budget.limit_usd * Decimal(str(budget.downgrade_at))
+                if spent + held >= threshold and decision.downgrade_budget is None:
+                    decision.action = "downgraded"
+                    decision.downgrade_to = budget.downgrade_to
+                    decision.downgrade_budget = budget.id
+                continue
             if spent + held < budget.limit_usd:
                 continue
             if budget.action == "block":
                 decision.action = "blocked"
                 decision.refusal = Refusal(budget.id, start, end, budget.limit_usd, spent, held)
                 return decision
-            if budget.action == "downgrade" and decision.action != "downgraded":
-                decision.action, decision.downgrade_to = "downgraded", budget.downgrade_to
-            elif decision.action == "none":
+            if decision.action == "none":
                 decision.action = "warned"
         for _, window, _ in counted:
             self._reserved[window] = self._reserved.get(window, Decimal(0)) + estimate
@@ -147,43 +152,18 @@ class BudgetGate:
         """Read the status topic to its end (so a fresh replica starts informed), then follow."""
         if not self.bootstrap or not self.status_topic:
             return
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-        )
-        self._consumer = consumer
-        await consumer.start()
-        await consumer.topics()
-        partitions = [
-            TopicPartition(self.status_topic, p)
-            for p in sorted(consumer.partitions_for_topic(self.status_topic) or ())
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions) if partitions else {}
-        for tp, end in ends.items():
-            while await consumer.position(tp) < end:
-                await self._poll(consumer)
-        self._task = asyncio.create_task(self._follow(consumer), name="tollway-budget-gate")
+        self._follower = CompactedFollower(self.bootstrap, self.status_topic, self._on_record)
+        await self._follower.start()
 
-    async def _follow(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            await self._poll(consumer)
-
-    async def _poll(self, consumer: AIOKafkaConsumer) -> None:
-        for records in (await consumer.getmany(timeout_ms=100)).values():
-            for record in records:
-                try:
-                    self.apply(BudgetStatus.model_validate(orjson.loads(record.value or b"null")))
-                except (orjson.JSONDecodeError, ValidationError) as exc:
-                    log.warning("skipping an invalid budget status: %s", exc)
+    def _on_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        try:
+            self.apply(BudgetStatus.model_validate(orjson.loads(record.value or b"null")))
+        except (orjson.JSONDecodeError, ValidationError) as exc:
+            log.warning("skipping an invalid budget status: %s", exc)
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer:
-            await self._consumer.stop()
+        if self._follower:
+            await self._follower.stop()
 
 
 def period_end_text(refusal: Refusal) -> str:

@@ -2,38 +2,54 @@
 
 Pure logic, no I/O, so every constraint and tie-break is unit-tested. Given what a request
 needs (capabilities, prompt size and output cap, task type), what each model costs (the
-catalogue) and how each has performed (routing statistics: p95 latency, mean feedback score and
-how many scores back it), `rank` filters out the models that cannot or should not serve the
-request and orders the rest by expected cost per call. Statistics with too few samples do not
-count against a model; with none at all the catalogue alone decides. Every exclusion is named in
-the returned reason, which goes into the CallEvent's `route_reason`.
+catalogue) and how each has performed (routing statistics: latency, feedback scores and how
+many back them), `rank` filters out the models that cannot or should not serve the request and
+orders the rest by expected cost per call.
+
+Two kinds of exclusion, kept apart because exploration treats them differently:
+- *cannot serve* (`unfit`): a missing capability, or a prompt plus output that overflows the
+  context window. Never overridden.
+- *should not serve* (`_constraint`): a p95 latency over the route's target, or feedback that
+  shows the model below the task's quality floor. Statistics with too few samples do not count
+  against a model, and quality is judged by the upper end of a 95 % confidence interval (Wilson
+  score), so a good model is not dropped for one unlucky score and a bad one is dropped once the
+  evidence is clear. With no statistics at all the catalogue alone decides.
+
+Every exclusion is named in the returned reason, which goes into the CallEvent's `route_reason`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from tollway.config.schema import ModelConfig
 
+#: one-sided 95 % normal quantile, for the Wilson upper bound of a model's quality
+Z_95 = 1.645
+
 
 @dataclass(frozen=True)
 class Needs:
     capabilities: frozenset[str] = frozenset()
     prompt_tokens: int = 0
-    output_tokens: int = 256  # the request's cap, or what such calls usually produce
+    output_tokens: int = 256  # the request's cap, or what such calls are assumed to produce
+    output_capped: bool = False  # True when output_tokens is the caller's own max_tokens
     task_type: str = ""
 
 
 @dataclass(frozen=True)
 class Observed:
-    """A model's recent record on one task type (from `tollway.routing-stats.v1`)."""
+    """A model's recent record on one route and task type (from `tollway.routing-stats.v1`)."""
 
     calls: int = 0
+    p50_latency_ms: float | None = None
     p95_latency_ms: float | None = None
     mean_score: float | None = None
     score_count: int = 0
+    mean_output_tokens: float | None = None
 
 
 @dataclass(frozen=True)
@@ -46,9 +62,11 @@ class Constraints:
 
 @dataclass(frozen=True)
 class Ranking:
-    models: list[ModelConfig]
+    models: list[ModelConfig]  # eligible, cheapest first
     reason: str
     excluded: dict[str, str] = field(default_factory=dict)
+    fit: list[ModelConfig] = field(default_factory=list)  # able to serve, cheapest first
+    expected: dict[str, Decimal] = field(default_factory=dict)
 
 
 #: the expected cost of a call on a model, given its prompt and output token counts
@@ -64,35 +82,65 @@ def rank(
 ) -> Ranking:
     observed = observed or {}
     excluded: dict[str, str] = {}
-    eligible: list[tuple[Decimal, int, ModelConfig]] = []
+    expected: dict[str, Decimal] = {}
+    fit: list[tuple[Decimal, int, ModelConfig]] = []
     for position, model in enumerate(candidates):
-        why = _exclusion(model, needs, observed.get(model.name, Observed()), constraints)
+        why = unfit(model, needs)
         if why:
             excluded[model.name] = why
             continue
-        expected = cost_of(model, needs.prompt_tokens, needs.output_tokens)
-        eligible.append((expected, position, model))  # ties keep the route's own order
-    eligible.sort(key=lambda item: (item[0], item[1]))
-    models = [model for _, _, model in eligible]
-    if models:
-        reason = f"cost_aware: {models[0].name} at ${eligible[0][0]:.6f} expected"
-        if len(models) > 1:
-            reason += f" (next {models[1].name} at ${eligible[1][0]:.6f})"
-    else:
-        reason = "cost_aware: no candidate meets the request's needs"
-    if excluded:
-        reason += "; skipped " + ", ".join(f"{name} ({why})" for name, why in excluded.items())
-    return Ranking(models=models, reason=reason, excluded=excluded)
+        seen = observed.get(model.name, Observed())
+        expected[model.name] = cost_of(model, needs.prompt_tokens, output_estimate(needs, seen))
+        fit.append((expected[model.name], position, model))  # ties keep the route's order
+    fit.sort(key=lambda item: (item[0], item[1]))
+    models = []
+    for _, _, model in fit:
+        why = _constraint(model, needs, observed.get(model.name, Observed()), constraints)
+        if why:
+            excluded[model.name] = why
+        else:
+            models.append(model)
+    return Ranking(
+        models=models,
+        reason=_reason(models, expected, excluded),
+        excluded=excluded,
+        fit=[model for _, _, model in fit],
+        expected=expected,
+    )
 
 
-def _exclusion(
-    model: ModelConfig, needs: Needs, seen: Observed, constraints: Constraints
-) -> str | None:
+def unfit(model: ModelConfig, needs: Needs) -> str | None:
+    """Why `model` cannot serve the request at all, or None."""
     missing = needs.capabilities - set(model.capabilities)
     if missing:
         return "lacks " + ", ".join(sorted(missing))
     if needs.prompt_tokens + needs.output_tokens > model.context_window:
         return f"context {model.context_window} < {needs.prompt_tokens + needs.output_tokens}"
+    return None
+
+
+def output_estimate(needs: Needs, seen: Observed) -> int:
+    """Output tokens to expect: what the model has produced on average for this task type
+    (never more than the caller's cap), else the request's own figure."""
+    if seen.mean_output_tokens is None or seen.calls == 0:
+        return needs.output_tokens
+    mean = math.ceil(seen.mean_output_tokens)
+    return min(mean, needs.output_tokens) if needs.output_capped else mean
+
+
+def quality_upper_bound(mean: float, n: int, z: float = Z_95) -> float:
+    """Upper end of the Wilson score interval for a success share `mean` over `n` scores."""
+    if n <= 0:
+        return 1.0
+    z2 = z * z
+    centre = mean + z2 / (2 * n)
+    spread = z * math.sqrt(max(mean * (1 - mean), 0.0) / n + z2 / (4 * n * n))
+    return min(1.0, (centre + spread) / (1 + z2 / n))
+
+
+def _constraint(
+    model: ModelConfig, needs: Needs, seen: Observed, constraints: Constraints
+) -> str | None:
     target = constraints.latency_target_ms
     if (
         target is not None
@@ -102,11 +150,26 @@ def _exclusion(
     ):
         return f"p95 {seen.p95_latency_ms:.0f} ms > {target:.0f} ms"
     floor = constraints.quality_floor
-    if (
-        floor is not None
-        and seen.mean_score is not None
-        and seen.score_count >= constraints.min_scores
-        and seen.mean_score < floor
-    ):
-        return f"quality {seen.mean_score:.2f} < {floor:.2f} on {needs.task_type or 'this task'}"
+    if floor is None or seen.mean_score is None or seen.score_count < constraints.min_scores:
+        return None
+    upper = quality_upper_bound(seen.mean_score, seen.score_count)
+    if upper < floor:
+        return (
+            f"quality {seen.mean_score:.2f} (n={seen.score_count}, at most {upper:.2f}) "
+            f"< {floor:.2f} on {needs.task_type or 'this task'}"
+        )
     return None
+
+
+def _reason(
+    models: list[ModelConfig], expected: dict[str, Decimal], excluded: dict[str, str]
+) -> str:
+    if models:
+        reason = f"cost_aware: {models[0].name} at ${expected[models[0].name]:.6f} expected"
+        if len(models) > 1:
+            reason += f" (next {models[1].name} at ${expected[models[1].name]:.6f})"
+    else:
+        reason = "cost_aware: no candidate meets the request's needs"
+    if excluded:
+        reason += "; skipped " + ", ".join(f"{name} ({why})" for name, why in excluded.items())
+    return reason

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -20,11 +20,20 @@ from typing import Any, TypeVar
 from router.attribution import Attribution
 from router.breaker import BreakerBoard
 from router.budget_gate import BudgetGate, Decision, Refusal, period_end_text, seconds_until
-from router.errors import BudgetExceeded, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from router.choice import Needs
+from router.errors import (
+    BudgetExceeded,
+    GatewayError,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from router.events import EventPublisher
-from router.policy import RoutePlan, plan_for
+from router.needs import needs_of
+from router.policy import RoutePlan, RoutePolicy
 from router.providers import ChatResult, Provider, ProviderError, build_provider
 from router.resilience import AttemptLoop, Exhausted, Served
+from router.routing_feed import RoutingView
 from router.schemas import ChatCompletionRequest, Usage
 from router.streaming import ChatStream
 from router.tokens import estimate_prompt_tokens
@@ -51,8 +60,10 @@ class Gateway:
         config: TollwayConfig,
         publisher: EventPublisher,
         budgets: BudgetGate | None = None,
+        routing: RoutingView | None = None,
     ) -> None:
         self.config = config
+        self.policy = RoutePolicy(lambda: self.config, routing)
         self.prices = PriceCatalogue.from_config(config)
         self.providers: dict[str, Provider] = {p.name: build_provider(p) for p in config.providers}
         self.publisher = publisher
@@ -71,24 +82,27 @@ class Gateway:
         for provider in self.providers.values():
             await provider.close()
 
+    def _plan(self, request: ChatCompletionRequest, who: Attribution) -> tuple[RoutePlan, Needs]:
+        needs = needs_of(request, who.task_type)
+        return self.policy.plan(request.model, needs), needs
+
     def _admit(
         self,
         request: ChatCompletionRequest,
         who: Attribution,
         endpoint: Endpoint,
-        plan: RoutePlan,
         started: datetime,
     ) -> tuple[Decision, RoutePlan, CallEvent]:
-        """The budget gate: block (publishing the refused call's event), downgrade, or pass."""
+        """Plan the call, then the budget gate: block (publishing the refused call's event),
+        downgrade (to the route's economy tier or the budget's target), or pass."""
+        plan, needs = self._plan(request, who)
         first = plan.models[0] if plan.models else None
         estimate = self._estimate(request, first.name) if first else Decimal(0)
         decision = self.budgets.admit(
             who, first.name if first else request.model, estimate, started
         )
-        if decision.action == "downgraded" and decision.downgrade_to:
-            target = plan_for(self.config, decision.downgrade_to)
-            reason = f"budget {decision.budget_ids[-1]} at its limit: downgraded to {decision.downgrade_to}"
-            plan = RoutePlan(route=target.route or plan.route, reason=reason, models=target.models)
+        if decision.action == "downgraded":
+            plan = self._downgraded(plan, needs, decision)
         event = self._new_event(request, who, endpoint, plan, started).model_copy(
             update={"budget_action": decision.action, "budget_ids": decision.budget_ids}
         )
@@ -104,6 +118,26 @@ class Gateway:
             )
             raise _refused(decision.refusal)
         return decision, plan, event
+
+    def _downgraded(self, plan: RoutePlan, needs: Needs, decision: Decision) -> RoutePlan:
+        """The cheaper plan a budget at its downgrade threshold asks for: the route's economy
+        tier, else the budget's `downgrade_to`. A cheaper plan that cannot serve the request
+        (say, no economy model has tools) leaves the call on its own plan, and says so."""
+        why = f"budget {decision.downgrade_budget} at its downgrade threshold"
+        route = self.config.route(plan.route) if plan.route else None
+        try:
+            if route is not None and route.economy:
+                cheaper = self.policy.plan(route.name, needs, tier="economy")
+                return replace(cheaper, reason=f"{why}: {cheaper.reason}")
+            if decision.downgrade_to:
+                cheaper = self.policy.plan(decision.downgrade_to, needs)
+                reason = f"{why}: downgraded to {decision.downgrade_to}; {cheaper.reason}"
+                return replace(cheaper, route=cheaper.route or plan.route, reason=reason)
+            unmoved = "but there is no cheaper tier to move to"
+        except GatewayError as exc:
+            unmoved = f"not downgraded: {exc.message}"
+        decision.action = "warned"
+        return replace(plan, reason=f"{plan.reason}; {why}, {unmoved}")
 
     def _estimate(self, request: ChatCompletionRequest, model: str) -> Decimal:
         """What the call may cost, before it is made: the prompt estimate plus the most it may
@@ -155,9 +189,7 @@ class Gateway:
     ) -> ChatOutcome:
         started = datetime.now(UTC)
         clock = time.perf_counter()
-        decision, plan, event = self._admit(
-            request, who, endpoint, plan_for(self.config, request.model), started
-        )
+        decision, plan, event = self._admit(request, who, endpoint, started)
 
         async def complete(provider: Provider, model: ModelConfig) -> ChatResult:
             return await provider.chat(request, model)
@@ -200,9 +232,7 @@ class Gateway:
         the call (and publishes its event however the stream ends)."""
         started = datetime.now(UTC)
         clock = time.perf_counter()
-        decision, plan, event = self._admit(
-            request, who, endpoint, plan_for(self.config, request.model), started
-        )
+        decision, plan, event = self._admit(request, who, endpoint, started)
 
         def publish(final: CallEvent) -> None:  # however the stream ends
             self.budgets.settle(decision, final.cost_usd)

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from router.attribution import attribute
 from router.errors import GatewayError, openai_error_body
 from router.gateway import Gateway
+from router.headers import call_headers
 from router.policy import ensure_allowed
 from router.schemas import ChatCompletionRequest
 from router.sse import EventStreamResponse, data_frame
@@ -51,22 +52,13 @@ async def chat_completions(
     event = outcome.event
     return JSONResponse(
         outcome.body,
-        headers={
-            "x-tollway-event-id": str(event.event_id),
-            "x-tollway-model": event.model,
-            "x-tollway-provider": event.provider,
-            "x-tollway-cost-usd": format(event.cost_usd, "f"),
-        },
+        headers=call_headers(event),
     )
 
 
 def stream_headers(stream: ChatStream) -> dict[str, str]:
     """The x-tollway-* headers a stream can carry up front (its cost is only in the event)."""
-    return {
-        "x-tollway-event-id": str(stream.event.event_id),
-        "x-tollway-model": stream.event.model,
-        "x-tollway-provider": stream.event.provider,
-    }
+    return call_headers(stream.event, cost=False)
 
 
 async def openai_frames(stream: ChatStream, *, include_usage: bool) -> AsyncGenerator[bytes, None]:

@@ -1,17 +1,31 @@
-"""Which models may serve a request, in the order to try them.
+"""The route policy: which models may serve a request, in the order to try them.
 
-A caller asks for a catalogue model or a route name. A model is tried alone; a route yields
-its candidates, then its fallbacks (each once). Cost-aware choice among candidates is the
-routing issue's work; here the order is the route's own.
+A caller asks for a catalogue model or a route name. A model asked for by name is tried alone.
+A route picks its candidate set (the task type's own, when the route has a rule for it; its
+economy tier when a budget has pushed it down), drops the models that cannot serve the request
+(a missing capability, a context window too small), orders the rest by its strategy
+(router/strategies.py) and appends its fallbacks. The reason for the order goes into the
+CallEvent's `route_reason`, so every decision can be explained after the fact.
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Literal
 
-from router.errors import Forbidden, ModelNotFound
+from router import strategies
+from router.choice import Constraints, CostOf, Needs, unfit
+from router.errors import Forbidden, InvalidRequest, ModelNotFound
+from router.routing_feed import RoutingView
 from tollway.auth import Principal
-from tollway.config.schema import ModelConfig, TollwayConfig
+from tollway.config.schema import ModelConfig, RouteConfig, TollwayConfig
+from tollway.pricing import PriceCatalogue, PriceError
+
+Tier = Literal["standard", "economy"]
 
 
 @dataclass(frozen=True)
@@ -19,23 +33,104 @@ class RoutePlan:
     route: str
     reason: str
     models: list[ModelConfig]
+    explored: bool = False
 
 
-def plan_for(config: TollwayConfig, requested: str) -> RoutePlan:
-    model = config.model(requested)
-    if model is not None:
-        return RoutePlan(route="", reason="model requested directly", models=[model])
-    route = config.route(requested)
-    if route is None:
-        raise ModelNotFound(
-            f"model {requested!r} is neither a catalogue model nor a route; "
-            "GET /v1/models lists what this key may use"
-        )
-    names = list(dict.fromkeys([*route.candidates, *route.fallbacks]))
-    models = [m for m in (config.model(n) for n in names) if m is not None]
-    return RoutePlan(
-        route=route.name, reason=f"route {route.name}: {route.strategy} order", models=models
-    )
+class RoutePolicy:
+    def __init__(
+        self,
+        config: Callable[[], TollwayConfig],
+        view: RoutingView | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.view = view or RoutingView()
+        self.rng = rng or random.Random()
+        self._prices: tuple[TollwayConfig, PriceCatalogue] | None = None
+
+    def plan(self, requested: str, needs: Needs, tier: Tier = "standard") -> RoutePlan:
+        config = self.config()
+        model = config.model(requested)
+        if model is not None:
+            return RoutePlan(route="", reason="model requested directly", models=[model])
+        route = config.route(requested)
+        if route is None:
+            raise ModelNotFound(
+                f"model {requested!r} is neither a catalogue model nor a route; "
+                "GET /v1/models lists what this key may use"
+            )
+        return self._route_plan(config, route, needs, tier)
+
+    def _route_plan(
+        self, config: TollwayConfig, route: RouteConfig, needs: Needs, tier: Tier
+    ) -> RoutePlan:
+        rule = route.rule_for(needs.task_type)
+        names = route.economy if tier == "economy" and route.economy else None
+        names = names or (rule.candidates if rule and rule.candidates else route.candidates)
+        candidates = _models(config, names)
+        fit = [m for m in candidates if unfit(m, needs) is None]
+        observed = self.view.observed(route.name, needs.task_type)
+        if route.strategy == "cost_aware":
+            constraints = Constraints(
+                latency_target_ms=(rule.latency_target_ms if rule else None)
+                or route.latency_target_ms,
+                quality_floor=(rule.quality_floor if rule else None) or route.quality_floor,
+                min_calls=route.min_calls,
+                min_scores=route.min_scores,
+            )
+            order = strategies.cost_aware(
+                candidates,
+                needs,
+                self._cost_of(config),
+                observed,
+                constraints,
+                route.exploration,
+                self.rng,
+            )
+        elif route.strategy == "weighted":
+            order = strategies.weighted(fit, route.weights, self.rng)
+        elif route.strategy == "lowest_latency":
+            order = strategies.lowest_latency(fit, observed, route.min_calls)
+        else:
+            order = strategies.priority(fit)
+        chosen = {m.name for m in order.models}
+        fallbacks = [
+            m
+            for m in _models(config, route.fallbacks)
+            if m.name not in chosen and unfit(m, needs) is None
+        ]
+        models = [*order.models, *fallbacks]
+        if not models:
+            unable = "; ".join(f"{m.name} {unfit(m, needs)}" for m in candidates)
+            raise InvalidRequest(
+                f"no model of route {route.name!r} can serve this request ({unable})",
+                details={"param": "model"},
+            )
+        reason = order.reason if tier == "standard" else f"economy tier: {order.reason}"
+        if rule:
+            reason = f"task {needs.task_type}: {reason}"
+        return RoutePlan(route.name, reason, models, order.explored)
+
+    def _cost_of(self, config: TollwayConfig) -> CostOf:
+        """Expected cost of a call from the catalogue's current prices (unpriced: free)."""
+        if self._prices is None or self._prices[0] is not config:
+            self._prices = (config, PriceCatalogue.from_config(config))
+        prices = self._prices[1]
+        now = datetime.now(UTC)
+
+        def cost_of(model: ModelConfig, prompt: int, output: int) -> Decimal:
+            try:
+                return prices.cost(
+                    model.name, now, input_tokens=prompt, output_tokens=output
+                ).cost_usd
+            except PriceError:
+                return Decimal(0)
+
+        return cost_of
+
+
+def _models(config: TollwayConfig, names: list[str]) -> list[ModelConfig]:
+    return [m for m in (config.model(n) for n in dict.fromkeys(names)) if m is not None]
 
 
 def ensure_allowed(principal: Principal, requested: str) -> None:

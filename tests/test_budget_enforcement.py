@@ -107,3 +107,68 @@ async def test_block_downgrade_and_alert_only(
     assert by[("k_warn", "ok", "warned")] >= 1
     blocked_ids = await store.query("SELECT budget_ids FROM calls WHERE status = 'blocked' LIMIT 1")
     assert blocked_ids.rows[0]["budget_ids"] == ["tight-block"]
+
+
+async def test_route_moves_to_its_economy_tier_at_the_downgrade_threshold(
+    kafka_bootstrap: str, namespace: str, store, tmp_path: Path
+) -> None:
+    """From `downgrade_at` of the limit, a route's calls are served by its economy tier, and
+    an SDK client sees it in the response headers, streamed or not."""
+    secret = new_key_secret()
+    key = KeyConfig(id="k_tier", hash=hash_key(secret), business_line="support", project="helpdesk")
+    demo = load_config(None)
+    routes = [
+        r.model_copy(update={"economy": ["gpt-4o-mini"]}) if r.name == "smart" else r
+        for r in demo.routes
+    ]
+    budget = BudgetConfig(
+        id="tier-down", scope=BudgetScope(key_id="k_tier"), limit_usd=Decimal("0.004"),
+        action="downgrade", downgrade_at=0.5,
+    )  # fmt: skip
+    config = demo.model_copy(update={"budgets": [budget], "routes": routes})
+    settings = Settings(topic_namespace=namespace, data_dir=tmp_path, sink_batch_seconds=0.1)
+    runtime = Runtime(
+        settings=settings, config=config, bootstrap=kafka_bootstrap, extra_keys=[key], store=store
+    )
+    prompt = [
+        {"role": "user", "content": "Draft a polite reply to a customer asking for a refund."}
+    ]
+    async with serving(build_app(runtime)) as base:
+        client = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key=secret, max_retries=0)
+        seen: list[tuple[str, str, str | None]] = []
+        for _ in range(40):
+            raw = await client.chat.completions.with_raw_response.create(
+                model="smart", messages=prompt
+            )
+            h = raw.headers
+            seen.append(
+                (h["x-tollway-model"], h["x-tollway-route"], h.get("x-tollway-budget-action"))
+            )
+            if seen[-1][2] == "downgraded":
+                break
+        assert seen[0] == ("claude-sonnet-4", "smart", None)
+        assert seen[-1] == ("gpt-4o-mini", "smart", "downgraded")
+        event_id = raw.headers["x-tollway-event-id"]
+
+        async with client.chat.completions.with_streaming_response.create(
+            model="smart", messages=prompt, stream=True
+        ) as streamed:
+            assert streamed.headers["x-tollway-model"] == "gpt-4o-mini"
+            assert streamed.headers["x-tollway-budget-action"] == "downgraded"
+            assert [chunk async for chunk in await streamed.parse()]
+        await asyncio.sleep(1.5)
+
+    row = (
+        await store.query(
+            "SELECT model, route, budget_action, route_reason FROM calls"
+            f" WHERE event_id = '{event_id}'"
+        )
+    ).rows[0]
+    assert (row["model"], row["route"], row["budget_action"]) == (
+        "gpt-4o-mini",
+        "smart",
+        "downgraded",
+    )
+    assert row["route_reason"].startswith(
+        "budget tier-down at its downgrade threshold: economy tier: priority"
+    )

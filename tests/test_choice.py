@@ -67,7 +67,7 @@ def test_quality_floor_uses_feedback_with_enough_scores() -> None:
     needs = Needs(task_type="code")
     ranking = rank([MINI, HAIKU], needs, cost_of, poor, limits)
     assert names(ranking) == ["haiku"]
-    assert ranking.excluded["mini"] == "quality 0.40 < 0.70 on code"
+    assert ranking.excluded["mini"] == "quality 0.40 (n=50, at most 0.52) < 0.70 on code"
     assert names(rank([MINI, HAIKU], needs, cost_of, unsure, limits)) == ["mini", "haiku"]
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from tollway.config.types import Capability, Name, Price, ProviderType, _Strict
 
@@ -108,9 +108,33 @@ class ModelConfig(_Strict):
         return sorted(points, key=lambda p: p.effective_from)
 
 
+#: older spellings of the strategies, still accepted
+STRATEGY_ALIASES = {"ordered": "priority", "latency_aware": "lowest_latency"}
+
+Strategy = Literal["priority", "weighted", "lowest_latency", "cost_aware"]
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+def _canonical_strategy(value: object) -> object:
+    return STRATEGY_ALIASES.get(value, value) if isinstance(value, str) else value
+
+
+class TaskRule(_Strict):
+    """How a route serves some task types: its own candidates and quality floor."""
+
+    task_types: list[str] = Field(min_length=1)
+    candidates: list[Name] | None = Field(
+        default=None, description="Models for these task types; the route's when unset."
+    )
+    quality_floor: Share | None = Field(
+        default=None, description="Minimum mean feedback score (0..1) a model must keep."
+    )
+    latency_target_ms: float | None = Field(default=None, gt=0, description="p95 target.")
+
+
 class RouteConfig(_Strict):
     name: Name
-    strategy: Literal["ordered", "cost_aware", "latency_aware", "weighted"] = "ordered"
+    strategy: Annotated[Strategy, BeforeValidator(_canonical_strategy)] = "priority"
     candidates: list[Name] = Field(min_length=1)
     fallbacks: list[Name] = Field(default_factory=list)
     deadline_s: float | None = Field(
@@ -119,6 +143,38 @@ class RouteConfig(_Strict):
     max_retries: int | None = Field(
         default=None, ge=0, le=10, description="Overrides each provider's max_retries."
     )
+    # -- how the strategies choose (router/routing.py) ----------------------------------------
+    weights: dict[Name, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="weighted: traffic share per candidate (default 1)."
+    )
+    latency_target_ms: float | None = Field(
+        default=None, gt=0, description="cost_aware: skip models whose p95 latency exceeds it."
+    )
+    quality_floor: Share | None = Field(
+        default=None, description="cost_aware: skip models whose feedback is below it."
+    )
+    tasks: list[TaskRule] = Field(
+        default_factory=list, description="Per task type candidates, floors and targets."
+    )
+    economy: list[Name] = Field(
+        default_factory=list,
+        description="The cheaper tier a budget at its downgrade threshold moves the route to.",
+    )
+    exploration: Share = Field(
+        default=0.0, le=0.5, description="Share of calls that explore (Thompson sampling)."
+    )
+    min_calls: int = Field(default=20, ge=1, description="Calls before latency can exclude.")
+    min_scores: int = Field(default=10, ge=1, description="Scores before quality can exclude.")
+
+    def rule_for(self, task_type: str) -> TaskRule | None:
+        return next((rule for rule in self.tasks if task_type in rule.task_types), None)
+
+    def model_names(self) -> list[str]:
+        """Every model the route may use, each once."""
+        names = [*self.candidates, *self.fallbacks, *self.economy, *self.weights]
+        for rule in self.tasks:
+            names += rule.candidates or []
+        return list(dict.fromkeys(names))
 
 
 class ProxyLimits(_Strict):

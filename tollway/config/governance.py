@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from tollway.config.types import BudgetActionName, Name, Period, Role, WebhookEvent, _Strict
 
@@ -88,7 +88,14 @@ class BudgetConfig(_Strict):
         default_factory=lambda: [0.5, 0.8, 1.0]
     )
     action: BudgetActionName = "alert_only"
-    downgrade_to: str | None = None
+    downgrade_to: str | None = Field(
+        default=None,
+        description="downgrade: the model or route to use instead, when the requested route "
+        "has no economy tier of its own.",
+    )
+    downgrade_at: float = Field(
+        default=1.0, gt=0, le=1, description="downgrade: share of the limit where it starts."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -100,12 +107,6 @@ class BudgetConfig(_Strict):
                 f"unknown time zone {value!r} (use an IANA name like Europe/Paris)"
             ) from None
         return value
-
-    @model_validator(mode="after")
-    def _downgrade_target(self) -> BudgetConfig:
-        if self.action == "downgrade" and not self.downgrade_to:
-            raise ValueError("action 'downgrade' needs downgrade_to (a model or route name)")
-        return self
 
 
 class WebhookConfig(_Strict):

@@ -18,6 +18,7 @@ from tollway.config.catalogue import (
     ProxyLimits,
     RouteConfig,
     SimBehaviour,
+    TaskRule,
 )
 from tollway.config.governance import (
     HEADER_OVERRIDES,
@@ -70,6 +71,7 @@ __all__ = [
     "Role",
     "RouteConfig",
     "SimBehaviour",
+    "TaskRule",
     "TollwayConfig",
     "WebhookConfig",
     "WebhookEvent",
@@ -124,18 +126,22 @@ class TollwayConfig(_Strict):
         for i, route in enumerate(self.routes):
             if route.name in models:
                 issues.append((("routes", i, "name"), f"{route.name!r} is already a model name"))
-            for field in ("candidates", "fallbacks"):
-                for j, name in enumerate(getattr(route, field)):
-                    if name not in models:
-                        issues.append(
-                            ((("routes", i, field, j)), f"unknown model {name!r}{_known(models)}")
-                        )
+            issues += _route_model_issues(("routes", i), route, models)
         for i, key in enumerate(self.keys):
             issues += self._attribution_issues(
                 ("keys", i), key.business_line, key.project, key.task_type
             )
         targets = models | {r.name for r in self.routes}
+        tiered = any(route.economy for route in self.routes)
         for i, budget in enumerate(self.budgets):
+            if budget.action == "downgrade" and not (budget.downgrade_to or tiered):
+                issues.append(
+                    (
+                        ("budgets", i),
+                        "action 'downgrade' needs downgrade_to (a model or route name), "
+                        "or routes with an economy tier",
+                    )
+                )
             if budget.downgrade_to and budget.downgrade_to not in targets:
                 issues.append(
                     (
@@ -212,3 +218,20 @@ def _unique(section: str, names: list[str]) -> list[Issue]:
 
 def _known(names: set[str] | dict[str, set[str]]) -> str:
     return f" (declared: {', '.join(sorted(names))})" if names else " (none declared)"
+
+
+def _route_model_issues(at: Loc, route: RouteConfig, models: set[str]) -> list[Issue]:
+    """Every model a route names (candidates, fallbacks, tiers, weights, task rules) exists."""
+    named: list[tuple[Loc, str]] = []
+    for field in ("candidates", "fallbacks", "economy"):
+        named += [((*at, field, j), name) for j, name in enumerate(getattr(route, field))]
+    named += [((*at, "weights", name), name) for name in route.weights]
+    for r, rule in enumerate(route.tasks):
+        named += [
+            ((*at, "tasks", r, "candidates", j), n) for j, n in enumerate(rule.candidates or [])
+        ]
+    return [
+        (loc, f"unknown model {name!r}{_known(models)}")
+        for loc, name in named
+        if name not in models
+    ]
