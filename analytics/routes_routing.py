@@ -27,6 +27,8 @@ STATS_COLUMNS = [
     "p95_latency_ms",
     "p50_ttft_ms",
     "mean_cost_usd",
+    "input_tokens",
+    "output_tokens",
     "mean_score",
     "score_count",
 ]

@@ -65,7 +65,8 @@ class RoutePolicy:
         self, config: TollwayConfig, route: RouteConfig, needs: Needs, tier: Tier
     ) -> RoutePlan:
         rule = route.rule_for(needs.task_type)
-        names = route.economy if tier == "economy" and route.economy else None
+        economy = tier == "economy" and bool(route.economy)
+        names = route.economy if economy else None
         names = names or (rule.candidates if rule and rule.candidates else route.candidates)
         candidates = _models(config, names)
         fit = [m for m in candidates if unfit(m, needs) is None]
@@ -106,27 +107,28 @@ class RoutePolicy:
                 f"no model of route {route.name!r} can serve this request ({unable})",
                 details={"param": "model"},
             )
-        reason = order.reason if tier == "standard" else f"economy tier: {order.reason}"
+        reason = f"economy tier: {order.reason}" if economy else order.reason
         if rule:
             reason = f"task {needs.task_type}: {reason}"
         return RoutePlan(route.name, reason, models, order.explored)
 
     def _cost_of(self, config: TollwayConfig) -> CostOf:
-        """Expected cost of a call from the catalogue's current prices (unpriced: free)."""
         if self._prices is None or self._prices[0] is not config:
             self._prices = (config, PriceCatalogue.from_config(config))
-        prices = self._prices[1]
-        now = datetime.now(UTC)
+        return cost_function(self._prices[1])
 
-        def cost_of(model: ModelConfig, prompt: int, output: int) -> Decimal:
-            try:
-                return prices.cost(
-                    model.name, now, input_tokens=prompt, output_tokens=output
-                ).cost_usd
-            except PriceError:
-                return Decimal(0)
 
-        return cost_of
+def cost_function(prices: PriceCatalogue) -> CostOf:
+    """Expected cost of a call at the catalogue's current prices (unpriced: free)."""
+    now = datetime.now(UTC)
+
+    def cost_of(model: ModelConfig, prompt: int, output: int) -> Decimal:
+        try:
+            return prices.cost(model.name, now, input_tokens=prompt, output_tokens=output).cost_usd
+        except PriceError:
+            return Decimal(0)
+
+    return cost_of
 
 
 def _models(config: TollwayConfig, names: list[str]) -> list[ModelConfig]:

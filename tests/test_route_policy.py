@@ -95,7 +95,7 @@ def test_priority_keeps_the_order_but_drops_what_cannot_serve() -> None:
 def test_no_able_model_is_a_clear_400() -> None:
     cfg = config({"name": "r", "candidates": ["haiku"]})
     with pytest.raises(
-        InvalidRequest, match="no model of route 'r' can serve .*haiku lacks vision"
+        InvalidRequest, match=r"no model of route 'r' can serve .*haiku lacks vision"
     ):
         policy(cfg).plan("r", Needs(capabilities=frozenset({"vision"})))
 

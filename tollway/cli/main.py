@@ -10,6 +10,7 @@ from tollway.cli import (
     dashboard_cmd,
     demo_cmd,
     keys_cmd,
+    routes_cmd,
     run_cmd,
     sql_cmd,
     webhooks_cmd,
@@ -27,6 +28,7 @@ dashboard_cmd.register(app)
 app.add_typer(config_cmd.app, name="config", help="Validate tollway.yaml.")
 app.add_typer(keys_cmd.app, name="keys", help="Create, list and revoke virtual keys.")
 app.add_typer(budgets_cmd.app, name="budgets", help="Budget spend and state.")
+app.add_typer(routes_cmd.app, name="routes", help="List routes; explain a routing decision.")
 app.add_typer(demo_cmd.app, name="demo", help="Synthetic workload for the demo stack.")
 app.add_typer(
     webhooks_cmd.app, name="webhooks", help="List webhook endpoints and send a signed test."
