@@ -3,7 +3,7 @@
 Throughput: a backlog of `events` CallEvents on the calls topic is drained by the real worker
 (`LedgerWorker`: Faust agent → `LedgerSink` → exactly-once `Ledger.insert_new` → budget spend),
 against a baseline measured in the same run: a raw aiokafka consumer writing the same batches
-(500) with `Store.insert_rows` and committing — no Faust, no duplicate check, no budgets. The
+(500) with the ledger's row encoding and committing — no Faust, no duplicate check, no budgets. The
 ratio is what the worker's guarantees cost.
 
 Freshness: then a steady `rate` events/s for `fresh_seconds`, and the time from an event's send
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
-from analytics.ledger import Ledger, event_to_row
+from analytics.ledger import ROW_FORMAT_SETTINGS, Ledger, ledger_lines
 from analytics.migrate import migrate
 from analytics.store.chdb_store import ChdbStore
 from ingest.worker import LedgerWorker
@@ -70,7 +70,7 @@ async def _produce(bootstrap: str, topics: list[str], events: list[CallEvent]) -
 
 
 async def _raw_consumer(bootstrap: str, topic: str, store: ChdbStore, total: int) -> float:
-    """The baseline: getmany → decode → insert_rows → commit, `BATCH` messages at a time."""
+    """The baseline: getmany → decode → insert → commit, `BATCH` messages at a time."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -91,8 +91,8 @@ async def _raw_consumer(bootstrap: str, topic: str, store: ChdbStore, total: int
                 continue
             if not started:
                 started = time.perf_counter()
-            rows = [event_to_row(decode_call_event(v)) for v in values]
-            await store.insert_rows("calls", rows)
+            events = [(decode_call_event(v), 0) for v in values]
+            await store.insert_lines("calls", ledger_lines(events), ROW_FORMAT_SETTINGS)
             await consumer.commit()
             done += len(values)
         return done / (time.perf_counter() - started)
@@ -209,7 +209,7 @@ async def run(events: int = 40_000, rate: int = 1_000, fresh_seconds: float = 15
     return [
         f"ingest: a backlog of {events} call events, batches of {BATCH}, one worker process",
         f"  {'':40} {'events/s':>9} {'vs baseline':>12}",
-        f"  {'raw aiokafka consumer + insert_rows':40} {baseline:9.0f} {1.0:11.2f}x",
+        f"  {'raw aiokafka consumer + insert':40} {baseline:9.0f} {1.0:11.2f}x",
         f"  {'tollway worker (Faust, exactly-once)':40} {through_worker:9.0f} "
         f"{through_worker / baseline:11.2f}x",
         f"freshness: {rate} events/s for {fresh_seconds:.0f} s, send → visible in calls_hourly",

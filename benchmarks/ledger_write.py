@@ -1,6 +1,6 @@
 """What does exactly-once cost? Ledger writes with the event_id check against plain inserts.
 
-Baseline: the same rows inserted with `Store.insert_rows` (no existence check), in the same run,
+Baseline: the same rows inserted with a plain insert (no existence check), in the same run,
 into a chDB ledger already holding `prefill` calls, in the batch size the worker uses (500).
 Also measured: a redelivered batch (every id already present: the check answers, nothing is
 inserted), the path a worker restart takes.
@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from analytics.ledger import Ledger, event_to_row
+from analytics.ledger import ROW_FORMAT_SETTINGS, Ledger, ledger_lines
 from analytics.migrate import migrate
 from analytics.store.chdb_store import ChdbStore
 from tollway.events import CallEvent
@@ -58,15 +58,16 @@ async def run(calls: int = 50_000, prefill: int = 200_000) -> list[str]:
             ledger = Ledger(store)
             t0 = datetime(2026, 1, 1, tzinfo=UTC)
             for chunk in range(0, prefill, 50_000):
-                rows = [event_to_row(e) for e in _events(50_000, t0 + timedelta(hours=chunk))]
-                await store.insert_rows("calls", rows)
+                rows = [(e, -1) for e in _events(50_000, t0 + timedelta(hours=chunk))]
+                await store.insert_lines("calls", ledger_lines(rows), ROW_FORMAT_SETTINGS)
 
             fresh_a = _events(calls, t0 + timedelta(days=10))
             fresh_b = _events(calls, t0 + timedelta(days=20))
             split = lambda events: [events[i : i + BATCH] for i in range(0, len(events), BATCH)]  # noqa: E731
 
             async def plain(batch: list[CallEvent]) -> None:
-                await store.insert_rows("calls", [event_to_row(e) for e in batch])
+                lines = ledger_lines((e, -1) for e in batch)
+                await store.insert_lines("calls", lines, ROW_FORMAT_SETTINGS)
 
             baseline = await _time_batches("plain insert (baseline)", split(fresh_a), plain)
             once = await _time_batches("exactly-once write", split(fresh_b), ledger.write)

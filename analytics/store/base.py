@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -82,9 +83,17 @@ class Store(ABC):
         truncates); `timeout_s` is enforced by ClickHouse (`max_execution_time`).
         """
 
-    @abstractmethod
     async def insert_rows(self, table: str, rows: list[dict[str, Any]]) -> None:
         """Insert rows (JSON-friendly dicts) into `table` of this store's database, in one insert."""
+        if rows:
+            await self.insert_lines(table, json_each_row(rows))
+
+    @abstractmethod
+    async def insert_lines(
+        self, table: str, lines: bytes, settings: Mapping[str, str] | None = None
+    ) -> None:
+        """Insert rows already encoded as JSONEachRow lines, in one insert, with format
+        `settings` (e.g. how times are parsed)."""
 
     @abstractmethod
     async def ping(self) -> bool:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,10 +33,10 @@ from analytics.store.base import (
     StoreError,
     check_database_name,
     clean_error,
-    json_each_row,
     parse_json_result,
     query_settings,
     quote_identifier,
+    sql_string,
     with_settings,
 )
 
@@ -179,12 +179,17 @@ class ChdbStore(Store):
         payload = await self._call(lambda shared: shared.run(final, "JSON", self.database))
         return parse_json_result(payload)
 
-    async def insert_rows(self, table: str, rows: list[dict[str, Any]]) -> None:
-        if not rows:
+    async def insert_lines(
+        self, table: str, lines: bytes, settings: Mapping[str, str] | None = None
+    ) -> None:
+        if not lines:
             return
         statement = f"INSERT INTO {quote_identifier(self.database)}.{quote_identifier(table)}"
-        payload = json_each_row(rows)
-        await self._call(lambda shared: shared.insert(statement, payload))
+        if settings:
+            statement += " SETTINGS " + ", ".join(
+                f"{quote_identifier(k)} = {sql_string(v)}" for k, v in settings.items()
+            )
+        await self._call(lambda shared: shared.insert(statement, lines))
 
     async def ping(self) -> bool:
         try:

@@ -9,6 +9,7 @@ The client is created lazily on first use, so constructing a store never does I/
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from analytics.store.base import (
@@ -18,7 +19,6 @@ from analytics.store.base import (
     StoreError,
     check_database_name,
     clean_error,
-    json_each_row,
     parse_json_result,
     query_settings,
     quote_identifier,
@@ -109,13 +109,17 @@ class ServerStore(Store):
         )
         return parse_json_result(payload)
 
-    async def insert_rows(self, table: str, rows: list[dict[str, Any]]) -> None:
-        if not rows:
+    async def insert_lines(
+        self, table: str, lines: bytes, settings: Mapping[str, str] | None = None
+    ) -> None:
+        if not lines:
             return
         client = await self._get_client()
         target = f"{quote_identifier(self.database)}.{quote_identifier(table)}"
         await self._guard(
-            client.raw_insert(target, insert_block=json_each_row(rows), fmt="JSONEachRow")
+            client.raw_insert(
+                target, insert_block=lines, fmt="JSONEachRow", settings=dict(settings or {})
+            )
         )
 
     async def ping(self) -> bool:
