@@ -125,6 +125,14 @@ class LedgerWorker:
         async for value in stream:
             await self.alerts.on_status(value)
 
+    async def reload(self, config: TollwayConfig) -> None:
+        """Follow a changed tollway.yaml. New or changed budgets count the spend since their
+        period start from the ledger at once, instead of at the next reconcile."""
+        budgets_changed = config.budgets != self.config.budgets
+        self.config = config
+        if budgets_changed and self.owned_partitions():
+            await self.budgets.reconcile()
+
     def owned_partitions(self) -> set[int]:
         """The calls-topic partitions this worker is assigned right now."""
         return {

@@ -68,8 +68,22 @@ class Gateway:
         self.providers: dict[str, Provider] = {p.name: build_provider(p) for p in config.providers}
         self.publisher = publisher
         self.budgets = budgets or BudgetGate(lambda: self.config)
+        self._retired: list[Provider] = []  # replaced by a reload, closed at stop
         self.breakers = BreakerBoard()
         self.attempt_loop = AttemptLoop(self.breakers)
+
+    async def reload(self, config: TollwayConfig) -> None:
+        """Serve from a changed tollway.yaml: routes, prices and budgets at once; a provider
+        whose settings changed gets a new adapter (the old one finishes its calls first)."""
+        providers: dict[str, Provider] = {}
+        for spec in config.providers:
+            current = self.providers.get(spec.name)
+            same = current is not None and current.config == spec
+            providers[spec.name] = current if same else build_provider(spec)  # type: ignore[assignment]
+        self._retired += [p for n, p in self.providers.items() if providers.get(n) is not p]
+        self.prices = PriceCatalogue.from_config(config)
+        self.providers = providers
+        self.config = config
 
     async def start(self) -> None:
         await self.publisher.start()
@@ -79,7 +93,7 @@ class Gateway:
         """Flush every accepted call's event to Kafka, then release connections."""
         await self.budgets.stop()
         await self.publisher.stop()
-        for provider in self.providers.values():
+        for provider in [*self.providers.values(), *self._retired]:
             await provider.close()
 
     def _plan(self, request: ChatCompletionRequest, who: Attribution) -> tuple[RoutePlan, Needs]:
@@ -347,7 +361,7 @@ def _refused(refusal: Refusal) -> BudgetExceeded:
     return BudgetExceeded(
         f"budget {refusal.budget_id} is exhausted for the period ending {end}: "
         f"spent ${refusal.spent_usd:.6f} + reserved ${refusal.reserved_usd:.6f} "
-        f"of ${refusal.limit_usd:.2f}",
+        f"of ${_usd(refusal.limit_usd)}",
         headers=headers,
         details={
             "budget_id": refusal.budget_id,
@@ -358,6 +372,11 @@ def _refused(refusal: Refusal) -> BudgetExceeded:
             "reserved_usd": format(refusal.reserved_usd, "f"),
         },
     )
+
+
+def _usd(amount: Decimal) -> str:
+    """Dollars for a message: cents for real budgets, micro-dollars for tiny ones."""
+    return f"{amount:.2f}" if amount >= 1 else f"{amount:.6f}"
 
 
 def _unpriced() -> Costing:

@@ -52,11 +52,18 @@ def worker_app(
     )
 
 
-async def eventually(check: Callable[[], Awaitable[T]], expected: T, timeout_s: float = 30.0) -> T:
-    """Poll `check` until it returns `expected` or the time is up; the last value either way."""
+async def eventually(
+    check: Callable[[], Awaitable[T]],
+    expected: T,
+    timeout_s: float = 30.0,
+    until: Callable[[T], bool] | None = None,
+) -> T:
+    """Poll `check` until it returns `expected` (or a value `until` accepts) or the time is
+    up; the last value either way."""
     deadline = time.monotonic() + timeout_s
+    done = until or (lambda value: value == expected)
     while True:
         value = await check()
-        if value == expected or time.monotonic() > deadline:
+        if done(value) or time.monotonic() > deadline:
             return value
         await asyncio.sleep(0.2)

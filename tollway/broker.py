@@ -59,7 +59,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _port_taken(host: str, port: int) -> bool:
+    """Whether something listens on the port. SO_REUSEADDR, as the broker's own listener sets
+    it: connections of a broker stopped moments ago linger in TIME_WAIT for a minute and must
+    not keep a restarted broker off its port."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -9,9 +9,10 @@ stop. The roles know nothing of each other beyond the topics and the store.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -118,7 +119,13 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
         from analytics.routing_stats import RoutingStatsPublisher
 
         # entered before the worker and proxy, so it stops after them and before the store
-        publisher = RoutingStatsPublisher(app.state.store, runtime.bootstrap, topics.routing_stats)
+        publisher = RoutingStatsPublisher(
+            app.state.store,
+            runtime.bootstrap,
+            topics.routing_stats,
+            window=timedelta(seconds=settings.routing_stats_window_s),
+            interval_s=settings.routing_stats_interval_s,
+        )
         await stack.enter_async_context(publisher.running())
         app.state.routing_stats = publisher
 
@@ -153,14 +160,52 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
         app.state.feedback_topic = topics.feedback
 
         from router.budget_gate import BudgetGate
+        from router.routing_feed import RoutingFeed, RoutingView
 
         budgets = BudgetGate(lambda: runtime.config, runtime.bootstrap, topics.budget_status)
+        routing = RoutingView()
         gateway = Gateway(
-            runtime.config, EventPublisher(runtime.bootstrap, topics.calls), budgets=budgets
+            runtime.config,
+            EventPublisher(
+                runtime.bootstrap,
+                topics.calls,
+                spool_dir=settings.event_spool_path / topics.calls,
+                buffer_size=settings.event_buffer,
+                spool_after_s=settings.event_spool_after_s,
+                topic_specs=topics.specs(),  # re-created if the broker comes back empty
+            ),
+            budgets=budgets,
+            routing=routing,
         )
         await gateway.start()
         stack.push_async_callback(gateway.stop)
+        feed = RoutingFeed(runtime.bootstrap, topics.routing_stats, routing)
+        await feed.start()
+        stack.push_async_callback(feed.stop)
         app.state.gateway = gateway
+
+    if settings.config is not None and settings.config_reload_s > 0:
+        from tollway.reload import ConfigWatcher
+
+        watcher = ConfigWatcher(settings.config, _reloader(app, runtime), settings.config_reload_s)
+        watcher.start()
+        stack.push_async_callback(watcher.stop)
+
+
+def _reloader(app: FastAPI, runtime: Runtime) -> Callable[[TollwayConfig], Awaitable[None]]:
+    """What a changed tollway.yaml updates in each running role."""
+
+    async def reload(config: TollwayConfig) -> None:
+        runtime.config = config
+        app.state.config = config
+        for key in config.keys:
+            app.state.keys.apply(key)
+        if gateway := getattr(app.state, "gateway", None):
+            await gateway.reload(config)
+        if worker := getattr(app.state, "worker", None):
+            await worker.reload(config)
+
+    return reload
 
 
 def describe(roles: Iterable[str]) -> str:

@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     config: Path | None = Field(
         default=None, description="Path to tollway.yaml; the built-in demo config when unset."
     )
+    config_reload_s: float = Field(
+        default=2.0, ge=0, description="How often tollway.yaml is checked for changes (0: never)."
+    )
     data_dir: Path = Field(default=Path("tollway-data"), description="Embedded state lives here.")
     host: str = "127.0.0.1"
     port: int = 8080
@@ -59,10 +62,30 @@ class Settings(BaseSettings):
     budget_reconcile_seconds: float = Field(
         default=60.0, description="How often budget spend is re-checked against the ledger."
     )
+    event_buffer: int = Field(
+        default=10_000,
+        ge=1,
+        description="Call events a proxy holds in memory for Kafka; more go to the on-disk spool.",
+    )
+    event_spool_after_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="Kafka unreachable this long: a proxy moves waiting call events to disk.",
+    )
+    routing_stats_interval_s: float = Field(
+        default=30.0, gt=0, description="How often routing statistics are recomputed."
+    )
+    routing_stats_window_s: float = Field(
+        default=7 * 86400.0, gt=0, description="How far back routing statistics look."
+    )
 
     @property
     def dashboard_url(self) -> str:
         return f"http://{self.host}:{self.dashboard_port}"
+
+    @property
+    def event_spool_path(self) -> Path:
+        return self.data_dir / "spool"
 
     @property
     def chdb_path(self) -> Path:
