@@ -33,7 +33,7 @@ def _resolve(file: Path | None) -> Path:
     return Path(env) if env else DEMO_CONFIG
 
 
-def _load_or_exit(path: Path) -> TollwayConfig:
+def load_or_exit(path: Path) -> TollwayConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -49,7 +49,7 @@ def _load_or_exit(path: Path) -> TollwayConfig:
 def check(file: Path | None = FileArg) -> None:
     """Validate a config file: schema, cross-references, prices and budgets."""
     path = _resolve(file)
-    cfg = _load_or_exit(path)
+    cfg = load_or_exit(path)
     Console(highlight=False, soft_wrap=True).print(
         f"[green]✓[/] {escape(str(path))}: {len(cfg.providers)} providers, "
         f"{len(cfg.models)} models, {len(cfg.routes)} routes, {len(cfg.keys)} keys, "
@@ -65,7 +65,7 @@ def show(
     ),
 ) -> None:
     """Print the effective config as YAML, after validation."""
-    cfg = _load_or_exit(_resolve(file))
+    cfg = load_or_exit(_resolve(file))
     console = Console(soft_wrap=True)
     text = dump_config(cfg, defaults=defaults)
     if console.is_terminal:

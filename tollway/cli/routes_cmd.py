@@ -37,7 +37,8 @@ from router.needs import DEFAULT_OUTPUT_TOKENS
 from router.policy import RoutePlan, RoutePolicy, Tier, cost_function
 from router.routing_feed import RoutingView, observed_from
 from tollway.cli.api_client import error_message, fail, resolve_key
-from tollway.config.loader import DEMO_CONFIG, ConfigError, load_config
+from tollway.cli.config_cmd import load_or_exit
+from tollway.config.loader import DEMO_CONFIG
 from tollway.config.schema import ModelConfig, RouteConfig, TollwayConfig
 from tollway.pricing import PriceCatalogue
 from tollway.settings import Settings
@@ -70,16 +71,7 @@ def _console() -> Console:
 
 
 def _load(file: Path | None) -> TollwayConfig:
-    path = file or DEMO_CONFIG
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        err = Console(stderr=True, highlight=False, soft_wrap=True)
-        count = len(exc.issues)
-        err.print(f"[bold red]✗ {escape(str(path))}: {count} problem{'s' * (count != 1)}[/]")
-        for line in exc.lines():
-            err.print(f"[red]{escape(line)}[/]")
-        raise typer.Exit(code=1) from None
+    return load_or_exit(file or DEMO_CONFIG)
 
 
 # --- routes list ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from ingest.webhooks.delivery import redact_url
 from tollway.cli.api_client import ApiClient
-from tollway.cli.config_cmd import _load_or_exit, _resolve
+from tollway.cli.config_cmd import load_or_exit, _resolve
 
 app = typer.Typer(no_args_is_help=True)
 out = Console()
@@ -37,7 +37,7 @@ def list_webhooks(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List the configured webhook endpoints (id, URL, events); secrets are never shown."""
-    cfg = _load_or_exit(_resolve(config))
+    cfg = load_or_exit(_resolve(config))
     rows = [
         {
             "id": hook.id,
