@@ -15,11 +15,14 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-from analytics.store.base import Store, quote_identifier
+from analytics.store.base import Store, quote_identifier, sql_string
 
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
+_MERGE_TREE = re.compile(
+    r"\bENGINE\s*=\s*((?:Replacing|Summing|Aggregating|Collapsing|VersionedCollapsing)?MergeTree)\b"
+)
 _STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
 
 
@@ -32,8 +35,15 @@ class Migration:
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
-    def statements(self, database: str) -> list[str]:
-        return [s.replace("{db}", quote_identifier(database)) for s in split_statements(self.sql)]
+    def statements(self, database: str, *, replicated: bool = False) -> list[str]:
+        sql = replicated_engines(self.sql) if replicated else self.sql
+        return [s.replace("{db}", quote_identifier(database)) for s in split_statements(sql)]
+
+
+def replicated_engines(sql: str) -> str:
+    """Every MergeTree-family engine as its Replicated twin, arguments kept: what tables need
+    in a Replicated database on a cluster, which supplies the Keeper path and replica name."""
+    return _MERGE_TREE.sub(lambda m: f"ENGINE = Replicated{m.group(1)}", sql)
 
 
 def split_statements(sql: str) -> list[str]:
@@ -57,11 +67,13 @@ async def migrate(store: Store, migrations: list[Migration] | None = None) -> li
     """Create the database, apply pending migrations in order; return the names applied."""
     db = quote_identifier(store.database)
     await store.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    await store.command(
+    replicated = await _database_engine(store) == "Replicated"  # on a cluster: docs/scaling.md
+    ledger_table = (
         f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations ("
         " name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)"
         ") ENGINE = ReplacingMergeTree ORDER BY name"
     )
+    await store.command(replicated_engines(ledger_table) if replicated else ledger_table)
     result = await store.query(f"SELECT name, checksum FROM {db}.schema_migrations")
     applied = {row["name"]: row["checksum"] for row in result.rows}
 
@@ -72,10 +84,17 @@ async def migrate(store: Store, migrations: list[Migration] | None = None) -> li
                 log.warning("migration %s changed after it was applied", migration.name)
             continue
         log.info("applying migration %s to %s", migration.name, store.database)
-        for statement in migration.statements(store.database):
+        for statement in migration.statements(store.database, replicated=replicated):
             await store.command(statement)
         await store.insert_rows(
             "schema_migrations", [{"name": migration.name, "checksum": migration.checksum}]
         )
         done.append(migration.name)
     return done
+
+
+async def _database_engine(store: Store) -> str:
+    result = await store.query(
+        f"SELECT engine FROM system.databases WHERE name = {sql_string(store.database)}"
+    )
+    return str(result.rows[0]["engine"]) if result.rows else ""

@@ -41,3 +41,30 @@ def test_calls_columns_match_the_call_event() -> None:
 def test_split_statements_ignores_comments_and_blank_pieces() -> None:
     sql = "-- header;\nCREATE TABLE a (x UInt8) ENGINE = Memory;\n\n-- c\nSELECT 1\n;\n"
     assert split_statements(sql) == ["CREATE TABLE a (x UInt8) ENGINE = Memory", "SELECT 1"]
+
+
+def test_a_replicated_database_gets_replicated_engines() -> None:
+    sql = (
+        "CREATE TABLE IF NOT EXISTS {db}.a (x UInt8) ENGINE = ReplacingMergeTree(ts) ORDER BY x;\n"
+        "CREATE TABLE IF NOT EXISTS {db}.b (x UInt8) ENGINE=SummingMergeTree ORDER BY x;\n"
+        "CREATE TABLE IF NOT EXISTS {db}.c (x UInt8) ENGINE = MergeTree ORDER BY x;\n"
+        "CREATE TABLE IF NOT EXISTS {db}.d (x UInt8) ENGINE = ReplicatedMergeTree ORDER BY x;\n"
+    )
+    statements = Migration("0001_x.sql", sql).statements("tollway", replicated=True)
+    assert [s.split("ENGINE", 1)[-1].split(" ORDER")[0] for s in statements[:4]] == [
+        " = ReplicatedReplacingMergeTree(ts)",
+        " = ReplicatedSummingMergeTree",
+        " = ReplicatedMergeTree",
+        " = ReplicatedMergeTree",  # already replicated: left alone
+    ]
+    assert Migration("0001_x.sql", sql).statements("tollway") == [
+        s.replace("{db}", "`tollway`") for s in split_statements(sql)
+    ]
+
+
+def test_every_packaged_engine_has_a_replicated_twin() -> None:
+    for migration in load_migrations():
+        for statement in migration.statements("tollway", replicated=True):
+            engine = statement.partition("ENGINE")[2].lstrip(" =").split()[0:1]
+            if engine and "MergeTree" in engine[0]:
+                assert engine[0].startswith("Replicated"), (migration.name, statement[:80])
