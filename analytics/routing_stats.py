@@ -35,7 +35,8 @@ STAT_KEYS = ("route", "task_type", "model")
 
 
 def _ch_time(value: datetime) -> str:
-    text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    """The moment to the millisecond: a window ending now must include this second's calls."""
+    text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     return f"toDateTime64({sql_string(text)}, 3, 'UTC')"
 
 

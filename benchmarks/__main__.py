@@ -12,13 +12,22 @@ BENCHMARKS = [
     "analytics_queries",
     "ingest_throughput",
     "enforcement",
+    "routing_simulation",
 ]
 
 
-def main(names: list[str]) -> None:
-    for name in names or BENCHMARKS:
+def main(argv: list[str]) -> None:
+    """Names run in order; a number after a name is passed to its `run` (e.g. the size:
+    `python -m benchmarks analytics_queries 100000000`)."""
+    plan: list[tuple[str, list[int]]] = []
+    for arg in argv:
+        if arg.isdigit() and plan:
+            plan[-1][1].append(int(arg))
+        else:
+            plan.append((arg, []))
+    for name, args in plan or [(name, []) for name in BENCHMARKS]:
         module = importlib.import_module(f"benchmarks.{name}")
-        result = module.run()
+        result = module.run(*args)
         lines = asyncio.run(result) if asyncio.iscoroutine(result) else result
         print("\n".join(lines), flush=True)
         print(flush=True)

@@ -9,11 +9,12 @@ orders the rest by expected cost per call.
 Two kinds of exclusion, kept apart because exploration treats them differently:
 - *cannot serve* (`unfit`): a missing capability, or a prompt plus output that overflows the
   context window. Never overridden.
-- *should not serve* (`_constraint`): a p95 latency over the route's target, or feedback that
-  shows the model below the task's quality floor. Statistics with too few samples do not count
-  against a model, and quality is judged by the upper end of a 95 % confidence interval (Wilson
-  score), so a good model is not dropped for one unlucky score and a bad one is dropped once the
-  evidence is clear. With no statistics at all the catalogue alone decides.
+- *should not serve* (`_too_slow`, `_too_poor`): a p95 latency over the route's target, or a mean feedback
+  score below the task's quality floor. Statistics with too few samples (`min_calls`,
+  `min_scores`) do not count against a model; with no statistics at all the catalogue alone
+  decides. The quality rule errs towards quality on purpose: a good model dropped on an unlucky
+  run of scores only costs money (a stronger candidate serves, and exploration brings the model
+  back once its record recovers), while a weak model kept too long costs answers.
 
 Every exclusion is named in the returned reason, which goes into the CallEvent's `route_reason`.
 """
@@ -26,9 +27,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from tollway.config.schema import ModelConfig
-
-#: one-sided 95 % normal quantile, for the Wilson upper bound of a model's quality
-Z_95 = 1.645
 
 
 @dataclass(frozen=True)
@@ -58,6 +56,10 @@ class Constraints:
     quality_floor: float | None = None
     min_calls: int = 20  # latency needs this many calls before it can exclude a model
     min_scores: int = 10  # quality needs this many scores before it can exclude a model
+    #: models excluded on quality by the previous decision: they need `readmit_margin` above the
+    #: floor to come back, so a model near the floor does not flap in and out as scores arrive
+    held_out: frozenset[str] = frozenset()
+    readmit_margin: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class Ranking:
     excluded: dict[str, str] = field(default_factory=dict)
     fit: list[ModelConfig] = field(default_factory=list)  # able to serve, cheapest first
     expected: dict[str, Decimal] = field(default_factory=dict)
+    held_out: frozenset[str] = frozenset()  # excluded on quality
 
 
 #: the expected cost of a call on a model, given its prompt and output token counts
@@ -94,8 +97,14 @@ def rank(
         fit.append((expected[model.name], position, model))  # ties keep the route's order
     fit.sort(key=lambda item: (item[0], item[1]))
     models = []
+    held_out = set()
     for _, _, model in fit:
-        why = _constraint(model, needs, observed.get(model.name, Observed()), constraints)
+        seen = observed.get(model.name, Observed())
+        why = _too_slow(seen, constraints)
+        if why is None:
+            why = _too_poor(model.name, needs, seen, constraints)
+            if why:
+                held_out.add(model.name)
         if why:
             excluded[model.name] = why
         else:
@@ -106,6 +115,7 @@ def rank(
         excluded=excluded,
         fit=[model for _, _, model in fit],
         expected=expected,
+        held_out=frozenset(held_out),
     )
 
 
@@ -128,19 +138,7 @@ def output_estimate(needs: Needs, seen: Observed) -> int:
     return min(mean, needs.output_tokens) if needs.output_capped else mean
 
 
-def quality_upper_bound(mean: float, n: int, z: float = Z_95) -> float:
-    """Upper end of the Wilson score interval for a success share `mean` over `n` scores."""
-    if n <= 0:
-        return 1.0
-    z2 = z * z
-    centre = mean + z2 / (2 * n)
-    spread = z * math.sqrt(max(mean * (1 - mean), 0.0) / n + z2 / (4 * n * n))
-    return min(1.0, (centre + spread) / (1 + z2 / n))
-
-
-def _constraint(
-    model: ModelConfig, needs: Needs, seen: Observed, constraints: Constraints
-) -> str | None:
+def _too_slow(seen: Observed, constraints: Constraints) -> str | None:
     target = constraints.latency_target_ms
     if (
         target is not None
@@ -149,14 +147,20 @@ def _constraint(
         and seen.p95_latency_ms > target
     ):
         return f"p95 {seen.p95_latency_ms:.0f} ms > {target:.0f} ms"
+    return None
+
+
+def _too_poor(name: str, needs: Needs, seen: Observed, constraints: Constraints) -> str | None:
     floor = constraints.quality_floor
     if floor is None or seen.mean_score is None or seen.score_count < constraints.min_scores:
         return None
-    upper = quality_upper_bound(seen.mean_score, seen.score_count)
-    if upper < floor:
+    held = name in constraints.held_out
+    bar = floor + constraints.readmit_margin if held else floor
+    if seen.mean_score < bar:
+        again = f" (back from {bar:.2f})" if held else ""
         return (
-            f"quality {seen.mean_score:.2f} (n={seen.score_count}, at most {upper:.2f}) "
-            f"< {floor:.2f} on {needs.task_type or 'this task'}"
+            f"quality {seen.mean_score:.2f} (n={seen.score_count}) "
+            f"< {floor:.2f}{again} on {needs.task_type or 'this task'}"
         )
     return None
 

@@ -1,6 +1,7 @@
 """`POST /v1/feedback`: a quality score for one call, on its way to the routing statistics.
 
-Accepted (202) once the broker has the message; the worker writes it to `feedback`.
+Accepted (202) once the broker has the message; the worker writes it to `feedback`. A score
+for a call this proxy routed also counts for its routing decisions at once.
 """
 
 from __future__ import annotations
@@ -31,4 +32,5 @@ async def post_feedback(
     await producer.send_and_wait(
         request.app.state.feedback_topic, feedback.encode(), key=str(feedback.event_id).encode()
     )
+    request.app.state.gateway.scored(feedback.event_id, feedback.score)
     return FeedbackAccepted(event_id=str(feedback.event_id))

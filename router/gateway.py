@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
+from uuid import UUID
 
 from router.attribution import Attribution
 from router.breaker import BreakerBoard
@@ -153,6 +154,16 @@ class Gateway:
         decision.action = "warned"
         return replace(plan, reason=f"{plan.reason}; {why}, {unmoved}")
 
+    def _published(self, event: CallEvent) -> None:
+        """Publish a served call's event; a routed one is remembered for its feedback."""
+        self.publisher.publish(event)
+        if event.route and event.status == "ok":
+            self.policy.view.routed(event.event_id, event.route, event.task_type, event.model)
+
+    def scored(self, event_id: UUID, score: float) -> None:
+        """Feedback on a call this proxy routed counts for routing at once (routing_feed.py)."""
+        self.policy.view.scored(event_id, score)
+
     def _estimate(self, request: ChatCompletionRequest, model: str) -> Decimal:
         """What the call may cost, before it is made: the prompt estimate plus the most it may
         generate (its max_tokens, or 1,000 tokens)."""
@@ -230,7 +241,7 @@ class Gateway:
             }
         )
         self.budgets.settle(decision, costing.cost_usd)
-        self.publisher.publish(event)
+        self._published(event)
         return ChatOutcome(body={**result.body, "model": model.name}, event=event)
 
     async def open_stream(
@@ -250,7 +261,7 @@ class Gateway:
 
         def publish(final: CallEvent) -> None:  # however the stream ends
             self.budgets.settle(decision, final.cost_usd)
-            self.publisher.publish(final)
+            self._published(final)
 
         async def first_chunk(
             provider: Provider, model: ModelConfig

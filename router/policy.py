@@ -47,6 +47,8 @@ class RoutePolicy:
         self.view = view or RoutingView()
         self.rng = rng or random.Random()
         self._prices: tuple[TollwayConfig, PriceCatalogue] | None = None
+        #: per route and task type, the models the last decision excluded on quality
+        self._held_out: dict[tuple[str, str], frozenset[str]] = {}
 
     def plan(self, requested: str, needs: Needs, tier: Tier = "standard") -> RoutePlan:
         config = self.config()
@@ -78,6 +80,7 @@ class RoutePolicy:
                 quality_floor=(rule.quality_floor if rule else None) or route.quality_floor,
                 min_calls=route.min_calls,
                 min_scores=route.min_scores,
+                held_out=self._held_out.get((route.name, needs.task_type), frozenset()),
             )
             order = strategies.cost_aware(
                 candidates,
@@ -88,6 +91,7 @@ class RoutePolicy:
                 route.exploration,
                 self.rng,
             )
+            self._held_out[(route.name, needs.task_type)] = order.held_out
         elif route.strategy == "weighted":
             order = strategies.weighted(fit, route.weights, self.rng)
         elif route.strategy == "lowest_latency":

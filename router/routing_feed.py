@@ -4,13 +4,24 @@ The analytics role recomputes per route x task type x model statistics from the 
 feedback table every interval (analytics/routing_stats.py) and publishes one record per key; the
 proxy keeps the latest record per key in memory and consults it on every routed call. No restart
 is needed for new figures, and with no record yet a model is judged on catalogue priors alone.
+
+Feedback a proxy receives itself (`POST /v1/feedback` for a call it routed) also counts at once,
+on top of the latest record: a score newer than that record's `computed_at` cannot be in it yet.
+So a model that answers badly loses traffic after its first scores, not a statistics round and a
+trip through Kafka and ClickHouse later; the next record, which includes those scores, replaces
+them. Several proxies each count what they receive; the records make them agree.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import orjson
 from aiokafka import ConsumerRecord
@@ -22,25 +33,76 @@ log = logging.getLogger(__name__)
 
 StatsKey = tuple[str, str]  # (route, task type)
 
+#: routed calls remembered for the feedback that may follow them
+RECENT_CALLS = 100_000
+
 
 class RoutingView:
     """Latest statistics per route and task type, model by model."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Any = time.time) -> None:
         self._stats: dict[StatsKey, dict[str, Observed]] = {}
+        self._computed_at: dict[tuple[str, str, str], float] = {}
+        # scores this proxy received, newer than the latest record: key -> event id -> score
+        self._fresh: dict[tuple[str, str, str], dict[UUID, tuple[float, float]]] = {}
+        self._calls: OrderedDict[UUID, tuple[str, str, str]] = OrderedDict()
+        self._clock = clock
         self.updates = 0
 
     def observed(self, route: str, task_type: str) -> Mapping[str, Observed]:
-        return self._stats.get((route, task_type), {})
+        models = self._stats.get((route, task_type), {})
+        fresh = {
+            model: scores
+            for (r, t, model), scores in self._fresh.items()
+            if (r, t) == (route, task_type) and scores
+        }
+        if not fresh:
+            return models
+        merged = dict(models)
+        for model, scores in fresh.items():
+            merged[model] = _with_scores(models.get(model, Observed()), scores.values())
+        return merged
 
-    def put(self, route: str, task_type: str, model: str, seen: Observed | None) -> None:
-        """Record (or, with None, forget) one model's statistics."""
+    def put(
+        self,
+        route: str,
+        task_type: str,
+        model: str,
+        seen: Observed | None,
+        computed_at: float | None = None,
+    ) -> None:
+        """Record (or, with None, forget) one model's statistics, computed at `computed_at`
+        (epoch seconds): the fresh scores it already holds are dropped."""
+        key = (route, task_type, model)
         models = self._stats.setdefault((route, task_type), {})
         if seen is None:
             models.pop(model, None)
         else:
             models[model] = seen
+        if computed_at is not None:
+            self._computed_at[key] = computed_at
+            scores = self._fresh.get(key, {})
+            for event_id in [e for e, (_, at) in scores.items() if at <= computed_at]:
+                del scores[event_id]
         self.updates += 1
+
+    # -- this proxy's own calls and their feedback ---------------------------------------
+    def routed(self, event_id: UUID, route: str, task_type: str, model: str) -> None:
+        """Remember which route, task type and model served a call, for its feedback."""
+        self._calls[event_id] = (route, task_type, model)
+        if len(self._calls) > RECENT_CALLS:
+            self._calls.popitem(last=False)
+
+    def scored(self, event_id: UUID, score: float) -> bool:
+        """Count a score for a call this proxy routed at once; False for any other call."""
+        key = self._calls.get(event_id)
+        if key is None:
+            return False
+        now = self._clock()
+        if now <= self._computed_at.get(key, 0.0):
+            return False  # the clock says the latest record may already hold it
+        self._fresh.setdefault(key, {})[event_id] = (score, now)  # a newer score replaces
+        return True
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         """One record of the routing-stats topic: a JSON stat, or a tombstone for its key."""
@@ -55,7 +117,8 @@ class RoutingView:
             self.put(route, task_type, model, None)
             return
         try:
-            self.put(route, task_type, model, observed_from(orjson.loads(value)))
+            stat = orjson.loads(value)
+            self.put(route, task_type, model, observed_from(stat), _epoch(stat.get("computed_at")))
         except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
             log.warning("skipping an invalid routing stat for %s: %s", key, exc)
 
@@ -72,6 +135,20 @@ def observed_from(stat: dict[str, Any]) -> Observed:
         score_count=int(stat.get("score_count") or 0),
         mean_output_tokens=float(output) / calls if output is not None and calls else None,
     )
+
+
+def _with_scores(seen: Observed, scores: Any) -> Observed:
+    """`seen` with more scores (each a (score, received_at) pair) folded into its mean."""
+    values = [score for score, _ in scores]
+    count = seen.score_count + len(values)
+    total = (seen.mean_score or 0.0) * seen.score_count + sum(values)
+    return replace(seen, mean_score=total / count, score_count=count)
+
+
+def _epoch(text: object) -> float | None:
+    if not isinstance(text, str):
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def _number(value: object) -> float | None:

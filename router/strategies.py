@@ -27,6 +27,7 @@ class Order:
     models: list[ModelConfig]
     reason: str
     explored: bool = False
+    held_out: frozenset[str] = frozenset()  # cost_aware: excluded on quality this time
 
 
 def priority(fit: Sequence[ModelConfig]) -> Order:
@@ -77,11 +78,13 @@ def cost_aware(
         draw = thompson(ranking.fit, observed, constraints.quality_floor, rng)
         if draw is not None:
             rest = [m for m in ranking.models if m.name != draw.model.name]
-            return Order([draw.model, *rest], draw.reason(constraints.quality_floor), True)
+            reason = draw.reason(constraints.quality_floor)
+            return Order([draw.model, *rest], reason, True, ranking.held_out)
     if not ranking.models and ranking.fit:  # every able model misses a target: least bad first
         best = sorted(ranking.fit, key=lambda m: -_quality(observed.get(m.name)))
-        return Order(best, ranking.reason + "; relaxed the targets, best measured quality first")
-    return Order(ranking.models, ranking.reason)
+        reason = ranking.reason + "; relaxed the targets, best measured quality first"
+        return Order(best, reason, held_out=ranking.held_out)
+    return Order(ranking.models, ranking.reason, held_out=ranking.held_out)
 
 
 def _quality(seen: Observed | None) -> float:

@@ -67,7 +67,7 @@ def test_quality_floor_uses_feedback_with_enough_scores() -> None:
     needs = Needs(task_type="code")
     ranking = rank([MINI, HAIKU], needs, cost_of, poor, limits)
     assert names(ranking) == ["haiku"]
-    assert ranking.excluded["mini"] == "quality 0.40 (n=50, at most 0.52) < 0.70 on code"
+    assert ranking.excluded["mini"] == "quality 0.40 (n=50) < 0.70 on code"
     assert names(rank([MINI, HAIKU], needs, cost_of, unsure, limits)) == ["mini", "haiku"]
 
 
@@ -90,3 +90,16 @@ def test_nothing_eligible_is_said_plainly() -> None:
     ranking = rank([MINI], Needs(capabilities=frozenset({"vision"})), cost_of)
     assert ranking.models == []
     assert ranking.reason.startswith("cost_aware: no candidate meets the request's needs")
+
+
+def test_a_model_dropped_on_quality_needs_a_margin_to_come_back() -> None:
+    just_over = {"mini": Observed(mean_score=0.71, score_count=40)}
+    needs = Needs(task_type="code")
+    fresh = Constraints(quality_floor=0.7)
+    held = Constraints(quality_floor=0.7, held_out=frozenset({"mini"}))
+    assert names(rank([MINI, HAIKU], needs, cost_of, just_over, fresh)) == ["mini", "haiku"]
+    ranking = rank([MINI, HAIKU], needs, cost_of, just_over, held)
+    assert names(ranking) == ["haiku"] and ranking.held_out == {"mini"}
+    assert ranking.excluded["mini"] == "quality 0.71 (n=40) < 0.70 (back from 0.72) on code"
+    recovered = {"mini": Observed(mean_score=0.73, score_count=60)}
+    assert names(rank([MINI, HAIKU], needs, cost_of, recovered, held)) == ["mini", "haiku"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from uuid import uuid4
 from typing import Any
 
 import pytest
@@ -223,3 +224,45 @@ def test_routing_view_applies_records_and_tombstones() -> None:
     view.apply(b"not-a-key", value)
     view.apply(b"auto|code|mini", b"{broken")
     assert view.observed("auto", "code") == {}
+
+
+def test_the_policy_remembers_quality_exclusions_per_task_type() -> None:
+    view = RoutingView()
+    p = policy(config({**COST, "quality_floor": 0.9}), view)
+    view.put("auto", "code", "flash", Observed(calls=20, mean_score=0.5, score_count=20))
+    assert names(p.plan("auto", Needs(task_type="code")))[0] == "mini"
+    view.put("auto", "code", "flash", Observed(calls=30, mean_score=0.91, score_count=30))
+    assert names(p.plan("auto", Needs(task_type="code")))[0] == "mini"  # not yet 0.92
+    assert names(p.plan("auto", Needs(task_type="chat")))[0] == "flash"  # another task type
+    view.put("auto", "code", "flash", Observed(calls=60, mean_score=0.93, score_count=60))
+    assert names(p.plan("auto", Needs(task_type="code")))[0] == "flash"
+
+
+def test_feedback_on_own_calls_counts_before_the_next_record() -> None:
+    now = [1000.0]
+    view = RoutingView(clock=lambda: now[0])
+    view.apply(
+        b"auto|code|flash",
+        b'{"calls": 10, "mean_score": 1.0, "score_count": 10,'
+        b' "computed_at": "1970-01-01T00:16:30Z"}',  # 990 s after the epoch
+    )
+    ids = [uuid4() for _ in range(10)]
+    for event_id in ids:
+        view.routed(event_id, "auto", "code", "flash")
+    assert view.scored(ids[0], 0.0) and not view.scored(uuid4(), 0.0)
+    for event_id in ids:
+        view.scored(event_id, 0.0)
+    view.scored(ids[0], 0.0)  # a second score for one call replaces the first
+    seen = view.observed("auto", "code")["flash"]
+    assert (seen.mean_score, seen.score_count) == (0.5, 20)
+    p = policy(config({**COST, "quality_floor": 0.9}), view)
+    assert names(p.plan("auto", Needs(task_type="code")))[0] == "mini"
+    # the next record holds those scores: it replaces them, nothing is counted twice
+    now[0] = 1010.0
+    view.apply(
+        b"auto|code|flash",
+        b'{"calls": 20, "mean_score": 0.5, "score_count": 20,'
+        b' "computed_at": "1970-01-01T00:16:45Z"}',
+    )
+    seen = view.observed("auto", "code")["flash"]
+    assert (seen.mean_score, seen.score_count) == (0.5, 20)

@@ -28,7 +28,6 @@ from router.choice import (
     Needs,
     Observed,
     output_estimate,
-    quality_upper_bound,
     rank,
     unfit,
 )
@@ -447,15 +446,14 @@ class Explanation:
 
 
 def _observed_text(seen: Observed | None) -> str:
-    """Calls, p95 latency, mean score, score count and the quality's upper bound, or '-'."""
+    """Calls, p95 latency, mean score and score count, or '-'."""
     if seen is None:
         return "-"
     parts = [f"{seen.calls} calls"]
     if seen.p95_latency_ms is not None:
         parts.append(f"p95 {seen.p95_latency_ms:.0f} ms")
     if seen.mean_score is not None and seen.score_count > 0:
-        upper = quality_upper_bound(seen.mean_score, seen.score_count)
-        parts.append(f"score {seen.mean_score:.2f} (n={seen.score_count}, ≤ {upper:.2f})")
+        parts.append(f"score {seen.mean_score:.2f} (n={seen.score_count})")
     return ", ".join(parts)
 
 

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from ingest.webhooks.delivery import redact_url
 from tollway.cli.api_client import ApiClient
-from tollway.cli.config_cmd import load_or_exit, _resolve
+from tollway.cli.config_cmd import _resolve, load_or_exit
 
 app = typer.Typer(no_args_is_help=True)
 out = Console()

@@ -1,0 +1,654 @@
+"""Does cost-aware routing with the feedback loop save money without losing answers? (issue #7)
+
+The same seeded workload goes three times through the real stack — an embedded Tansu broker,
+`tollway serve --role all` (proxy, worker and analytics in one process, chDB in a temporary data
+dir, routing statistics recomputed every `interval_s`) — to simulated providers
+(benchmarks/quality_upstream.py, one OpenAI-compatible upstream serving the five catalogue
+models, configured as an `openai_compatible` provider):
+
+- **always strongest**: every call asks for the model with the best acceptable rate in the matrix
+  (claude-sonnet-4) by name — the baseline;
+- **always cheapest**: every call asks for the cheapest model in the catalogue (gemini-2.0-flash);
+- **cost_aware**: every call asks for the route `auto` (strategy `cost_aware`, all five models as
+  candidates, a quality floor per task type, exploration 0.05, min_scores 10, routing statistics
+  every 1 s), starting with no statistics at all: it has to learn the matrix from the feedback.
+
+Each arm has its own virtual key; the workload sends the task type in `x-tollway-task-type`.
+The client grades every answer itself (the question is arithmetic with a known result) and posts
+`POST /v1/feedback {"event_id", "score": 1 | 0}` for it — in every arm, as an application would.
+Feedback goes to Kafka, the worker writes it to ClickHouse, the analytics role joins it with the
+ledger into `tollway.routing-stats.v1`, and the proxy routes on it.
+
+Workload (seed 7): `calls` questions, task types drawn with these shares; prompt sizes vary
+uniformly ±30 % around the mean, output lengths ±20 % (drawn by the upstream per model and
+question); catalogue prices from tollway/config/demo.yaml (USD per 1M input / output tokens).
+
+| task type | share | prompt tokens | output tokens | max_tokens | floor, first guess | floor, tuned |
+|---|---|---|---|---|---|---|
+| classification | 30 % | 250 | 5 | 16 | 0.94 | 0.95 |
+| chat | 25 % | 150 | 120 | 400 | 0.92 | 0.94 |
+| summarisation | 20 % | 1,500 | 150 | 400 | 0.93 | 0.94 |
+| code | 15 % | 300 | 350 | 1,024 | 0.92 | 0.935 |
+| long_context | 10 % | 24,000 | 150 | 400 | 0.92 | 0.90 |
+
+Quality matrix — the probability that a model answers a task type acceptably (fixed before the
+first run and never changed; the floors are the operator's knobs, the matrix is the world):
+
+| model ($ in / out) | classification | chat | summarisation | code | long_context |
+|---|---|---|---|---|---|
+| gemini-2.0-flash (0.10 / 0.40) | 0.97 | 0.86 | 0.80 | 0.55 | 0.95 |
+| gpt-4o-mini (0.15 / 0.60) | 0.97 | 0.96 | 0.88 | 0.70 | 0.82 |
+| claude-3-5-haiku (0.80 / 4.00) | 0.98 | 0.96 | 0.96 | 0.85 | 0.90 |
+| gpt-4o (2.50 / 10.00) | 0.99 | 0.97 | 0.97 | 0.95 | 0.93 |
+| claude-sonnet-4 (3.00 / 15.00) | 0.99 | 0.98 | 0.98 | 0.97 | 0.96 |
+
+The *oracle* of a task type is the cheapest model whose matrix value meets its floor — with
+either set of floors gemini-2.0-flash for classification and long_context, gpt-4o-mini for chat,
+claude-3-5-haiku for summarisation, gpt-4o for code. Served by their oracles the workload would
+be 0.981x as acceptable as with claude-sonnet-4 at 0.12x its cost: that is the ceiling of the
+quality ratio, before any learning. The tuned floors sit closer to each oracle and further from
+the model just below it: the Wilson bound needs fewer scores to exclude a model far below the
+floor (and stops re-admitting it as late scores arrive), while a good model wrongly excluded only
+costs money, as the next one is stronger. `python -m benchmarks routing_simulation` runs the
+tuned floors; `run(knobs=FIRST_GUESS)` the first guess.
+
+Latency: time to first token + prompt prefill + output at the model's speed, times a log-normal
+jitter (sigma 0.25), all scaled to a tenth of these typical figures to keep the run short:
+
+| model | first token ms | prefill ms / 1k prompt tokens | output tokens/s |
+|---|---|---|---|
+| gemini-2.0-flash | 400 | 15 | 200 |
+| gpt-4o-mini | 500 | 20 | 80 |
+| claude-3-5-haiku | 700 | 25 | 60 |
+| gpt-4o | 600 | 25 | 90 |
+| claude-sonnet-4 | 1,300 | 35 | 55 |
+
+Reported per arm: total cost (the ledger in ClickHouse read through `/v1/analytics/sql`,
+checked to equal the sum of the `x-tollway-cost-usd` headers), the acceptable-answer rate as
+graded by the client, p95 latency as the client saw it, the ratios to the strongest baseline of
+the same run, and for cost_aware the convergence: per task type, the number of its calls after
+which every rolling window of 200 of its calls sends ≥ 90 % to the oracle; the loop has
+converged once every task type has (counted in calls of the whole workload). Then the same
+figures for the calls after convergence only, on the same questions in every arm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import yaml
+
+from tollway.broker import EmbeddedBroker, free_port
+from tollway.ids import hash_key, new_key_secret
+
+SEED = 7
+ADMIN_KEY = "tw_admin_bench_routing"
+DEMO = Path(__file__).resolve().parent.parent / "tollway" / "config" / "demo.yaml"
+WINDOW = 200  # calls of one task type in the convergence window
+CONVERGED_SHARE = 0.9  # share of a window that must go to the oracle
+
+
+@dataclass(frozen=True)
+class TaskType:
+    name: str
+    share: float
+    prompt_tokens: int  # mean
+    output_tokens: int  # mean
+    max_tokens: int
+
+
+TASKS = {
+    t.name: t
+    for t in (
+        TaskType("classification", 0.30, 250, 5, 16),
+        TaskType("chat", 0.25, 150, 120, 400),
+        TaskType("summarisation", 0.20, 1500, 150, 400),
+        TaskType("code", 0.15, 300, 350, 1024),
+        TaskType("long_context", 0.10, 24000, 150, 400),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """What the operator sets: the route's quality floor per task type and its learning."""
+
+    floors: dict[str, float]
+    min_scores: int = 10
+    exploration: float = 0.05
+    interval_s: float = 1.0  # TOLLWAY_ROUTING_STATS_INTERVAL_S
+
+    def describe(self) -> str:
+        floors = ", ".join(f"{t} {f:g}" for t, f in self.floors.items())
+        return (
+            f"floors {floors}; min_scores {self.min_scores}, exploration {self.exploration:g}, "
+            f"routing stats every {self.interval_s:g} s"
+        )
+
+
+FIRST_GUESS = Knobs(
+    {"classification": 0.94, "chat": 0.92, "summarisation": 0.93, "code": 0.92,
+     "long_context": 0.92}
+)  # fmt: skip
+TUNED = Knobs(
+    {"classification": 0.95, "chat": 0.94, "summarisation": 0.94, "code": 0.935,
+     "long_context": 0.90}
+)  # fmt: skip
+
+MODELS = ["gemini-2.0-flash", "gpt-4o-mini", "claude-3-5-haiku", "gpt-4o", "claude-sonnet-4"]
+
+_Q = ["classification", "chat", "summarisation", "code", "long_context"]
+QUALITY: dict[str, dict[str, float]] = {
+    model: dict(zip(_Q, row, strict=True))
+    for model, row in {
+        "gemini-2.0-flash": (0.97, 0.86, 0.80, 0.55, 0.95),
+        "gpt-4o-mini": (0.97, 0.96, 0.88, 0.70, 0.82),
+        "claude-3-5-haiku": (0.98, 0.96, 0.96, 0.85, 0.90),
+        "gpt-4o": (0.99, 0.97, 0.97, 0.95, 0.93),
+        "claude-sonnet-4": (0.99, 0.98, 0.98, 0.97, 0.96),
+    }.items()
+}
+
+
+@dataclass(frozen=True)
+class LatencyProfile:
+    ttft_ms: float
+    prefill_ms_per_ktok: float
+    tokens_per_s: float
+    scale: float = 0.1  # the simulation runs at a tenth of these figures
+
+
+LATENCY = {
+    "gemini-2.0-flash": LatencyProfile(400, 15, 200),
+    "gpt-4o-mini": LatencyProfile(500, 20, 80),
+    "claude-3-5-haiku": LatencyProfile(700, 25, 60),
+    "gpt-4o": LatencyProfile(600, 25, 90),
+    "claude-sonnet-4": LatencyProfile(1300, 35, 55),
+}
+
+FILLER = (
+    "The quarterly report lists revenue by region, the support queue lists open tickets by "
+    "product, and the repository holds the service code with its tests and deployment notes. "
+)
+
+
+@dataclass(frozen=True)
+class Question:
+    qid: int
+    task: str
+    a: int
+    b: int
+    c: int
+    prompt_tokens: int
+
+    @property
+    def answer(self) -> int:
+        return self.a * self.b + self.c
+
+    def prompt(self) -> str:
+        ask = (
+            f" What is {self.a} * {self.b} + {self.c}? Reply with 'Answer: <number>' and keep "
+            "to the format the task needs."
+        )
+        head = f"[task:{self.task}] Q{self.qid}. Context: "
+        chars = max(0, self.prompt_tokens * 4 - len(head) - len(ask))
+        body = (FILLER * (chars // len(FILLER) + 1))[:chars]
+        return head + body + ask
+
+
+def workload(seed: int, calls: int) -> list[Question]:
+    rng = random.Random(seed)
+    names = list(TASKS)
+    weights = [TASKS[n].share for n in names]
+    questions = []
+    for qid in range(calls):
+        task = rng.choices(names, weights)[0]
+        size = round(TASKS[task].prompt_tokens * rng.uniform(0.7, 1.3))
+        questions.append(
+            Question(
+                qid, task, rng.randint(100, 999), rng.randint(10, 99), rng.randint(1, 99), size
+            )
+        )
+    return questions
+
+
+def _prices() -> dict[str, tuple[Decimal, Decimal]]:
+    demo = yaml.safe_load(DEMO.read_text())
+    return {
+        m["name"]: (Decimal(str(m["input_per_mtok"])), Decimal(str(m["output_per_mtok"])))
+        for m in demo["models"]
+        if m["name"] in MODELS
+    }
+
+
+def expected_cost(
+    model: str, task: TaskType, prices: dict[str, tuple[Decimal, Decimal]]
+) -> Decimal:
+    price_in, price_out = prices[model]
+    return (task.prompt_tokens * price_in + task.output_tokens * price_out) / Decimal(1_000_000)
+
+
+def oracle(task: TaskType, floor: float, prices: dict[str, tuple[Decimal, Decimal]]) -> str:
+    """The cheapest model whose matrix value meets the task type's floor."""
+    good = [m for m in MODELS if QUALITY[m][task.name] >= floor]
+    return min(good, key=lambda m: expected_cost(m, task, prices))
+
+
+def strongest() -> str:
+    return max(MODELS, key=lambda m: sum(QUALITY[m][t.name] * t.share for t in TASKS.values()))
+
+
+def cheapest(prices: dict[str, tuple[Decimal, Decimal]]) -> str:
+    return min(MODELS, key=lambda m: sum(expected_cost(m, t, prices) for t in TASKS.values()))
+
+
+# --- the stack ----------------------------------------------------------------------------
+
+
+def _config(upstream_port: int, keys: dict[str, str], knobs: Knobs) -> dict[str, object]:
+    demo = yaml.safe_load(DEMO.read_text())
+    models = [{**m, "provider": "lab"} for m in demo["models"] if m["name"] in MODELS]
+    return {
+        "providers": [
+            {
+                "name": "lab",
+                "type": "openai_compatible",
+                "base_url": f"http://127.0.0.1:{upstream_port}/v1",
+                "timeout_s": 30,
+            }
+        ],
+        "models": models,
+        "routes": [
+            {
+                "name": "auto",
+                "strategy": "cost_aware",
+                "candidates": MODELS,
+                "exploration": knobs.exploration,
+                "min_scores": knobs.min_scores,
+                "tasks": [
+                    {"task_types": [task], "quality_floor": floor}
+                    for task, floor in knobs.floors.items()
+                ],
+            }
+        ],
+        "organisation": {
+            "business_lines": [{"name": "lab", "projects": ["routing"]}],
+            "task_types": list(TASKS),
+        },
+        "keys": [
+            {"id": kid, "hash": hash_key(secret), "business_line": "lab", "project": "routing"}
+            for kid, secret in keys.items()
+        ],
+        "budgets": [],
+        "webhooks": [],
+    }
+
+
+async def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{url}: the process exited during start-up")
+            try:
+                if (await client.get(url)).status_code < 500:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} did not become ready")
+
+
+# --- one arm ------------------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    question: Question
+    model: str
+    correct: bool
+    cost: Decimal
+    latency_ms: float
+    event_id: str
+    reason: str = ""  # route_reason, from the ledger
+    at_ms: int = 0  # when the proxy started the call (the ledger's ts, ms since the epoch)
+
+
+@dataclass
+class Arm:
+    name: str
+    model: str  # what the calls ask for: a model or the route
+    key_id: str
+    secret: str = ""
+    calls: list[Call] = field(default_factory=list)
+    seconds: float = 0.0
+    ledger_usd: Decimal = Decimal(0)
+    ledger_calls: int = 0
+    explored: int = 0
+
+    def ordered(self) -> list[Call]:
+        return sorted(self.calls, key=lambda c: c.question.qid)
+
+    @property
+    def header_usd(self) -> Decimal:
+        return sum((c.cost for c in self.calls), Decimal(0))
+
+
+ANSWER = re.compile(r"Answer: (-?\d+)")
+
+
+async def _drive(
+    http: httpx.AsyncClient, base: str, arm: Arm, questions: list[Question], concurrency: int
+) -> None:
+    """`concurrency` clients take the questions in order; each call, graded, then its feedback."""
+    pending = iter(questions)
+    headers = {"authorization": f"Bearer {arm.secret}"}
+
+    async def client() -> None:
+        for question in pending:
+            body = {
+                "model": arm.model,
+                "messages": [{"role": "user", "content": question.prompt()}],
+                "max_tokens": TASKS[question.task].max_tokens,
+            }
+            for attempt in range(6):
+                try:
+                    t0 = time.perf_counter()
+                    response = await http.post(
+                        f"{base}/v1/chat/completions",
+                        json=body,
+                        headers={**headers, "x-tollway-task-type": question.task},
+                    )
+                    latency_ms = (time.perf_counter() - t0) * 1000
+                    break
+                except httpx.TransportError:  # a kept-alive connection closed under us
+                    if attempt == 5:
+                        raise
+                    await asyncio.sleep(0.05)
+            response.raise_for_status()
+            content = response.json()["choices"][0]["message"]["content"] or ""
+            match = ANSWER.search(content)
+            correct = match is not None and int(match.group(1)) == question.answer
+            event_id = response.headers["x-tollway-event-id"]
+            arm.calls.append(
+                Call(
+                    question,
+                    response.headers["x-tollway-model"],
+                    correct,
+                    Decimal(response.headers.get("x-tollway-cost-usd") or "0"),
+                    latency_ms,
+                    event_id,
+                )
+            )
+            feedback = await http.post(
+                f"{base}/v1/feedback",
+                json={"event_id": event_id, "score": 1.0 if correct else 0.0},
+                headers=headers,
+            )
+            feedback.raise_for_status()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    arm.seconds = time.perf_counter() - start
+
+
+async def _read_ledger(http: httpx.AsyncClient, base: str, arms: list[Arm]) -> None:
+    """Wait until the ledger holds every call of every arm, then read each arm's cost."""
+    query = (
+        "SELECT key_id, count() AS n, toString(sum(cost_usd)) AS usd,"
+        " countIf(route_reason LIKE '%explore (thompson%') AS explored"
+        " FROM calls WHERE status = 'ok' GROUP BY key_id"
+    )
+    headers = {"authorization": f"Bearer {ADMIN_KEY}"}
+    rows: dict[str, dict[str, object]] = {}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        response = await http.post(
+            f"{base}/v1/analytics/sql", json={"query": query}, headers=headers
+        )
+        response.raise_for_status()
+        rows = {str(r["key_id"]): r for r in response.json()["data"]}
+        if all(int(str(rows.get(a.key_id, {}).get("n", 0))) >= len(a.calls) for a in arms):
+            break
+        await asyncio.sleep(0.5)
+    for arm in arms:
+        row = rows.get(arm.key_id, {})
+        arm.ledger_calls = int(str(row.get("n", 0)))
+        arm.ledger_usd = Decimal(str(row.get("usd", "0")))
+        arm.explored = int(str(row.get("explored", 0)))
+    aware = arms[-1]
+    response = await http.post(
+        f"{base}/v1/analytics/sql",
+        json={
+            "query": "SELECT toString(event_id) AS id, route_reason,"
+            " toUnixTimestamp64Milli(ts) AS at_ms FROM calls"
+            f" WHERE key_id = '{aware.key_id}'"
+        },
+        headers=headers,
+    )
+    response.raise_for_status()
+    rows_by_id = {str(r["id"]): r for r in response.json()["data"]}
+    for call in aware.calls:
+        row = rows_by_id.get(call.event_id, {})
+        call.reason = str(row.get("route_reason", ""))
+        call.at_ms = int(str(row.get("at_ms", 0)))
+
+
+# --- figures ------------------------------------------------------------------------------
+
+
+def acceptable(calls: list[Call]) -> float:
+    return sum(c.correct for c in calls) / len(calls) if calls else math.nan
+
+
+def p95(calls: list[Call]) -> float:
+    return statistics.quantiles([c.latency_ms for c in calls], n=100)[94]
+
+
+def convergence(calls: list[Call], oracles: dict[str, str]) -> dict[str, tuple[int, int] | None]:
+    """Per task type: (its calls, the workload's calls) after which every rolling window of
+    WINDOW of its calls sends at least CONVERGED_SHARE to its oracle; None if the last does not."""
+    result: dict[str, tuple[int, int] | None] = {}
+    for task in TASKS:
+        seq = [c for c in calls if c.question.task == task]
+        hits = [c.model == oracles[task] for c in seq]
+        if len(hits) < WINDOW:
+            result[task] = None
+            continue
+        inside = sum(hits[:WINDOW])
+        ok = [inside >= CONVERGED_SHARE * WINDOW]
+        for end in range(WINDOW, len(hits)):
+            inside += hits[end] - hits[end - WINDOW]
+            ok.append(inside >= CONVERGED_SHARE * WINDOW)
+        if not ok[-1]:
+            result[task] = None
+            continue
+        first = len(ok) - 1
+        while first > 0 and ok[first - 1]:
+            first -= 1
+        last_of_window = first + WINDOW - 1  # index in seq of the window's last call
+        result[task] = (last_of_window + 1, seq[last_of_window].question.qid + 1)
+    return result
+
+
+def _usd(value: Decimal) -> str:
+    return f"{value:,.4f}"
+
+
+def _report(
+    arms: list[Arm], questions: list[Question], concurrency: int, knobs: Knobs, wall_s: float
+) -> list[str]:
+    prices = _prices()
+    oracles = {name: oracle(task, knobs.floors[name], prices) for name, task in TASKS.items()}
+    base, _, aware = arms
+    for arm in arms:
+        arm.calls = arm.ordered()
+    conv = convergence(aware.calls, oracles)
+    reached = [v[1] for v in conv.values() if v is not None]
+    converged_at = max(reached) if len(reached) == len(conv) else None
+    base_rate, base_usd = acceptable(base.calls), base.ledger_usd
+    lines = [
+        f"routing simulation: {len(questions):,} calls per arm (seed {SEED}), 5 task types, "
+        f"concurrency {concurrency}, "
+        f"one `tollway serve --role all` + embedded Tansu + chDB; {wall_s:.0f} s in all",
+        f"  {'arm':18} {'cost $':>10} {'vs strongest':>12} {'acceptable':>10} "
+        f"{'vs strongest':>12} {'p95 ms':>7} {'calls/s':>7}  converged after",
+    ]
+    lines.insert(1, f"  cost_aware route: {knobs.describe()}")
+    for arm in arms:
+        conv_text = "—"
+        if arm is aware:
+            conv_text = f"{converged_at:,} calls" if converged_at else "not converged"
+        lines.append(
+            f"  {arm.name:18} {_usd(arm.ledger_usd):>10} {arm.ledger_usd / base_usd:11.3f}x "
+            f"{acceptable(arm.calls):10.2%} {acceptable(arm.calls) / base_rate:11.3f}x "
+            f"{p95(arm.calls):7.0f} {len(arm.calls) / arm.seconds:7.1f}  {conv_text}"
+        )
+    cost_ratio = aware.ledger_usd / base_usd
+    quality_ratio = acceptable(aware.calls) / base_rate
+    met = cost_ratio <= Decimal("0.5") and quality_ratio >= 0.98
+    lines.append(
+        f"  target (cost_aware ≤ 0.50x the strongest's cost at ≥ 0.98x its acceptable rate): "
+        f"{'met' if met else 'MISSED'} — {1 - float(cost_ratio):.1%} cheaper at "
+        f"{quality_ratio:.3f}x"
+    )
+    checks = [
+        f"{a.name}: ledger {a.ledger_calls} calls ${a.ledger_usd} "
+        f"{'=' if a.ledger_usd == a.header_usd else '≠'} headers ${a.header_usd}"
+        for a in arms
+    ]
+    lines.append("  ledger vs x-tollway-cost-usd: " + "; ".join(checks))
+    lines.append(
+        f"  cost_aware explored {aware.explored} calls ({aware.explored / len(aware.calls):.1%}; "
+        "Thompson sampling)"
+    )
+    lines.append(
+        f"  {'task type':15} {'floor':>5} {'oracle':17} {'last 200 → oracle':>17} "
+        f"{'acceptable aware / strongest':>28}  converged after (task calls / all calls)"
+    )
+    for name in TASKS:
+        seq = [c for c in aware.calls if c.question.task == name]
+        strong = [c for c in base.calls if c.question.task == name]
+        tail = seq[-WINDOW:]
+        share = sum(c.model == oracles[name] for c in tail) / len(tail)
+        where = conv[name]
+        conv_text = f"{where[0]:,} / {where[1]:,}" if where else "not converged"
+        served = Counter(c.model for c in seq).most_common(3)
+        lines.append(
+            f"  {name:15} {knobs.floors[name]:5g} {oracles[name]:17} {share:17.0%} "
+            f"{acceptable(seq):13.2%} / {acceptable(strong):6.2%}      {conv_text}  "
+            f"(served: {', '.join(f'{m} {n}' for m, n in served)})"
+        )
+    if converged_at:
+        after = {c.question.qid for c in aware.calls if c.question.qid >= converged_at}
+        subset = {a.name: [c for c in a.calls if c.question.qid in after] for a in arms}
+        cost = {n: sum((c.cost for c in calls), Decimal(0)) for n, calls in subset.items()}
+        rate = {n: acceptable(calls) for n, calls in subset.items()}
+        lines.append(
+            f"  after convergence ({len(after):,} calls, the same questions in every arm, cost "
+            f"from the headers): cost_aware ${cost[aware.name]:.4f} = "
+            f"{cost[aware.name] / cost[base.name]:.3f}x the strongest's, acceptable "
+            f"{rate[aware.name]:.2%} vs {rate[base.name]:.2%} = "
+            f"{rate[aware.name] / rate[base.name]:.3f}x"
+        )
+    return lines
+
+
+@contextlib.asynccontextmanager
+async def stack(keys: dict[str, str], knobs: Knobs, seed: int) -> AsyncIterator[str]:
+    """Broker, upstream and `tollway serve --role all`; yields the proxy's base URL."""
+    async with EmbeddedBroker() as broker:
+        with tempfile.TemporaryDirectory() as tmp:
+            upstream_port, port = free_port(), free_port()
+            config_path = Path(tmp) / "tollway.yaml"
+            config_path.write_text(yaml.safe_dump(_config(upstream_port, keys, knobs)))
+            log = (Path(tmp) / "tollway.log").open("ab")
+            env = {
+                **os.environ,
+                "TOLLWAY_KAFKA_BOOTSTRAP": broker.bootstrap,
+                "TOLLWAY_CONFIG": str(config_path),
+                "TOLLWAY_PORT": str(port),
+                "TOLLWAY_DATA_DIR": str(Path(tmp) / "data"),
+                "TOLLWAY_TOPIC_NAMESPACE": "bench.",
+                "TOLLWAY_ADMIN_KEY": ADMIN_KEY,
+                "TOLLWAY_KAFKA_SESSION_TIMEOUT_S": "3",
+                "TOLLWAY_ROUTING_STATS_INTERVAL_S": str(knobs.interval_s),
+            }
+            processes = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "benchmarks.quality_upstream", str(upstream_port),
+                     str(seed)],
+                    stdout=log, stderr=subprocess.STDOUT,
+                ),
+                subprocess.Popen(
+                    [sys.executable, "-m", "tollway.cli.main", "serve", "--role", "all",
+                     "--log-level", "warning"],
+                    env=env, stdout=log, stderr=subprocess.STDOUT,
+                ),
+            ]  # fmt: skip
+            base = f"http://127.0.0.1:{port}"
+            try:
+                await _wait_ready(
+                    f"http://127.0.0.1:{upstream_port}/v1/chat/completions", processes[0]
+                )
+                await _wait_ready(f"{base}/readyz", processes[1])
+                yield base
+            except BaseException:
+                log.flush()
+                print((Path(tmp) / "tollway.log").read_text(errors="replace")[-5000:])
+                raise
+            finally:
+                log.close()
+                for process in processes:
+                    process.terminate()
+                for process in processes:
+                    process.wait(60)
+
+
+def client(concurrency: int) -> httpx.AsyncClient:
+    # uvicorn drops a connection idle for 5 s: expire ours first
+    limits = httpx.Limits(
+        max_connections=2 * concurrency,
+        max_keepalive_connections=2 * concurrency,
+        keepalive_expiry=2.0,
+    )
+    return httpx.AsyncClient(limits=limits, timeout=60)
+
+
+async def run(
+    calls: int = 4000, concurrency: int = 32, knobs: Knobs = TUNED, seed: int = SEED
+) -> list[str]:
+    started = time.monotonic()
+    prices = _prices()
+    questions = workload(seed, calls)
+    arms = [
+        Arm("always strongest", strongest(), "k_strongest", new_key_secret()),
+        Arm("always cheapest", cheapest(prices), "k_cheapest", new_key_secret()),
+        Arm("cost_aware", "auto", "k_cost_aware", new_key_secret()),
+    ]
+    keys = {a.key_id: a.secret for a in arms}
+    async with stack(keys, knobs, seed) as base, client(concurrency) as http:
+        for arm in arms:
+            await _drive(http, base, arm, questions, concurrency)
+        await _read_ledger(http, base, arms)
+    return _report(arms, questions, concurrency, knobs, time.monotonic() - started)
+
+
+if __name__ == "__main__":
+    print("\n".join(asyncio.run(run())))
