@@ -29,6 +29,7 @@ from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from router.attribution import Attribution
+from router.errors import BudgetExceeded
 from router.follower import CompactedFollower
 from tollway.budget_events import BudgetStatus
 from tollway.budgets import budget_window, matches
@@ -49,6 +50,28 @@ class Refusal:
     limit_usd: Decimal
     spent_usd: Decimal
     reserved_usd: Decimal
+
+    def error(self) -> BudgetExceeded:
+        """The 429 for the blocked call: why, with the numbers that reproduce the decision."""
+        end = period_end_text(self)
+        headers = {"x-tollway-budget-id": self.budget_id, "x-tollway-budget-period-end": end}
+        retry = seconds_until(self.period_end)
+        if retry is not None:
+            headers["retry-after"] = str(retry)
+        return BudgetExceeded(
+            f"budget {self.budget_id} is exhausted for the period ending {end}: "
+            f"spent ${self.spent_usd:.6f} + reserved ${self.reserved_usd:.6f} "
+            f"of ${_usd(self.limit_usd)}",
+            headers=headers,
+            details={
+                "budget_id": self.budget_id,
+                "period_start": self.period_start.isoformat(),
+                "period_end": self.period_end.isoformat() if self.period_end else None,
+                "limit_usd": format(self.limit_usd, "f"),
+                "spent_usd": format(self.spent_usd, "f"),
+                "reserved_usd": format(self.reserved_usd, "f"),
+            },
+        )
 
 
 @dataclass
@@ -174,3 +197,8 @@ def seconds_until(moment: datetime | None) -> int | None:
     if moment is None:
         return None
     return max(1, int((moment - datetime.now(UTC)).total_seconds()))
+
+
+def _usd(amount: Decimal) -> str:
+    """Dollars for a message: cents for real budgets, micro-dollars for tiny ones."""
+    return f"{amount:.2f}" if amount >= 1 else f"{amount:.6f}"

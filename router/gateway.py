@@ -20,10 +20,9 @@ from uuid import UUID
 
 from router.attribution import Attribution
 from router.breaker import BreakerBoard
-from router.budget_gate import BudgetGate, Decision, Refusal, period_end_text, seconds_until
+from router.budget_gate import BudgetGate, Decision
 from router.choice import Needs
 from router.errors import (
-    BudgetExceeded,
     GatewayError,
     UpstreamError,
     UpstreamTimeout,
@@ -131,7 +130,7 @@ class Gateway:
                     }
                 )
             )
-            raise _refused(decision.refusal)
+            raise decision.refusal.error()
         return decision, plan, event
 
     def _downgraded(self, plan: RoutePlan, needs: Needs, decision: Decision) -> RoutePlan:
@@ -360,34 +359,6 @@ def _with_skips(reason: str, skipped: list[str]) -> str:
     if not skipped:
         return reason
     return f"{reason}; skipped (circuit open): {', '.join(skipped)}"
-
-
-def _refused(refusal: Refusal) -> BudgetExceeded:
-    """The 429 for a blocked call: why, with the numbers that reproduce the decision."""
-    end = period_end_text(refusal)
-    headers = {"x-tollway-budget-id": refusal.budget_id, "x-tollway-budget-period-end": end}
-    retry = seconds_until(refusal.period_end)
-    if retry is not None:
-        headers["retry-after"] = str(retry)
-    return BudgetExceeded(
-        f"budget {refusal.budget_id} is exhausted for the period ending {end}: "
-        f"spent ${refusal.spent_usd:.6f} + reserved ${refusal.reserved_usd:.6f} "
-        f"of ${_usd(refusal.limit_usd)}",
-        headers=headers,
-        details={
-            "budget_id": refusal.budget_id,
-            "period_start": refusal.period_start.isoformat(),
-            "period_end": refusal.period_end.isoformat() if refusal.period_end else None,
-            "limit_usd": format(refusal.limit_usd, "f"),
-            "spent_usd": format(refusal.spent_usd, "f"),
-            "reserved_usd": format(refusal.reserved_usd, "f"),
-        },
-    )
-
-
-def _usd(amount: Decimal) -> str:
-    """Dollars for a message: cents for real budgets, micro-dollars for tiny ones."""
-    return f"{amount:.2f}" if amount >= 1 else f"{amount:.6f}"
 
 
 def _unpriced() -> Costing:
