@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from benchmarks.routing_simulation import LATENCY, QUALITY, TASKS, LatencyProfile
+from benchmarks.routing_world import LATENCY, QUALITY, TASKS, LatencyProfile
 from router.tokens import estimate_text_tokens
 
 QUESTION = re.compile(r"\[task:([a-z_]+)\] Q(\d+)\..*?What is (\d+) \* (\d+) \+ (\d+)\?", re.S)
