@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from datetime import date
 
-from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 from pydantic import ValidationError
 
 from router.anthropic_schemas import MessagesRequest
@@ -24,16 +24,30 @@ from router.gateway import Gateway
 from router.headers import call_headers
 from router.openai_api import stream_headers
 from router.policy import ensure_allowed
+from router.responses import JSONBytes, body_schema, parse_body
 from router.schemas import ChatCompletionRequest, Usage
 from router.sse import EventStreamResponse, event_frame
 from router.streaming import ChatStream
 from router.tokens import estimate_prompt_tokens
 from router.translate.anthropic import chat_to_message, messages_to_chat
 from router.translate.anthropic_stream import AnthropicEventEncoder
-from tollway.auth import Principal, authenticate
+from tollway.auth import principal_of
 from tollway.events import CallEvent
 
 router = APIRouter(tags=["anthropic"])
+
+#: the body, plus the optional `anthropic-version` header, in the OpenAPI document
+_VERSIONED_BODY = {
+    **body_schema(MessagesRequest),
+    "parameters": [
+        {
+            "name": "anthropic-version",
+            "in": "header",
+            "required": False,
+            "schema": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        }
+    ],
+}
 
 
 #: the first `anthropic-version` Anthropic's API defined; later ones are dates too, and SDKs
@@ -41,11 +55,7 @@ router = APIRouter(tags=["anthropic"])
 FIRST_ANTHROPIC_VERSION = date(2023, 1, 1)
 
 
-def _gateway(request: Request) -> Gateway:
-    return request.app.state.gateway  # type: ignore[no-any-return]
-
-
-def _version(anthropic_version: str | None = Header(default=None)) -> str | None:
+def _version(anthropic_version: str | None) -> str | None:
     """`anthropic-version` is optional; when sent it must be a version date (YYYY-MM-DD, from
     2023-01-01), as Anthropic's API insists, so a garbled header is not silently ignored."""
     if anthropic_version is None:
@@ -62,14 +72,13 @@ def _version(anthropic_version: str | None = Header(default=None)) -> str | None
     return anthropic_version
 
 
-@router.post("/v1/messages")
-async def messages(
-    body: MessagesRequest,
-    request: Request,
-    principal: Principal = Depends(authenticate),
-    gateway: Gateway = Depends(_gateway),
-    _: str | None = Depends(_version),
-) -> Response:
+@router.post("/v1/messages", openapi_extra=_VERSIONED_BODY)
+async def messages(request: Request) -> Response:
+    # no FastAPI dependencies or body parameter: this is the hot path (router/responses.py)
+    principal = principal_of(request)
+    _version(request.headers.get("anthropic-version"))
+    body = await parse_body(request, MessagesRequest)
+    gateway: Gateway = request.app.state.gateway
     chat = _translated(body)
     ensure_allowed(principal, chat.model)
     who = attribute(principal, request.headers, chat.user)
@@ -85,10 +94,7 @@ async def messages(
     outcome = await gateway.call_chat(chat, who, endpoint="messages")
     event = outcome.event
     message = chat_to_message(outcome.body, event_usage(outcome.event), event.model, _msg_id(event))
-    return JSONResponse(
-        message,
-        headers=call_headers(event),
-    )
+    return JSONBytes(message, headers=call_headers(event))
 
 
 def _translated(body: MessagesRequest) -> ChatCompletionRequest:

@@ -8,16 +8,20 @@ on. Unexpected exceptions are logged here and answered with a generic 500, never
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from router import anthropic_api, openai_api
 from router.body_limit import BodyLimit, error_response
 from router.errors import Forbidden, GatewayError, InvalidRequest, Unauthorized
+from router.responses import install_body_schemas
 from tollway.auth import AuthError, PermissionDenied
 
 log = logging.getLogger(__name__)
@@ -32,13 +36,69 @@ def install_proxy(app: FastAPI) -> None:
     `app.state.gateway` must be set before serving."""
     app.include_router(openai_api.router)
     app.include_router(anthropic_api.router)
+    install_body_schemas(app)
 
     def body_limit() -> int:
         gateway = getattr(app.state, "gateway", None)
         config = gateway.config if gateway is not None else app.state.config
         return int(config.limits.max_body_bytes)
 
+    # the fast lane goes in first so the body limit (added after it, so outside it) still
+    # guards it; the lane's endpoints stay on the routers for the OpenAPI document
+    app.add_middleware(
+        FastLane,
+        endpoints={
+            "/v1/chat/completions": openai_api.chat_completions,
+            "/v1/messages": anthropic_api.messages,
+        },
+        handlers=lambda: app.exception_handlers,
+    )
     app.add_middleware(BodyLimit, limit=body_limit)
+
+
+class FastLane:
+    """POSTs to the protocol endpoints go straight to their functions, past FastAPI's
+    routing, exception-handling wrappers and dependency machinery, which cost about a tenth
+    of a proxied call's CPU (py-spy, benchmarks/proxy_overhead.py). The endpoints take only
+    the `Request` and parse it themselves (router/responses.py); what they raise is answered
+    by the app's own exception handlers, exactly as on the routed path, and anything without
+    a handler goes on to Starlette's server-error middleware (a logged 500). Every other
+    request — other paths, other methods (a GET still gets its 405) — takes the routed path.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        endpoints: dict[str, Callable[[Request], Awaitable[Response]]],
+        handlers: Callable[[], Mapping[Any, Callable[..., Any]]],
+    ) -> None:
+        self.app = app
+        self.endpoints = endpoints
+        self.handlers = handlers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = self.endpoints.get(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive, send)
+        try:
+            response = await endpoint(request)
+        except Exception as exc:
+            handler = self._handler(exc)
+            if handler is None:
+                raise
+            response = await handler(request, exc)
+        await response(scope, receive, send)
+
+    def _handler(self, exc: Exception) -> Callable[..., Any] | None:
+        handlers = self.handlers()
+        for cls in type(exc).__mro__:
+            if cls is Exception:
+                return None  # unexpected: the server-error middleware answers and logs it
+            if cls in handlers:
+                return handlers[cls]
+        return None
 
 
 def install_error_handlers(app: FastAPI) -> None:

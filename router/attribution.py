@@ -34,17 +34,40 @@ def _clean(value: str | None) -> str:
     return (value or "").strip()[:MAX_VALUE_LEN]
 
 
+#: the attribution headers, by the field each may override
+_FIELD_HEADERS = {
+    "x-tollway-project": "project",
+    "x-tollway-task-type": "task_type",
+    "x-tollway-user": "user",
+    "x-tollway-environment": "environment",
+}
+
+
+def _tollway_headers(headers: Headers) -> list[tuple[str, str]]:
+    """The `x-tollway-*` request headers in order, found in one pass over the raw list
+    (a `Headers.get` per name would scan every header each time)."""
+    return [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in headers.raw
+        if name.startswith(b"x-tollway-")
+    ]
+
+
 def attribute(principal: Principal, headers: Headers, body_user: str | None = None) -> Attribution:
     allowed = principal.header_overrides
-
-    def header(field: str, name: str) -> str:
-        return _clean(headers.get(name)) if field in allowed else ""
-
+    given: dict[str, str] = {}
     tags = dict(principal.tags)
-    if "tags" in allowed:
-        for name, value in headers.items():
-            if name.startswith(TAG_PREFIX) and len(tags) < MAX_TAGS:
-                tags.setdefault(name[len(TAG_PREFIX) :][:MAX_VALUE_LEN], _clean(value))
+    for name, value in _tollway_headers(headers):
+        field = _FIELD_HEADERS.get(name)
+        if field is not None:
+            if field in allowed:
+                given.setdefault(field, value)  # the first one wins, as with `Headers.get`
+        elif name.startswith(TAG_PREFIX) and "tags" in allowed and len(tags) < MAX_TAGS:
+            tags.setdefault(name[len(TAG_PREFIX) :][:MAX_VALUE_LEN], _clean(value))
+
+    def header(field: str, _name: str) -> str:
+        return _clean(given.get(field))
+
     return Attribution(
         business_line=principal.business_line,
         project=header("project", "x-tollway-project") or principal.project,

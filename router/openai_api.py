@@ -11,32 +11,37 @@ import time
 from collections.abc import AsyncGenerator
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from router.attribution import attribute
 from router.errors import GatewayError, openai_error_body
 from router.gateway import Gateway
 from router.headers import call_headers
 from router.policy import ensure_allowed
+from router.responses import JSONBytes, body_schema, parse_body
 from router.schemas import ChatCompletionRequest
 from router.sse import EventStreamResponse, data_frame
 from router.streaming import ChatStream
-from tollway.auth import Principal, authenticate
+from tollway.auth import Principal, authenticate, principal_of
 
 router = APIRouter(tags=["openai"])
+
+
+async def gateway_of(request: Request) -> Gateway:
+    """FastAPI dependency: the process's `Gateway` (a coroutine, so no worker-thread hop)."""
+    return _gateway(request)
 
 
 def _gateway(request: Request) -> Gateway:
     return request.app.state.gateway  # type: ignore[no-any-return]
 
 
-@router.post("/v1/chat/completions")
-async def chat_completions(
-    body: ChatCompletionRequest,
-    request: Request,
-    principal: Principal = Depends(authenticate),
-    gateway: Gateway = Depends(_gateway),
-) -> Response:
+@router.post("/v1/chat/completions", openapi_extra=body_schema(ChatCompletionRequest))
+async def chat_completions(request: Request) -> Response:
+    # no FastAPI dependencies or body parameter: this is the hot path (router/responses.py)
+    principal = principal_of(request)
+    body = await parse_body(request, ChatCompletionRequest)
+    gateway = _gateway(request)
     ensure_allowed(principal, body.model)
     who = attribute(principal, request.headers, body.user)
     if body.stream:
@@ -49,11 +54,7 @@ async def chat_completions(
 
         return EventStreamResponse(frames, on_close=settle, headers=stream_headers(stream))
     outcome = await gateway.call_chat(body, who)
-    event = outcome.event
-    return JSONResponse(
-        outcome.body,
-        headers=call_headers(event),
-    )
+    return JSONBytes(outcome.body, headers=call_headers(outcome.event))
 
 
 def stream_headers(stream: ChatStream) -> dict[str, str]:
@@ -84,7 +85,7 @@ async def openai_frames(stream: ChatStream, *, include_usage: bool) -> AsyncGene
 
 @router.get("/v1/models")
 async def list_models(
-    principal: Principal = Depends(authenticate), gateway: Gateway = Depends(_gateway)
+    principal: Principal = Depends(authenticate), gateway: Gateway = Depends(gateway_of)
 ) -> dict[str, object]:
     created = int(time.time())
     names = [m.name for m in gateway.config.models] + [r.name for r in gateway.config.routes]

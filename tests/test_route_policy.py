@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from uuid import uuid4
 from typing import Any
+from uuid import uuid4
 
 import pytest
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
 import orjson
 
 from router.providers.base import (
     ChatChunk,
     ChatResult,
     ProviderError,
+    TransportError,
+    UpstreamClient,
     new_http_client,
     post_json,
     provider_secret,
@@ -36,7 +37,7 @@ ANTHROPIC_VERSION = "2023-06-01"
 
 
 class AnthropicProvider:
-    def __init__(self, config: ProviderConfig, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, config: ProviderConfig, client: UpstreamClient | None = None) -> None:
         self.config = config
         self._secret = provider_secret(config)
         headers = {"anthropic-version": ANTHROPIC_VERSION}
@@ -57,7 +58,7 @@ class AnthropicProvider:
         payload = {**chat_to_anthropic_request(request, model), "stream": True}
         decoder = AnthropicStreamDecoder(model.name, self.config.name)
         try:
-            async with self._client.stream("POST", "v1/messages", json=payload) as response:
+            async with self._client.stream("v1/messages", payload) as response:
                 if response.status_code >= 400:
                     body = await response.aread()
                     raise status_error(
@@ -77,7 +78,7 @@ class AnthropicProvider:
                         yield item
                     if decoder.done:
                         return
-        except httpx.HTTPError as exc:
+        except TransportError as exc:
             raise transport_error(self.config, exc) from None
 
     async def close(self) -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import email.utils
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import httpx
 import orjson
 
+from router.providers.http import TransportError, UpstreamClient
 from router.schemas import ChatCompletionRequest
 from router.upstream import ChatChunk, ChatResult, ProviderError
 from tollway.config.schema import ModelConfig, ProviderConfig
@@ -51,20 +51,17 @@ def redact(text: str, secret: str | None) -> str:
 
 def new_http_client(
     config: ProviderConfig, base_url: str, headers: dict[str, str]
-) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=base_url.rstrip("/") + "/",
-        headers=headers,
-        timeout=httpx.Timeout(config.timeout_s, connect=10.0),
-    )
+) -> UpstreamClient:
+    """The provider's pooled keep-alive client (router/providers/http.py)."""
+    return UpstreamClient(base_url, headers, timeout_s=config.timeout_s, connect_timeout_s=10.0)
 
 
-def transport_error(config: ProviderConfig, exc: httpx.HTTPError) -> ProviderError:
+def transport_error(config: ProviderConfig, exc: TransportError) -> ProviderError:
     """A network failure as a ProviderError naming only the exception type (URLs and headers
     could carry a secret)."""
-    if isinstance(exc, httpx.TimeoutException):
+    if exc.timeout:
         return ProviderError(f"{config.name}: upstream timed out", status=504)
-    return ProviderError(f"{config.name}: {type(exc).__name__}", status=502)
+    return ProviderError(f"{config.name}: {exc.kind}", status=502)
 
 
 def status_error(
@@ -72,7 +69,7 @@ def status_error(
     status: int,
     body: bytes,
     secret: str | None,
-    headers: httpx.Headers | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> ProviderError:
     """An HTTP error answer as a ProviderError with the upstream's own message, redacted, and
     its `Retry-After` (so a 429 or 503 is retried when the upstream says, not sooner)."""
@@ -85,21 +82,26 @@ def status_error(
 
 
 async def post_json(
-    client: httpx.AsyncClient,
+    client: UpstreamClient,
     config: ProviderConfig,
     path: str,
-    payload: dict[str, object],
+    payload: dict[str, Any],
     secret: str | None,
 ) -> Any:
     """POST a non-streamed request; the decoded JSON answer, or the `ProviderError` that
     says whether another try may help (with the secret redacted from upstream text)."""
     try:
-        response = await client.post(path, json=payload)
-    except httpx.HTTPError as exc:
+        response = await client.post(path, payload)
+    except TransportError as exc:
         raise transport_error(config, exc) from None
     if response.status_code >= 400:
         raise status_error(config, response.status_code, response.content, secret, response.headers)
-    return response.json()
+    try:
+        return response.json()
+    except orjson.JSONDecodeError:
+        raise ProviderError(
+            f"{config.name}: the answer is not JSON (HTTP {response.status_code})", status=502
+        ) from None
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -132,7 +134,11 @@ def error_message(body: bytes) -> str:
     return str(message if message is not None else data)[:300]
 
 
-async def sse_data(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+class _Lines(Protocol):
+    def aiter_lines(self) -> AsyncIterator[str]: ...
+
+
+async def sse_data(response: _Lines) -> AsyncIterator[tuple[str, str]]:
     """(event, data) pairs of a server-sent-events body; comments and keep-alives skipped.
 
     Follows the SSE spec closely enough for the three wire formats tollway speaks: fields
@@ -163,6 +169,8 @@ __all__ = [
     "ChatResult",
     "Provider",
     "ProviderError",
+    "TransportError",
+    "UpstreamClient",
     "new_http_client",
     "parse_retry_after",
     "provider_secret",

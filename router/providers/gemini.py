@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
-import httpx
 import orjson
 
 from router.providers.base import (
     ChatChunk,
     ChatResult,
     ProviderError,
+    TransportError,
+    UpstreamClient,
     new_http_client,
     post_json,
     provider_secret,
@@ -33,7 +34,7 @@ DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 
 
 class GeminiProvider:
-    def __init__(self, config: ProviderConfig, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, config: ProviderConfig, client: UpstreamClient | None = None) -> None:
         self.config = config
         self._secret = provider_secret(config)
         headers = {"x-goog-api-key": self._secret} if self._secret else {}
@@ -59,9 +60,7 @@ class GeminiProvider:
         decoder = GeminiStreamDecoder(model.name)
         path = self._path(model, "streamGenerateContent")
         try:
-            async with self._client.stream(
-                "POST", path, params={"alt": "sse"}, json=payload
-            ) as response:
+            async with self._client.stream(f"{path}?alt=sse", payload) as response:
                 if response.status_code >= 400:
                     body = await response.aread()
                     raise status_error(
@@ -84,7 +83,7 @@ class GeminiProvider:
                         )
                     for item in decoder.feed(parsed if isinstance(parsed, dict) else {}):
                         yield item
-        except httpx.HTTPError as exc:
+        except TransportError as exc:
             raise transport_error(self.config, exc) from None
 
     async def close(self) -> None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import orjson
 
 from router.providers.base import (
     ChatChunk,
     ChatResult,
     ProviderError,
+    TransportError,
+    UpstreamClient,
     new_http_client,
     post_json,
     provider_secret,
@@ -47,7 +48,7 @@ def usage_from_openai(usage: dict[str, Any] | None) -> Usage:
 
 
 class OpenAICompatibleProvider:
-    def __init__(self, config: ProviderConfig, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, config: ProviderConfig, client: UpstreamClient | None = None) -> None:
         self.config = config
         base_url = config.base_url or DEFAULT_BASE_URLS.get(config.type)
         if not base_url:
@@ -75,7 +76,7 @@ class OpenAICompatibleProvider:
         payload["stream"] = True
         payload["stream_options"] = {**payload.get("stream_options", {}), "include_usage": True}
         try:
-            async with self._client.stream("POST", "chat/completions", json=payload) as response:
+            async with self._client.stream("chat/completions", payload) as response:
                 if response.status_code >= 400:
                     body = await response.aread()
                     raise status_error(
@@ -86,7 +87,7 @@ class OpenAICompatibleProvider:
                         return
                     for item in self._chunk_items(data):
                         yield item
-        except httpx.HTTPError as exc:
+        except TransportError as exc:
             raise transport_error(self.config, exc) from None
 
     def _chunk_items(self, data: str) -> list[ChatChunk]:

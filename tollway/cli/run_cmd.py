@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -13,6 +15,9 @@ from rich.markup import escape
 from tollway.config import ConfigError, load_config
 from tollway.service import RoleError, Runtime, build_app, describe, parse_roles
 from tollway.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 console = Console()
 
@@ -75,9 +80,17 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Option(None, "--config"),
         port: int | None = typer.Option(None, "--port"),
         log_level: str = typer.Option("info", "--log-level"),
+        workers: int = typer.Option(
+            1,
+            "--workers",
+            min=1,
+            envvar="TOLLWAY_WORKERS",
+            help="Proxy processes sharing the port (role proxy only; about one per core).",
+        ),
     ) -> None:
         """Run one role (or a comma list) against TOLLWAY_KAFKA_BOOTSTRAP and the store."""
         from tollway import keystore
+        from tollway.server import run, serve_workers
         from tollway.server import serve as serve_app
 
         _logging(log_level)
@@ -91,6 +104,12 @@ def register(app: typer.Typer) -> None:
         if settings.kafka_bootstrap is None:
             console.print("[red]set TOLLWAY_KAFKA_BOOTSTRAP (or use `tollway up`)[/]")
             raise typer.Exit(2)
+        if workers > 1 and roles != {"proxy"}:
+            console.print(
+                "[red]--workers > 1 needs --role proxy: the worker and analytics roles open the "
+                "store, which one process owns[/]"
+            )
+            raise typer.Exit(2)
         admin = settings.admin_key.get_secret_value() if settings.admin_key else None
         runtime = Runtime(
             settings=settings,
@@ -99,5 +118,19 @@ def register(app: typer.Typer) -> None:
             roles=roles,
             admin_key=admin or keystore.read_admin_key(settings.data_dir),
         )
-        console.print(f"tollway {describe(roles)} on http://{settings.host}:{settings.port}")
-        asyncio.run(serve_app(build_app(runtime), settings.host, settings.port))
+        where = f"http://{settings.host}:{settings.port}"
+        if workers == 1:
+            console.print(f"tollway {describe(roles)} on {where}")
+            run(serve_app(build_app(runtime), settings.host, settings.port))
+            return
+        console.print(f"tollway {describe(roles)} on {where} ({workers} worker processes)")
+
+        def worker_app(index: int) -> FastAPI:
+            # each worker spools the events Kafka cannot take yet in its own directory
+            spool_home = settings.data_dir / f"proxy-worker-{index}"
+            worker_settings = settings.model_copy(update={"data_dir": spool_home})
+            return build_app(replace(runtime, settings=worker_settings))
+
+        code = serve_workers(worker_app, settings.host, settings.port, workers)
+        if code:
+            raise typer.Exit(code)
