@@ -102,8 +102,15 @@ class BudgetGate:
         self._follower: CompactedFollower | None = None
 
     # -- the decision --------------------------------------------------------------------
-    def admit(self, who: Attribution, model: str, estimate: Decimal, at: datetime) -> Decision:
-        """Decide for one call and reserve its estimated cost on the budgets it may spend."""
+    def admit(
+        self,
+        who: Attribution,
+        model: str,
+        estimate: Decimal | Callable[[], Decimal],
+        at: datetime,
+    ) -> Decision:
+        """Decide for one call and reserve its estimated cost on the budgets it may spend
+        (`estimate` may be a function: it is then priced only when some budget counts the call)."""
         decision = Decision()
         attrs = {
             "business_line": who.business_line,
@@ -137,9 +144,12 @@ class BudgetGate:
                 return decision
             if decision.action == "none":
                 decision.action = "warned"
+        if not counted:
+            return decision
+        cost = estimate() if callable(estimate) else estimate
         for _, window, _ in counted:
-            self._reserved[window] = self._reserved.get(window, Decimal(0)) + estimate
-            decision._holds.append((window, estimate))
+            self._reserved[window] = self._reserved.get(window, Decimal(0)) + cost
+            decision._holds.append((window, cost))
         return decision
 
     def settle(self, decision: Decision, actual: Decimal) -> None:

@@ -111,15 +111,16 @@ class Gateway:
         downgrade (to the route's economy tier or the budget's target), or pass."""
         plan, needs = self._plan(request, who)
         first = plan.models[0] if plan.models else None
-        estimate = self._estimate(request, first.name) if first else Decimal(0)
+
+        def estimate() -> Decimal:  # priced only when a budget counts the call
+            return self._estimate(request, first.name) if first else Decimal(0)
+
         decision = self.budgets.admit(
             who, first.name if first else request.model, estimate, started
         )
         if decision.action == "downgraded":
             plan = self._downgraded(plan, needs, decision)
-        event = self._new_event(request, who, endpoint, plan, started).model_copy(
-            update={"budget_action": decision.action, "budget_ids": decision.budget_ids}
-        )
+        event = self._new_event(request, who, endpoint, plan, started, decision)
         if decision.refusal is not None:
             self.publisher.publish(
                 event.model_copy(
@@ -194,9 +195,12 @@ class Gateway:
         endpoint: Endpoint,
         plan: RoutePlan,
         started: datetime,
+        decision: Decision,
     ) -> CallEvent:
         return CallEvent(
             ts=started,
+            budget_action=decision.action,  # type: ignore[arg-type]
+            budget_ids=decision.budget_ids,
             endpoint=endpoint,
             requested_model=request.model,
             stream=request.stream,

@@ -14,7 +14,7 @@ from tollway.events import (
     UnknownSchemaVersion,
     decode_call_event,
 )
-from tollway.ids import event_id_time
+from tollway.ids import event_id_time, new_event_id
 
 
 def _event(**overrides: object) -> CallEvent:
@@ -47,6 +47,14 @@ def test_event_ids_are_uuid7_and_time_ordered() -> None:
     assert all(i.version == 7 for i in ids)
     assert ids == sorted(ids)
     assert abs((event_id_time(ids[0]) - datetime.now(UTC)).total_seconds()) < 5
+
+
+def test_event_ids_made_in_a_burst_keep_the_clock_time() -> None:
+    ids = [new_event_id() for _ in range(20_000)]
+    now = datetime.now(UTC)
+    assert len(set(ids)) == len(ids) and ids == sorted(ids)
+    assert all(i.version == 7 and i.variant == "specified in RFC 4122" for i in ids[:100])
+    assert event_id_time(ids[-1]) <= now  # many per millisecond: none stamped in the future
 
 
 @pytest.mark.parametrize(

@@ -4,17 +4,40 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from datetime import UTC, datetime
 from uuid import UUID
-
-import uuid6
 
 KEY_PREFIX = "tw-"
 
 
-def new_event_id() -> UUID:
-    """A UUIDv7: unique, and sortable by creation time (the ledger's idempotency key)."""
-    return uuid6.uuid7()
+class _UUIDv7:
+    """UUIDv7 (RFC 9562) with a 12-bit counter inside each millisecond (its "method 1"), so ids
+    made in one millisecond stay ordered *and* keep that millisecond: a generator that bumps the
+    timestamp instead runs ahead of the clock under load (20,000 ids, 20 s ahead)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ms = 0
+        self._counter = 0
+
+    def __call__(self) -> UUID:
+        with self._lock:
+            ms = time.time_ns() // 1_000_000
+            if ms > self._ms:
+                self._ms, self._counter = ms, secrets.randbits(10)  # room to count up
+            else:
+                self._counter += 1
+                if self._counter > 0xFFF:  # 3,000-odd ids in one millisecond: borrow the next
+                    self._ms, self._counter = self._ms + 1, 0
+            ms, counter = self._ms, self._counter
+        value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | secrets.randbits(62)
+        return UUID(int=value)
+
+
+#: a UUIDv7: unique, and sortable by creation time (the ledger's idempotency key)
+new_event_id = _UUIDv7()
 
 
 def event_id_time(event_id: UUID) -> datetime:
