@@ -102,12 +102,7 @@ class Spool:
                 f"the event spool {self.directory} is in use by another process"
             ) from None
         self._lock = lock
-        found = sorted(
-            (int(m.group(1)), p)
-            for p in self.directory.iterdir()
-            if (m := _SEGMENT_NAME.match(p.name))
-        )
-        for seq, path in found:
+        for seq, path in segment_numbers(self.directory):
             data = path.read_bytes()
             lines = data.count(b"\n")
             torn = len(data) - (data.rfind(b"\n") + 1)
@@ -249,6 +244,13 @@ class Spool:
             except OSError:  # left behind: replayed (and deduplicated) after a restart
                 log.exception("could not delete the spool segment %s", segment.path)
             del self._segments[segment.seq]
+
+
+def segment_numbers(directory: Path) -> list[tuple[int, Path]]:
+    """The segment files of a spool directory with their numbers, oldest first."""
+    return sorted(
+        (int(m.group(1)), p) for p in directory.iterdir() if (m := _SEGMENT_NAME.match(p.name))
+    )
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -118,6 +118,8 @@ def register(app: typer.Typer) -> None:
             roles=roles,
             admin_key=admin or keystore.read_admin_key(settings.data_dir),
         )
+        if "proxy" in roles:
+            _adopt_spools(settings, workers)
         where = f"http://{settings.host}:{settings.port}"
         if workers == 1:
             console.print(f"tollway {describe(roles)} on {where}")
@@ -134,3 +136,16 @@ def register(app: typer.Typer) -> None:
         code = serve_workers(worker_app, settings.host, settings.port, workers)
         if code:
             raise typer.Exit(code)
+
+
+def _adopt_spools(settings: Settings, workers: int) -> None:
+    """Events spooled by proxy processes that will not run again go to those that will."""
+    from router.spool_adoption import adopt
+    from tollway.topics import Topics
+
+    topic = Topics(settings.topic_namespace).calls
+    if workers == 1:
+        into = [settings.event_spool_path / topic]
+    else:
+        into = [settings.data_dir / f"proxy-worker-{i}" / "spool" / topic for i in range(workers)]
+    adopt(into, settings.data_dir, topic)
