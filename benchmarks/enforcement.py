@@ -23,8 +23,6 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from benchmarks.processes import Processes, wait_ready
 from tollway.broker import EmbeddedBroker, free_port
 from tollway.ids import hash_key, new_key_secret
 
@@ -124,21 +123,6 @@ def _config(keys: dict[str, str], limit: Decimal) -> dict[str, object]:
     ]  # fmt: skip
     config["webhooks"] = []
     return config  # type: ignore[no-any-return]
-
-
-async def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError("tollway exited during start-up")
-            try:
-                if (await client.get(url)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"{url} did not become ready")
 
 
 async def _completion_tokens(base: str, secret: str) -> int:
@@ -240,9 +224,7 @@ async def _deployment(
             )
             roles = ["all"] if proxies == 1 else ["worker,analytics"] + ["proxy"] * proxies
             ports = [free_port() for _ in roles]
-            processes: list[subprocess.Popen[bytes]] = []
-            log = (Path(tmp) / "tollway.log").open("ab")
-            try:
+            with Processes(Path(tmp) / "tollway.log") as processes:
                 for n, (role, port) in enumerate(zip(roles, ports, strict=True)):
                     env = {
                         **os.environ,
@@ -254,18 +236,13 @@ async def _deployment(
                         "TOLLWAY_ADMIN_KEY": ADMIN_KEY,
                         "TOLLWAY_KAFKA_SESSION_TIMEOUT_S": "3",
                     }
-                    processes.append(
-                        subprocess.Popen(
-                            [sys.executable, "-m", "tollway.cli.main", "serve", "--role", role,
-                             "--log-level", "warning"],
-                            env=env,
-                            stdout=log,
-                            stderr=subprocess.STDOUT,
-                        )
+                    processes.start(
+                        "-m", "tollway.cli.main", "serve", "--role", role, "--log-level", "warning",
+                        env=env,
                     )  # fmt: skip
                 bases = [f"http://127.0.0.1:{port}" for port in ports]
-                for base, process in zip(bases, processes, strict=True):
-                    await _wait_ready(f"{base}/readyz", process)
+                for base, process in zip(bases, processes.running, strict=True):
+                    await wait_ready(f"{base}/readyz", process)
                 proxy_bases = bases if proxies == 1 else bases[1:]
                 tokens = await _completion_tokens(proxy_bases[0], calibrate)
                 for rnd in rounds[1::2]:  # every other round: max_tokens = what is generated
@@ -273,16 +250,6 @@ async def _deployment(
                 for rnd, secret in zip(rounds, keys.values(), strict=True):
                     await _round(proxy_bases, secret, rnd, clients, round_s)
                 await _ledger_spend(bases[0], rounds)
-            except BaseException:
-                log.flush()
-                print((Path(tmp) / "tollway.log").read_text(errors="replace")[-5000:])
-                raise
-            finally:
-                log.close()
-                for process in processes:
-                    process.terminate()
-                for process in processes:
-                    process.wait(60)
 
 
 def _report(proxies: int, rounds: list[Round]) -> list[str]:

@@ -83,8 +83,6 @@ import math
 import os
 import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -96,6 +94,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from benchmarks.processes import Processes, wait_ready
 from benchmarks.routing_world import (
     ADMIN_KEY,
     CONVERGED_SHARE,
@@ -154,21 +153,6 @@ def _config(upstream_port: int, keys: dict[str, str], knobs: Knobs) -> dict[str,
         "budgets": [],
         "webhooks": [],
     }
-
-
-async def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"{url}: the process exited during start-up")
-            try:
-                if (await client.get(url)).status_code < 500:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"{url} did not become ready")
 
 
 # --- one arm ------------------------------------------------------------------------------
@@ -441,7 +425,6 @@ async def stack(keys: dict[str, str], knobs: Knobs, seed: int) -> AsyncIterator[
             upstream_port, port = free_port(), free_port()
             config_path = Path(tmp) / "tollway.yaml"
             config_path.write_text(yaml.safe_dump(_config(upstream_port, keys, knobs)))
-            log = (Path(tmp) / "tollway.log").open("ab")
             env = {
                 **os.environ,
                 "TOLLWAY_KAFKA_BOOTSTRAP": broker.bootstrap,
@@ -453,35 +436,18 @@ async def stack(keys: dict[str, str], knobs: Knobs, seed: int) -> AsyncIterator[
                 "TOLLWAY_KAFKA_SESSION_TIMEOUT_S": "3",
                 "TOLLWAY_ROUTING_STATS_INTERVAL_S": str(knobs.interval_s),
             }
-            processes = [
-                subprocess.Popen(
-                    [sys.executable, "-m", "benchmarks.quality_upstream", str(upstream_port),
-                     str(seed)],
-                    stdout=log, stderr=subprocess.STDOUT,
-                ),
-                subprocess.Popen(
-                    [sys.executable, "-m", "tollway.cli.main", "serve", "--role", "all",
-                     "--log-level", "warning"],
-                    env=env, stdout=log, stderr=subprocess.STDOUT,
-                ),
-            ]  # fmt: skip
-            base = f"http://127.0.0.1:{port}"
-            try:
-                await _wait_ready(
-                    f"http://127.0.0.1:{upstream_port}/v1/chat/completions", processes[0]
+            with Processes(Path(tmp) / "tollway.log") as processes:
+                upstream = processes.start(
+                    "-m", "benchmarks.quality_upstream", str(upstream_port), str(seed)
                 )
-                await _wait_ready(f"{base}/readyz", processes[1])
+                tollway = processes.start(
+                    "-m", "tollway.cli.main", "serve", "--role", "all", "--log-level", "warning",
+                    env=env,
+                )  # fmt: skip
+                base = f"http://127.0.0.1:{port}"
+                await wait_ready(f"http://127.0.0.1:{upstream_port}/v1/chat/completions", upstream)
+                await wait_ready(f"{base}/readyz", tollway)
                 yield base
-            except BaseException:
-                log.flush()
-                print((Path(tmp) / "tollway.log").read_text(errors="replace")[-5000:])
-                raise
-            finally:
-                log.close()
-                for process in processes:
-                    process.terminate()
-                for process in processes:
-                    process.wait(60)
 
 
 def client(concurrency: int) -> httpx.AsyncClient:
