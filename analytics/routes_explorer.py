@@ -224,9 +224,19 @@ async def calls(request: Request, principal: Principal = Depends(full_reader)) -
         limit = parse_int(params, "limit", 100, 1, 1000)
         selection = _selection(request, principal, timedelta(days=30))
         with_content = principal.role == "admin" and config_of(request).logging.content
-        result = await run(
-            store_of(request), queries.calls_sql(selection, limit, with_content=with_content)
-        )
+        store = store_of(request)
+        newest = selection
+        source, days = queries.pick_source(selection, [], granularity="day")
+        if source is not queries.RAW:  # where the newest `limit` calls start, from a rollup
+            per_day = await run(store, queries.calls_per_day_sql(source, days))
+            start = queries.newest_calls_start(per_day.rows, limit)
+            if start is not None and start > selection.start:
+                newest = Selection(start, selection.end, selection.filters)
+        result = await run(store, queries.calls_sql(newest, limit, with_content=with_content))
+        if newest is not selection and len(result.rows) < limit:  # the rollup counted more
+            result = await run(
+                store, queries.calls_sql(selection, limit, with_content=with_content)
+            )
         rows = []
         for row in result.rows:
             item = {**row, "ts": iso(row["ts"]), "cost_usd": usd(row["cost_usd"])}

@@ -286,3 +286,65 @@ async def test_calls_newest_first_and_content_only_for_admin(client: httpx.Async
     client.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
     calls = (await client.get("/v1/analytics/calls", params={"limit": 1, **RANGE})).json()["calls"]
     assert calls[0]["request_content"].startswith("prompt ")
+
+
+async def test_calls_are_the_newest_whatever_day_the_list_starts_from(
+    client: httpx.AsyncClient,
+) -> None:
+    """The list reads the ledger from the day a rollup says holds the newest `limit` calls;
+    it must be the same list as one read over the whole range (`user` forces that: raw only)."""
+    events = seeded_events()
+    users = sorted({e.user for e in events})
+    for limit in (1, 5, 12, 13, 30, 36, 50):
+        for filters in ({}, {"business_line": "marketing"}, {"model": "gpt-4o"}):
+            params = {"limit": str(limit), **filters, **RANGE}
+            body = (await client.get("/v1/analytics/calls", params=params)).json()
+            full = (
+                await client.get(
+                    "/v1/analytics/calls", params=[*params.items(), *(("user", u) for u in users)]
+                )
+            ).json()
+            assert body["calls"] == full["calls"], (limit, filters)
+            assert len(body["calls"]) == min(limit, len(full["calls"]))
+
+
+def test_newest_calls_start_counts_back_from_the_newest_day() -> None:
+    from datetime import UTC, datetime
+
+    from analytics.queries import newest_calls_start
+
+    per_day = [
+        {"d": "2025-03-12", "n": 3},
+        {"d": "2025-03-11", "n": 4},
+        {"d": "2025-03-10", "n": 9},
+    ]
+    assert newest_calls_start(per_day, 3) == datetime(2025, 3, 12, tzinfo=UTC)
+    assert newest_calls_start(per_day, 4) == datetime(2025, 3, 11, tzinfo=UTC)
+    assert newest_calls_start(per_day, 16) == datetime(2025, 3, 10, tzinfo=UTC)
+    assert newest_calls_start(per_day, 17) is None
+
+
+def test_the_smallest_daily_rollup_that_can_answer_is_picked() -> None:
+    from datetime import UTC, datetime
+
+    from analytics import queries
+    from analytics.params import Selection
+
+    day = Selection(datetime(2025, 3, 10, tzinfo=UTC), datetime(2025, 3, 13, tzinfo=UTC))
+    drill = Selection(day.start, day.end, {"business_line": ["marketing"]})
+    for selection, group_by, table in (
+        (day, [], "calls_daily_by_line"),
+        (day, ["business_line", "model"], "calls_daily_by_line"),
+        (drill, ["project"], "calls_daily_by_task"),
+        (
+            Selection(day.start, day.end, {"environment": ["prod"]}),
+            ["task_type"],
+            "calls_daily_by_task",
+        ),
+        (drill, ["key_id"], "calls_daily"),
+        (Selection(day.start, day.end, {"status": ["ok"]}), ["model"], "calls_daily"),
+    ):
+        source, _ = queries.pick_source(selection, group_by)
+        assert (source.name, source.table) == ("daily", table), (selection, group_by)
+    source, _ = queries.pick_source(day, ["model"], granularity="hour")
+    assert source.table == "calls_hourly"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
 from analytics.ledger import Ledger
 from analytics.migrate import load_migrations, migrate
 from analytics.store import ChdbStore
@@ -28,18 +30,24 @@ ROLLUP = SUMS.format(
 )
 
 
+BY_TASK_DIMS = "business_line, project, task_type, environment, model, provider"
+BY_LINE_DIMS = "business_line, environment, model, provider"
+
+
 async def _assert_rollups_match_raw(store: ChdbStore) -> None:
-    for table, bucket, raw_bucket in (
-        ("calls_hourly", "hour", "toStartOfHour(ts)"),
-        ("calls_daily", "day", "toDate(ts)"),
+    for table, bucket, raw_bucket, dims in (
+        ("calls_hourly", "hour", "toStartOfHour(ts)", DIMS),
+        ("calls_daily", "day", "toDate(ts)", DIMS),
+        ("calls_daily_by_task", "day", "toDate(ts)", BY_TASK_DIMS),
+        ("calls_daily_by_line", "day", "toDate(ts)", BY_LINE_DIMS),
     ):
         raw = await store.query(
-            f"SELECT {raw_bucket} AS b, {DIMS}, {RAW} FROM calls"
-            f" GROUP BY b, {DIMS} ORDER BY b, {DIMS}"
+            f"SELECT {raw_bucket} AS b, {dims}, {RAW} FROM calls"
+            f" GROUP BY b, {dims} ORDER BY b, {dims}"
         )
         rolled = await store.query(
-            f"SELECT {bucket} AS b, {DIMS}, {ROLLUP} FROM {table}"
-            f" GROUP BY b, {DIMS} ORDER BY b, {DIMS}"
+            f"SELECT {bucket} AS b, {dims}, {ROLLUP} FROM {table}"
+            f" GROUP BY b, {dims} ORDER BY b, {dims}"
         )
         assert [r | {"b": str(r["b"])[:10]} for r in rolled.rows] == [
             r | {"b": str(r["b"])[:10]} for r in raw.rows
@@ -95,8 +103,36 @@ async def test_upgrade_from_0001_rebuilds_rollups_from_the_ledger(store: ChdbSto
     assert await migrate(store) == [m.name for m in load_migrations()[1:]]
     await Ledger(store).write(events[80:])  # and after the upgrade
     await _assert_rollups_match_raw(store)
-    total = await store.query("SELECT sum(calls) AS n FROM calls_daily")
-    assert total.rows == [{"n": 120}]
+    for table in ("calls_daily", "calls_daily_by_task", "calls_daily_by_line"):
+        total = await store.query(f"SELECT sum(calls) AS n FROM {table}")
+        assert total.rows == [{"n": 120}], table
+
+
+async def test_smaller_daily_rollups_are_backfilled_from_calls_daily(store: ChdbStore) -> None:
+    """0011 on a ledger that already has calls: the new rollups start with all of them, and
+    their latency states merge to the same quantiles as `calls_daily`'s."""
+    before = [m for m in load_migrations() if m.name < "0011"]
+    await migrate(store, before)
+    await Ledger(store).write(_mixed_events())
+    assert "0011_daily_rollups_by_task_and_line.sql" in await migrate(store)
+    await _assert_rollups_match_raw(store)
+    quantiles = "quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(latency_ms_q) AS q"
+    daily = await store.query(f"SELECT {quantiles} FROM calls_daily")
+    for table in ("calls_daily_by_task", "calls_daily_by_line"):
+        smaller = await store.query(f"SELECT {quantiles} FROM {table}")
+        assert smaller.rows[0]["q"] == pytest.approx(daily.rows[0]["q"], abs=10), table
+
+
+async def test_the_ledger_columns_carry_their_codecs(ledger_store: ChdbStore) -> None:
+    result = await ledger_store.query(
+        "SELECT name, compression_codec AS codec FROM system.columns"
+        f" WHERE database = '{ledger_store.database}' AND table = 'calls'"
+    )
+    codecs = {r["name"]: r["codec"] for r in result.rows}
+    assert codecs["ts"] == "CODEC(Delta(8), ZSTD(3))"
+    assert codecs["cost_usd"] == codecs["input_tokens"] == "CODEC(T64, ZSTD(3))"
+    assert codecs["attempts"] == "CODEC(ZSTD(3))"
+    assert codecs["event_id"] == ""  # random bits: LZ4, the default
 
 
 async def test_rollups_equal_raw_aggregates_across_parts(ledger_store: ChdbStore) -> None:
