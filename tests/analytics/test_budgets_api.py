@@ -131,3 +131,25 @@ def test_period_windows(period: str, zone: str, now: datetime, start: str, end: 
     window_start, window_end = period_window(period, zone, now)  # type: ignore[arg-type]
     assert window_start.isoformat().startswith(start)
     assert window_end is not None and window_end.isoformat().startswith(end)
+
+
+@pytest.mark.parametrize(
+    ("scope", "period", "zone", "table"),
+    [
+        (BudgetScope(business_line="marketing"), "monthly", "UTC", "calls_daily"),
+        (BudgetScope(project="seo", key_id="k1"), "total", "UTC", "calls_daily"),
+        (BudgetScope(business_line="marketing"), "daily", "America/New_York", "calls_hourly"),
+        (BudgetScope(model="gpt-4o"), "weekly", "Asia/Kolkata", "calls"),  # +05:30
+        (BudgetScope(user="u1"), "monthly", "UTC", "calls"),  # not in the rollups
+        (BudgetScope(tag={"team": "growth"}), "total", "UTC", "calls"),
+    ],
+)
+def test_budget_spend_is_summed_from_the_cheapest_exact_table(
+    scope: BudgetScope, period: str, zone: str, table: str
+) -> None:
+    from analytics.budget_status import spend_source
+
+    window = period_window(period, zone, datetime(2025, 3, 12, 3, tzinfo=UTC))  # type: ignore[arg-type]
+    source, times = spend_source(scope, window)
+    assert source == table
+    assert len(times) == (0 if period == "total" else 2)
