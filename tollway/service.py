@@ -106,6 +106,7 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
 
     if roles & {"worker", "analytics"}:
         from analytics.migrate import migrate
+        from analytics.retention import apply_retention
         from analytics.store import open_store
 
         store = runtime.store
@@ -113,6 +114,7 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
             store = open_store(settings)
             stack.push_async_callback(store.close)
         await migrate(store)  # type: ignore[arg-type]
+        await apply_retention(store, runtime.config.logging)  # type: ignore[arg-type]
         app.state.store = store
 
     if "analytics" in roles:
@@ -204,6 +206,10 @@ def _reloader(app: FastAPI, runtime: Runtime) -> Callable[[TollwayConfig], Await
             await gateway.reload(config)
         if worker := getattr(app.state, "worker", None):
             await worker.reload(config)
+        if store := getattr(app.state, "store", None):
+            from analytics.retention import apply_retention
+
+            await apply_retention(store, config.logging)
 
     return reload
 
