@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from tollway import log_repeats
 from tollway.config import ConfigError, load_config
 from tollway.service import RoleError, Runtime, build_app, describe, parse_roles
 from tollway.settings import Settings
@@ -39,6 +40,7 @@ def _logging(level: str) -> None:
     )
     for noisy in ("aiokafka", "faust", "mode"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    log_repeats.install()  # a broker outage would otherwise flood the log
 
 
 def register(app: typer.Typer) -> None:
