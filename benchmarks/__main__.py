@@ -8,6 +8,7 @@ import sys
 
 BENCHMARKS = [
     "proxy_overhead",
+    "upstream_http2",
     "ledger_write",
     "analytics_queries",
     "ingest_throughput",

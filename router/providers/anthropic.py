@@ -18,7 +18,7 @@ from router.providers.base import (
     ChatResult,
     ProviderError,
     TransportError,
-    UpstreamClient,
+    Upstream,
     new_http_client,
     post_json,
     provider_secret,
@@ -37,7 +37,7 @@ ANTHROPIC_VERSION = "2023-06-01"
 
 
 class AnthropicProvider:
-    def __init__(self, config: ProviderConfig, client: UpstreamClient | None = None) -> None:
+    def __init__(self, config: ProviderConfig, client: Upstream | None = None) -> None:
         self.config = config
         self._secret = provider_secret(config)
         headers = {"anthropic-version": ANTHROPIC_VERSION}

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from router.providers.http import TransportError, UpstreamClient
+from router.providers.http import TransportError, Upstream, UpstreamClient
 from router.schemas import ChatCompletionRequest
 from router.upstream import ChatChunk, ChatResult, ProviderError
 from tollway.config.schema import ModelConfig, ProviderConfig
@@ -49,11 +49,26 @@ def redact(text: str, secret: str | None) -> str:
     return text.replace(secret, "***") if secret else text
 
 
-def new_http_client(
-    config: ProviderConfig, base_url: str, headers: dict[str, str]
-) -> UpstreamClient:
-    """The provider's pooled keep-alive client (router/providers/http.py)."""
-    return UpstreamClient(base_url, headers, timeout_s=config.timeout_s, connect_timeout_s=10.0)
+def new_http_client(config: ProviderConfig, base_url: str, headers: dict[str, str]) -> Upstream:
+    """The provider's pooled keep-alive client: HTTP/1.1 on aiohttp (router/providers/http.py),
+    or with `http2: true` HTTP/2 on httpx (router/providers/http2.py, imported only then)."""
+    if config.http2:
+        from router.providers.http2 import Http2UpstreamClient
+
+        return Http2UpstreamClient(
+            base_url,
+            headers,
+            timeout_s=config.timeout_s,
+            connect_timeout_s=10.0,
+            ca_bundle=config.ca_bundle,
+        )
+    return UpstreamClient(
+        base_url,
+        headers,
+        timeout_s=config.timeout_s,
+        connect_timeout_s=10.0,
+        ca_bundle=config.ca_bundle,
+    )
 
 
 def transport_error(config: ProviderConfig, exc: TransportError) -> ProviderError:
@@ -82,7 +97,7 @@ def status_error(
 
 
 async def post_json(
-    client: UpstreamClient,
+    client: Upstream,
     config: ProviderConfig,
     path: str,
     payload: dict[str, Any],
@@ -170,6 +185,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "TransportError",
+    "Upstream",
     "UpstreamClient",
     "new_http_client",
     "parse_retry_after",

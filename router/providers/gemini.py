@@ -17,7 +17,7 @@ from router.providers.base import (
     ChatResult,
     ProviderError,
     TransportError,
-    UpstreamClient,
+    Upstream,
     new_http_client,
     post_json,
     provider_secret,
@@ -34,7 +34,7 @@ DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 
 
 class GeminiProvider:
-    def __init__(self, config: ProviderConfig, client: UpstreamClient | None = None) -> None:
+    def __init__(self, config: ProviderConfig, client: Upstream | None = None) -> None:
         self.config = config
         self._secret = provider_secret(config)
         headers = {"x-goog-api-key": self._secret} if self._secret else {}

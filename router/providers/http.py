@@ -1,4 +1,4 @@
-"""The upstream HTTP client: one pooled keep-alive connection pool per provider.
+"""The upstream HTTP/1.1 client: one pooled keep-alive connection pool per provider.
 
 The proxy's hot path is one upstream request per call, so this client is built for that:
 aiohttp's pool (C-accelerated HTTP/1.1 parser, a per-host deque of idle connections) costs
@@ -11,6 +11,9 @@ concurrency the proxy serves on one process) and keeps idle ones for `keepalive_
 Request bodies are encoded once with orjson; answers are returned as bytes for the adapter
 to decode once. Transport failures (refused, reset, timed out) raise `TransportError`, which
 names only the exception type: URLs and headers could carry a secret.
+
+A provider with `http2: true` gets router/providers/http2.py's client instead; both satisfy
+`Upstream` below, so the adapters never know which one carries their calls.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import contextlib
 import os
 import ssl
 from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -73,21 +77,50 @@ class StreamedAnswer:
 
     async def aiter_lines(self) -> AsyncIterator[str]:
         """The body's lines without their endings (`\\n`, `\\r\\n` or `\\r`), like httpx."""
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pending = ""
         try:
-            async for chunk in self._response.content.iter_any():
-                text = pending + decoder.decode(chunk)
-                lines = text.splitlines(keepends=True)
-                # the last piece may be a line still arriving (or a `\r` of a `\r\n`)
-                pending = lines.pop() if lines and not lines[-1].endswith("\n") else ""
-                for line in lines:
-                    yield line.rstrip("\r\n")
+            async for line in iter_lines(self._response.content.iter_any()):
+                yield line
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _transport_error(exc) from None
-        pending += decoder.decode(b"", final=True)
-        for line in pending.splitlines():
-            yield line
+
+
+class StreamedBody(Protocol):
+    """What a streamed answer offers the adapters, whichever client produced it."""
+
+    status_code: int
+    headers: Mapping[str, str]
+
+    async def aread(self) -> bytes: ...
+
+    def aiter_lines(self) -> AsyncIterator[str]: ...
+
+
+class Upstream(Protocol):
+    """A provider's upstream client: `UpstreamClient` (HTTP/1.1, aiohttp) or
+    `Http2UpstreamClient` (HTTP/2, httpx). Transport failures raise `TransportError`."""
+
+    async def post(self, path: str, payload: object) -> UpstreamAnswer: ...
+
+    def stream(self, path: str, payload: object) -> AbstractAsyncContextManager[StreamedBody]: ...
+
+    async def aclose(self) -> None: ...
+
+
+async def iter_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    """Lines of a body arriving in chunks, without their endings; shared by both clients so an
+    SSE body splits the same way over HTTP/1.1 and HTTP/2."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    async for chunk in chunks:
+        text = pending + decoder.decode(chunk)
+        lines = text.splitlines(keepends=True)
+        # the last piece may be a line still arriving (or a `\r` of a `\r\n`)
+        pending = lines.pop() if lines and not lines[-1].endswith("\n") else ""
+        for line in lines:
+            yield line.rstrip("\r\n")
+    pending += decoder.decode(b"", final=True)
+    for line in pending.splitlines():
+        yield line
 
 
 class UpstreamClient:
@@ -102,6 +135,7 @@ class UpstreamClient:
         connect_timeout_s: float = 10.0,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         keepalive_s: float = DEFAULT_KEEPALIVE_S,
+        ca_bundle: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self.headers = {**headers, **_JSON}
@@ -112,25 +146,25 @@ class UpstreamClient:
         )
         self.max_connections = max_connections
         self.keepalive_s = keepalive_s
+        self.ca_bundle = ca_bundle
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[str, URL] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         session = self._session
         if session is None or session.closed:
-            ssl_context = ssl.create_default_context(cafile=_ca_file())
             connector = aiohttp.TCPConnector(
                 limit=self.max_connections,
                 limit_per_host=0,
                 keepalive_timeout=self.keepalive_s,
-                ssl=ssl_context,
+                ssl=tls_context(self.ca_bundle),
                 ttl_dns_cache=300,
             )
             session = self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers=self.headers,
                 timeout=self.timeout,
-                trust_env=any(os.environ.get(v) for v in _PROXY_VARIABLES),
+                trust_env=proxy_from_environment(),
                 # no cookie jar: one provider's pool serves every caller, so a cookie an
                 # upstream sets for one call must not ride along on the next caller's
                 cookie_jar=aiohttp.DummyCookieJar(),
@@ -181,6 +215,17 @@ class UpstreamClient:
 
 def _transport_error(exc: BaseException) -> TransportError:
     return TransportError(type(exc).__name__, timeout=isinstance(exc, TimeoutError))
+
+
+def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """Certificate checks against the provider's own `ca_bundle` when it names one (an internal
+    CA in front of a self-hosted server), else against `_ca_file()`'s bundle."""
+    return ssl.create_default_context(cafile=ca_bundle or _ca_file())
+
+
+def proxy_from_environment() -> bool:
+    """Whether a proxy variable is set: only then do the clients read the environment."""
+    return any(os.environ.get(v) for v in _PROXY_VARIABLES)
 
 
 def _ca_file() -> str | None:

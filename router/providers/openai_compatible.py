@@ -19,7 +19,7 @@ from router.providers.base import (
     ChatResult,
     ProviderError,
     TransportError,
-    UpstreamClient,
+    Upstream,
     new_http_client,
     post_json,
     provider_secret,
@@ -48,7 +48,7 @@ def usage_from_openai(usage: dict[str, Any] | None) -> Usage:
 
 
 class OpenAICompatibleProvider:
-    def __init__(self, config: ProviderConfig, client: UpstreamClient | None = None) -> None:
+    def __init__(self, config: ProviderConfig, client: Upstream | None = None) -> None:
         self.config = config
         base_url = config.base_url or DEFAULT_BASE_URLS.get(config.type)
         if not base_url:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from tollway.config.types import Capability, Name, Price, ProviderType, _Strict
 
@@ -27,6 +28,16 @@ class ProviderConfig(_Strict):
         default=None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="Variable holding the secret."
     )
     timeout_s: float = Field(default=120.0, gt=0)
+    # transport (router/providers/http.py, http2.py)
+    http2: bool = Field(
+        default=False,
+        description="HTTP/2 to this provider (ALPN over https, prior knowledge over http).",
+    )
+    ca_bundle: str | None = Field(
+        default=None,
+        description="PEM file of the CAs this provider's certificate is checked against "
+        "(instead of the public bundle): an internal CA in front of a self-hosted server.",
+    )
     sim: SimBehaviour = Field(default_factory=SimBehaviour)
     # resilience (router/resilience.py): retries of one model, then fallback to the next
     max_retries: int = Field(default=2, ge=0, le=10, description="Retries of a model per call.")
@@ -52,6 +63,14 @@ class ProviderConfig(_Strict):
         if self.type == "openai_compatible" and not self.base_url:
             raise ValueError("an openai_compatible provider needs base_url")
         return self
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _readable_bundle(cls, value: str | None) -> str | None:
+        """Checked at load, so a wrong path is a config error, not a failure on every call."""
+        if value is not None and not (os.path.isfile(value) and os.access(value, os.R_OK)):
+            raise ValueError(f"no readable CA bundle at {value!r}")
+        return value
 
 
 class PricePoint(_Strict):

@@ -1,0 +1,203 @@
+"""The upstream HTTP/2 client, for providers with `http2: true`: httpx with h2.
+
+HTTP/1.1 carries one call per connection at a time, so a provider serving 500 concurrent calls
+holds 500 connections (and a TLS handshake each when the pool grows). HTTP/2 multiplexes them
+as streams over a few connections — about one per 100 concurrent calls, the streams each side
+allows on a connection. aiohttp has no HTTP/2, hence httpx here; its pool's per-request cost
+(a scan of every pooled connection, router/providers/http.py) stays small because the pool
+holds a handful of connections, not hundreds.
+
+Which HTTP/2: over `https://` the version is negotiated by ALPN, and a server that offers only
+HTTP/1.1 is still served (over httpx's HTTP/1.1). Over `http://` there is no negotiation, so
+the client speaks HTTP/2 from the first byte ("prior knowledge", h2c): the upstream must accept
+that, as nginx, Envoy or Hypercorn can.
+
+Abandoning a response — a caller who went away mid-stream, an attempt timeout cancelling a
+call — must stop the upstream's work on it. httpcore (httpx's transport) forgets such a stream
+without telling the server (encode/httpcore#943): the upstream keeps generating, billed tokens
+included, and h2 keeps counting the stream as open until the connection refuses new ones
+("Max outbound streams is 100, 100 open"). `_reset_abandoned_streams` fixes that, for every
+httpx HTTP/2 connection in the process once this module is imported: a stream closed before
+its end is reset with RST_STREAM(CANCEL), as browsers and other HTTP/2 clients do.
+Timeouts, pool size and failures mirror the HTTP/1.1 client: the same `TransportError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import h2.errors
+import httpcore
+import httpx
+import orjson
+
+from router.providers.http import (
+    _JSON,
+    DEFAULT_KEEPALIVE_S,
+    DEFAULT_MAX_CONNECTIONS,
+    TransportError,
+    UpstreamAnswer,
+    iter_lines,
+    proxy_from_environment,
+    tls_context,
+)
+
+log = logging.getLogger(__name__)
+
+#: how long the RST_STREAM of an abandoned stream may take to leave
+RESET_WRITE_TIMEOUT_S = 5.0
+
+
+class Http2StreamedAnswer:
+    """A streamed answer over HTTP/2 (or HTTP/1.1 where ALPN chose it)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self.status_code = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+        self.http_version = response.http_version
+
+    async def aread(self) -> bytes:
+        try:
+            return await self._response.aread()
+        except httpx.RequestError as exc:
+            raise _transport_error(exc) from None
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        """The body's lines without their endings, split exactly as the HTTP/1.1 client does."""
+        try:
+            async for line in iter_lines(self._response.aiter_bytes()):
+                yield line
+        except httpx.RequestError as exc:
+            raise _transport_error(exc) from None
+
+
+class Http2UpstreamClient:
+    """One provider's HTTP/2 connection pool, with `UpstreamClient`'s interface."""
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: Mapping[str, str],
+        *,
+        timeout_s: float,
+        connect_timeout_s: float = 10.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        keepalive_s: float = DEFAULT_KEEPALIVE_S,
+        ca_bundle: str | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/") + "/"
+        self.headers = {**headers, **_JSON}
+        # read: the longest silence between two reads, as aiohttp's sock_read; pool: the wait
+        # for a free connection, which aiohttp counts in its connect timeout
+        self.timeout = httpx.Timeout(
+            connect=connect_timeout_s, read=timeout_s, write=timeout_s, pool=connect_timeout_s
+        )
+        # the bound matters only where ALPN falls back to HTTP/1.1; over HTTP/2 the pool opens
+        # one connection per ~100 concurrent calls
+        self.limits = httpx.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=keepalive_s,
+        )
+        self.ca_bundle = ca_bundle
+        self.prior_knowledge = self.base_url.startswith("http://")
+        self._client: httpx.AsyncClient | None = None
+
+    def _open(self) -> httpx.AsyncClient:
+        client = self._client
+        if client is None or client.is_closed:
+            client = self._client = httpx.AsyncClient(
+                http1=not self.prior_knowledge,
+                http2=True,
+                verify=tls_context(self.ca_bundle),
+                timeout=self.timeout,
+                limits=self.limits,
+                headers=self.headers,
+                trust_env=proxy_from_environment(),
+                # as with aiohttp: one pool serves every caller, so no cookie may carry over
+                cookies=_no_cookies(),
+                follow_redirects=False,
+            )
+        return client
+
+    def url(self, path: str) -> str:
+        return self.base_url + path.lstrip("/")
+
+    async def post(self, path: str, payload: object) -> UpstreamAnswer:
+        """POST `payload` as JSON and read the whole answer."""
+        try:
+            response = await self._open().post(self.url(path), content=orjson.dumps(payload))
+        except httpx.RequestError as exc:
+            raise _transport_error(exc) from None
+        return UpstreamAnswer(response.status_code, response.headers, response.content)
+
+    @contextlib.asynccontextmanager
+    async def stream(self, path: str, payload: object) -> AsyncIterator[Http2StreamedAnswer]:
+        """POST `payload` as JSON; the caller reads the body as it arrives. Leaving the block
+        before the end resets the stream (the connection and its other streams carry on)."""
+        client = self._open()
+        request = client.build_request("POST", self.url(path), content=orjson.dumps(payload))
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.RequestError as exc:
+            raise _transport_error(exc) from None
+        try:
+            yield Http2StreamedAnswer(response)
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def _transport_error(exc: httpx.RequestError) -> TransportError:
+    return TransportError(type(exc).__name__, timeout=isinstance(exc, httpx.TimeoutException))
+
+
+def _no_cookies() -> Any:
+    """A cookie jar that keeps nothing (httpx has no switch for it)."""
+    from http.cookiejar import CookieJar, DefaultCookiePolicy
+
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
+# --- encode/httpcore#943: reset a stream closed before its end --------------------------------
+
+_Connection = httpcore.AsyncHTTP2Connection
+
+
+async def _reset_then_close(self: Any, stream_id: int) -> None:
+    """httpcore's `_response_closed`, preceded by RST_STREAM(CANCEL) when h2 still has the
+    stream open — the response was abandoned (a fully read one is closed already)."""
+    try:
+        stream = self._h2_state.streams.get(stream_id)
+        if stream is not None and not stream.closed and self._write_exception is None:
+            self._h2_state.reset_stream(stream_id, error_code=h2.errors.ErrorCodes.CANCEL)
+            async with self._write_lock:
+                data = self._h2_state.data_to_send()
+                await self._network_stream.write(data, RESET_WRITE_TIMEOUT_S)
+    except Exception as exc:  # a failing connection: httpcore finds out on its next read
+        log.debug("could not reset HTTP/2 stream %d: %s", stream_id, type(exc).__name__)
+    finally:
+        await _response_closed(self, stream_id)
+
+
+def _reset_abandoned_streams() -> None:
+    """Wrap httpcore's `_response_closed` once (tests/router/test_http2.py checks that the
+    upstream sees the reset, so an httpcore that changed shape fails there)."""
+    global _response_closed
+    if getattr(_Connection._response_closed, "_tollway", False):
+        return
+    _response_closed = _Connection._response_closed
+    _reset_then_close._tollway = True  # type: ignore[attr-defined]
+    _Connection._response_closed = _reset_then_close  # type: ignore[method-assign]
+
+
+_response_closed: Any = None
+_reset_abandoned_streams()
