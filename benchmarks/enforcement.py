@@ -3,14 +3,18 @@
 `tollway serve --role all` (proxy, worker and analytics in one process, the simulated provider)
 is hammered by `clients` concurrent clients spending against one `block` budget until calls
 are refused and nothing has been admitted for QUIET_S (longer than the proxy's 5 s settle
-grace, after which a too-cautious hold would be released); `trials` such rounds run one after
-another, each on its own key and budget. Per round:
+grace for a call whose delivery it never learnt, after which a too-cautious hold would be
+released); `trials` such rounds run one after another, each on its own key and budget. Per
+round:
 
 - the crossing: the moment the served calls' cost (from `x-tollway-cost-usd`, summed in order
   of completion) first reaches the limit — when the money is gone as the caller sees it;
 - the enforcement lag: crossing → the last call admitted (0 if none was admitted after it);
-  the first refusal usually comes before the crossing, as the proxy's reservations (estimated
-  cost of the calls in flight) count against the limit — reported as the spend at that moment;
+- the first refusal, reported as the served spend at that moment: it may come before the
+  crossing, as the proxy's reservations (the estimated cost of the calls in flight) count
+  against the limit — with `max_tokens` unset, before any call has finished; with exact
+  `max_tokens` and one proxy, within the calls in flight of the limit (issue #4: it came at
+  about half of it while each settled cost stayed held for 5 s after the worker counted it);
 - the overshoot: (final ledger spend - limit) / limit, the ledger read through
   `/v1/analytics/sql` once the worker has caught up, next to the number of calls in flight at
   the crossing — the bound the budget issue sets for one proxy.

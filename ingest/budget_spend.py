@@ -11,6 +11,14 @@ window, or a changelog lost with the embedded broker — is rebuilt from the led
 that partition and window (`source_partition` in `calls`), never added to. A periodic
 reconciliation replaces every current entry by the ledger's answer, which also repairs the one
 gap at-least-once delivery leaves: a crash after the ledger insert but before the table update.
+
+A status counted from a batch says through which calls-topic offset of its partition it has
+counted (`counted_through_offset`: the batch's highest; the sink handles a partition's messages
+in order, so every earlier one is counted or was a redelivery). A proxy releases the cost it
+holds for a call of its own once a status covers the call's offset. An entry rebuilt while
+counting a batch is read from the ledger after that batch's insert, so it claims the same
+offset; a reconciliation claims none — it knows the ledger, not which offsets that covers — and
+the proxies keep the previous claim, which its spend includes.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -96,8 +104,12 @@ class BudgetSpend:
         self._task: asyncio.Task[None] | None = None
 
     # -- counting ------------------------------------------------------------------------
-    async def count(self, inserted: Iterable[tuple[CallEvent, int]]) -> None:
-        """Add the cost of freshly inserted ledger rows; call with the sink's lock held."""
+    async def count(
+        self, inserted: Iterable[tuple[CallEvent, int]], through: Mapping[int, int] | None = None
+    ) -> None:
+        """Add the cost of freshly inserted ledger rows; call with the sink's lock held.
+        `through`: the batch's highest offset per partition, published with the spend."""
+        through = through or {}
         budgets = self.config().budgets
         if not budgets:
             return
@@ -124,7 +136,9 @@ class BudgetSpend:
                     "calls": int(entry["calls"]) + len(costs),
                 }
             self.table[key] = entry
-            changed.append(self._status(budget, start, end, partition, entry))
+            changed.append(
+                self._status(budget, start, end, partition, entry, through.get(partition))
+            )
         await self._publish(changed)
 
     # -- rebuilding and reconciling -----------------------------------------------------
@@ -199,6 +213,7 @@ class BudgetSpend:
         end: datetime | None,
         partition: int,
         entry: dict[str, Any],
+        counted_through: int | None = None,
     ) -> BudgetStatus:
         return BudgetStatus(
             budget_id=budget.id,
@@ -207,6 +222,7 @@ class BudgetSpend:
             partition=partition,
             spend_usd=Decimal(entry["spend"]),
             calls=int(entry["calls"]),
+            counted_through_offset=counted_through,
         )
 
     async def _publish(self, statuses: list[BudgetStatus]) -> None:

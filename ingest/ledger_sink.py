@@ -46,8 +46,9 @@ class BatchResult:
 
 
 DeadLetter = Callable[[RawMessage, str], Awaitable[None]]
-#: called with the events a batch actually inserted (and their source partitions)
-AfterWrite = Callable[[list[tuple[CallEvent, int]]], Awaitable[None]]
+#: called with the events a batch actually inserted (and their source partitions), and the
+#: batch's highest offset per partition: every message up to it has then been through the sink
+AfterWrite = Callable[[list[tuple[CallEvent, int]], dict[int, int]], Awaitable[None]]
 
 
 @dataclass
@@ -66,7 +67,9 @@ class LedgerSink:
         result = BatchResult()
         events: list[CallEvent] = []
         partitions: list[int] = []
+        through: dict[int, int] = {}  # the batch's highest offset per partition
         for message in batch:
+            through[message.partition] = max(through.get(message.partition, -1), message.offset)
             try:
                 events.append(decode_call_event(message.value))
                 partitions.append(message.partition)
@@ -77,14 +80,14 @@ class LedgerSink:
             async with self.lock:
                 inserted = await self._write_until_accepted(events, partitions)
                 if inserted and self.after_write is not None:
-                    await self.after_write(inserted)
+                    await self.after_write(inserted, through)
             result.written = len(inserted)
             result.duplicates = len(events) - result.written
         LEDGER_ROWS.inc(result.written)
         LEDGER_DUPLICATES.inc(result.duplicates)
-        for message in batch:
-            previous = self.written_offsets.get(message.partition, -1)
-            self.written_offsets[message.partition] = max(previous, message.offset)
+        for partition, offset in through.items():
+            previous = self.written_offsets.get(partition, -1)
+            self.written_offsets[partition] = max(previous, offset)
         return result
 
     async def _write_until_accepted(

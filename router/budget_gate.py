@@ -5,20 +5,37 @@ budget, window and calls-topic partition; the gate sums the partitions). Between
 the moment the worker has counted it, the gate covers the gap itself:
 
 - before forwarding, a call *reserves* its estimated cost on every budget that counts it;
-- after it, the reservation is replaced by the actual cost, kept as *pending* for a grace
-  period long enough for the worker to count it (briefly counted twice: conservative).
+- after it, the reservation is replaced by the actual cost, kept as *pending* until the
+  worker's status includes it. The publisher tells the gate at which partition and offset
+  Kafka took the call's event; each status says through which offset of its partition the
+  worker has counted (`counted_through_offset`), so the pending cost is released as soon as a
+  status for that budget, window and partition covers the offset — not held for a fixed
+  time, which counted every call twice for the rest of that time and refused a burst at about
+  half the limit. A call whose delivery is unknown (its event spooled during an outage, or
+  not acknowledged yet) keeps the time-based grace (`settle_grace_s`); a delivered call no
+  status covers (its event does not count for that budget after all, say a fallback model a
+  model-scoped budget does not match, and no later call of the partition does) is released
+  after `count_wait_s`. A cost is thus counted twice only where no status can vouch for it
+  (briefly, after a reconciliation read from the ledger), and dropped before the worker has
+  counted it only when the worker is behind by more than those periods.
 
 So with one replica no call is admitted once spent + reserved + pending reaches a blocking
 budget's limit; with several, overshoot is bounded by what the others admitted within the
 enforcement lag. Actions at 100 %: `block` refuses (HTTP 429, `type: budget_exceeded`),
 `alert_only` serves and marks `warned`. `downgrade` acts from its `downgrade_at` share of the
 limit: the call is served by the route's economy tier, or the budget's `downgrade_to`.
+
+The gate runs on every call, so its bookkeeping is O(1) amortised per call: a running total
+per window, a queue per window of calls waiting for their delivery (in settle order, expired
+from the front), and one per window and partition of delivered calls (in offset order,
+released from the front as statuses arrive).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -84,6 +101,31 @@ class Decision:
     _holds: list[tuple[Window, Decimal]] = field(default_factory=list)
 
 
+@dataclass(slots=True, eq=False)
+class _Pending:
+    """A settled call's cost on one budget window, until the worker's status includes it."""
+
+    cost: Decimal
+    since: float  # monotonic time of the settle
+    offset: int = -1  # in the calls topic, once Kafka has acknowledged the event
+    released: bool = False
+
+
+class Delivery:
+    """Published with a settled call's event: the publisher calls it with the partition and
+    offset Kafka acknowledged the event at, which is when the gate can tell from the status
+    topic whether the worker has counted the call."""
+
+    __slots__ = ("_gate", "_held")
+
+    def __init__(self, gate: BudgetGate, held: list[tuple[Window, _Pending]]) -> None:
+        self._gate = gate
+        self._held = held
+
+    def __call__(self, partition: int, offset: int) -> None:
+        self._gate._delivered(self._held, partition, offset)
+
+
 class BudgetGate:
     def __init__(
         self,
@@ -91,14 +133,24 @@ class BudgetGate:
         bootstrap: str | None = None,
         status_topic: str | None = None,
         settle_grace_s: float = 5.0,
+        count_wait_s: float = 30.0,
     ) -> None:
         self.config = config
         self.bootstrap = bootstrap
         self.status_topic = status_topic
-        self.settle_grace_s = settle_grace_s
+        self.settle_grace_s = settle_grace_s  # pending, delivery unknown
+        self.count_wait_s = count_wait_s  # pending, delivered, not (yet) in a status
         self._spent: dict[Window, dict[int, Decimal]] = {}
         self._reserved: dict[Window, Decimal] = {}
-        self._pending: dict[Window, list[tuple[float, Decimal]]] = {}
+        self._pending_usd: dict[Window, Decimal] = {}
+        #: pending calls in settle order, until Kafka acknowledges them (or the grace ends)
+        self._waiting: dict[Window, deque[_Pending]] = {}
+        #: delivered pending calls per partition, in offset order, until a status covers them
+        self._counting: dict[Window, dict[int, deque[_Pending]]] = {}
+        #: per window and partition: the offset the last status counted through, and when
+        #: it arrived (a status older than a call cannot have counted it: after the embedded
+        #: broker restarts, offsets start again from 0 below a stale record's)
+        self._counted: dict[tuple[Window, int], tuple[int, float]] = {}
         self._follower: CompactedFollower | None = None
 
     # -- the decision --------------------------------------------------------------------
@@ -152,14 +204,20 @@ class BudgetGate:
             decision._holds.append((window, cost))
         return decision
 
-    def settle(self, decision: Decision, actual: Decimal) -> None:
-        """Replace the reservation by the actual cost until the worker has counted it."""
+    def settle(self, decision: Decision, actual: Decimal) -> Delivery | None:
+        """Replace the reservation by the actual cost, pending until the worker has counted
+        it. Returns what to publish the call's event with (None when nothing is pending)."""
+        held: list[tuple[Window, _Pending]] = []
         now = time.monotonic()
         for window, estimate in decision._holds:
             self._reserved[window] = self._reserved.get(window, Decimal(0)) - estimate
             if actual:
-                self._pending.setdefault(window, []).append((now, actual))
+                pending = _Pending(actual, now)
+                self._pending_usd[window] = self._pending_usd.get(window, Decimal(0)) + actual
+                self._waiting.setdefault(window, deque()).append(pending)
+                held.append((window, pending))
         decision._holds.clear()
+        return Delivery(self, held) if held else None
 
     def spent(self, budget_id: str, start: datetime) -> Decimal:
         return self._spent_total((budget_id, start))
@@ -168,18 +226,60 @@ class BudgetGate:
         return sum(self._spent.get(window, {}).values(), Decimal(0))
 
     def _held(self, window: Window) -> Decimal:
-        pending = self._pending.get(window)
-        if pending:
-            horizon = time.monotonic() - self.settle_grace_s
-            pending[:] = [(t, c) for t, c in pending if t >= horizon]
-        return self._reserved.get(window, Decimal(0)) + sum(
-            (c for _, c in pending or ()), Decimal(0)
-        )
+        """Reserved plus pending, after releasing what has waited too long: calls whose
+        delivery is unknown after the grace, delivered calls no status covered in time."""
+        now = time.monotonic()
+        waiting = self._waiting.get(window)
+        if waiting:
+            horizon = now - self.settle_grace_s
+            while waiting:
+                first = waiting[0]
+                if first.offset < 0 and not first.released:  # delivery still unknown
+                    if first.since >= horizon:
+                        break
+                    self._release(window, first)
+                waiting.popleft()  # delivered ones wait in `_counting` now
+        counting = self._counting.get(window)
+        if counting:
+            horizon = now - self.count_wait_s
+            for queue in counting.values():
+                while queue and (queue[0].released or queue[0].since < horizon):
+                    self._release(window, queue.popleft())
+        return self._reserved.get(window, Decimal(0)) + self._pending_usd.get(window, Decimal(0))
+
+    def _delivered(self, held: list[tuple[Window, _Pending]], partition: int, offset: int) -> None:
+        """Kafka took a settled call's event at `offset`: from now on a status covering that
+        offset releases its cost (at once, if one already has)."""
+        for window, pending in held:
+            if pending.released:
+                continue
+            pending.offset = offset
+            counted = self._counted.get((window, partition))
+            if counted is not None and counted[0] >= offset and counted[1] >= pending.since:
+                self._release(window, pending)
+            else:
+                queues = self._counting.setdefault(window, {})
+                queues.setdefault(partition, deque()).append(pending)
+
+    def _release(self, window: Window, pending: _Pending) -> None:
+        if not pending.released:
+            pending.released = True
+            self._pending_usd[window] -= pending.cost
 
     # -- following the status topic -----------------------------------------------------
     def apply(self, status: BudgetStatus) -> None:
+        """Take a partition's spend; release the pending calls it has counted. A status that
+        claims no offset (a reconciliation's) leaves the previous claim: its spend is read
+        from the ledger later, so it includes what that claim covered."""
         window = (status.budget_id, status.period_start)
         self._spent.setdefault(window, {})[status.partition] = status.spend_usd
+        through = status.counted_through_offset
+        if through is None:
+            return
+        self._counted[(window, status.partition)] = (through, time.monotonic())
+        queue = self._counting.get(window, {}).get(status.partition)
+        while queue and (queue[0].released or queue[0].offset <= through):
+            self._release(window, queue.popleft())
 
     async def start(self) -> None:
         """Read the status topic to its end (so a fresh replica starts informed), then follow."""

@@ -12,6 +12,12 @@ lists, then drop them), then sends the backlog; a spool segment is deleted only 
 acknowledged every event in it. Production is at least once — a retried batch or a replayed
 segment can repeat an event — and the ledger keeps one row per `event_id`.
 
+A caller may pass `on_delivered` with an event: it is called with the partition and offset
+Kafka acknowledged it at (the budget gate releases a settled cost once the worker's status
+covers that offset). It rides along with the event in memory, at no cost per call but the
+reference; an event that goes to the spool is sent later, by this run or the next, so its
+callback is dropped and never called — the caller must not wait for it.
+
 `flush` is the graceful-stop half: it returns once every event, in memory or spooled, has been
 acknowledged. `stop` flushes within its timeout and spools the rest, so nothing is lost; the
 next start replays it first.
@@ -24,7 +30,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,11 +66,23 @@ MAX_BACKOFF_S = 5.0
 #: failures that retrying cannot cure: the event itself is too large for the broker
 UNDELIVERABLE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
 
+#: told the (partition, offset) at which Kafka acknowledged an event
+OnDelivered = Callable[[int, int], None]
+
 
 @dataclass(frozen=True, slots=True)
 class _Outgoing:
     event: CallEvent
     record: SpooledRecord | None  # where it waits on disk; None while it is in memory only
+    on_delivered: OnDelivered | None = None
+
+
+def _tell(on_delivered: OnDelivered, event: CallEvent, partition: int, offset: int) -> None:
+    """Report a delivery; a failing callback is logged, never the publisher's problem."""
+    try:
+        on_delivered(partition, offset)
+    except Exception:
+        log.exception("the delivery callback of call event %s failed", event.event_id)
 
 
 def _failed(exc: Exception) -> asyncio.Future[None]:
@@ -91,7 +109,7 @@ class EventPublisher:
         self.topic_specs = list(topic_specs)  # re-created when the broker comes back
         self._producer = new_producer(bootstrap)
         self._spool = Spool(spool_dir)
-        self._buffer: collections.deque[CallEvent] = collections.deque()
+        self._buffer: collections.deque[_Outgoing] = collections.deque()
         self._retry: list[_Outgoing] = []  # failed last round; sent again first
         self._in_flight: list[_Outgoing] = []
         self._taken = 0  # events taken from the buffer, in flight or in `_retry`
@@ -112,17 +130,18 @@ class EventPublisher:
 
     # -- the caller's side ---------------------------------------------------------------
 
-    def publish(self, event: CallEvent) -> None:
-        """Queue one event; never blocks and never raises."""
+    def publish(self, event: CallEvent, on_delivered: OnDelivered | None = None) -> None:
+        """Queue one event; never blocks and never raises. `on_delivered` is called once
+        Kafka has acknowledged it — unless it is spooled first."""
         try:
             if self._stopped:  # a straggler after `stop`: straight to disk, for the next run
                 self._to_spool([event])
                 self._spool.close()
             elif self._overflowing():
-                if not self._to_spool([event]):
-                    self._buffer.append(event)  # the disk failed: over the bound, not lost
+                if not self._to_spool([event]):  # the disk failed: over the bound, not lost
+                    self._buffer.append(_Outgoing(event, None, on_delivered))
             else:
-                self._buffer.append(event)
+                self._buffer.append(_Outgoing(event, None, on_delivered))
             self._wake.set()
             self._report()
         except Exception:
@@ -204,7 +223,7 @@ class EventPublisher:
         batch = self._retry[:MAX_BATCH]
         del self._retry[: len(batch)]
         while len(batch) < MAX_BATCH and self._buffer:
-            batch.append(_Outgoing(self._buffer.popleft(), None))
+            batch.append(self._buffer.popleft())
             self._taken += 1
         self._in_flight = batch  # held here until `_send` takes over
         if len(batch) < MAX_BATCH:
@@ -245,6 +264,8 @@ class EventPublisher:
             else:
                 EVENTS_PUBLISHED.inc()
                 done.append(item)
+                if item.on_delivered is not None:
+                    _tell(item.on_delivered, item.event, result.partition, result.offset)
         self._taken -= sum(1 for i in done if i.record is None)
         self._spool.ack(i.record for i in done if i.record is not None)
         return failed
@@ -276,7 +297,7 @@ class EventPublisher:
         if self._down_for() < self.spool_after_s:
             return
         in_memory = [i for i in self._retry if i.record is None]
-        events = [i.event for i in in_memory] + list(self._buffer)
+        events = [i.event for i in [*in_memory, *self._buffer]]
         if not events or not self._to_spool(events):
             return
         log.warning(
@@ -335,7 +356,7 @@ class EventPublisher:
                 await self._task
         # anything not acknowledged: the batch cut short, the retries, the buffer
         left = [i.event for i in [*self._in_flight, *self._retry] if i.record is None]
-        left += self._buffer
+        left += [i.event for i in self._buffer]
         if left:
             if self._to_spool(left):
                 log.warning("%d call events spooled at the stop, sent on the next start", len(left))

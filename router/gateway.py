@@ -20,7 +20,7 @@ from uuid import UUID
 
 from router.attribution import Attribution
 from router.breaker import BreakerBoard
-from router.budget_gate import BudgetGate, Decision
+from router.budget_gate import BudgetGate, Decision, Delivery
 from router.choice import Needs
 from router.errors import (
     GatewayError,
@@ -154,9 +154,11 @@ class Gateway:
         decision.action = "warned"
         return replace(plan, reason=f"{plan.reason}; {why}, {unmoved}")
 
-    def _published(self, event: CallEvent) -> None:
-        """Publish a served call's event; a routed one is remembered for its feedback."""
-        self.publisher.publish(event)
+    def _published(self, event: CallEvent, delivery: Delivery | None = None) -> None:
+        """Publish a served call's event (with the budget gate's delivery callback, which
+        releases its pending cost once the worker has counted it); a routed one is
+        remembered for its feedback."""
+        self.publisher.publish(event, delivery)
         if event.route and event.status == "ok":
             self.policy.view.routed(event.event_id, event.route, event.task_type, event.model)
 
@@ -243,8 +245,7 @@ class Gateway:
                 "price_version": costing.price_version,
             }
         )
-        self.budgets.settle(decision, costing.cost_usd)
-        self._published(event)
+        self._published(event, self.budgets.settle(decision, costing.cost_usd))
         return ChatOutcome(body={**result.body, "model": model.name}, event=event)
 
     async def open_stream(
@@ -263,8 +264,10 @@ class Gateway:
         decision, plan, event = self._admit(request, who, endpoint, started)
 
         def publish(final: CallEvent) -> None:  # however the stream ends
-            self.budgets.settle(decision, final.cost_usd)
-            self._published(final)
+            # the worker counts `ok` calls only: a stream cut by the upstream is never in
+            # the spend, so holding its cost as pending would only count it for a while
+            counted = final.cost_usd if final.status == "ok" else Decimal(0)
+            self._published(final, self.budgets.settle(decision, counted))
 
         async def first_chunk(
             provider: Provider, model: ModelConfig

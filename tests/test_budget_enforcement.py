@@ -4,10 +4,12 @@ cheaper model, or served and marked — through the real proxy, worker, Kafka an
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
 from pathlib import Path
 
 import anthropic
+import httpx
 import openai
 import pytest
 
@@ -172,3 +174,77 @@ async def test_route_moves_to_its_economy_tier_at_the_downgrade_threshold(
     assert row["route_reason"].startswith(
         "budget tier-down at its downgrade threshold: economy tier: priority"
     )
+
+
+async def test_one_proxy_refuses_a_burst_only_once_the_limit_is_spent(
+    kafka_bootstrap: str, namespace: str, store, tmp_path: Path
+) -> None:
+    """Issue #4: concurrent clients spend against a `block` budget, each call reserving its
+    exact cost (max_tokens = what the model generates). The first refusal comes once what was
+    served, plus the calls in flight, reaches the limit — not at about half of it, as when a
+    settled cost stayed held for 5 s after the worker had counted it (then counted twice)."""
+    secret, free = new_key_secret(), new_key_secret()
+    keys = [
+        KeyConfig(id=kid, hash=hash_key(s), business_line="support", project="helpdesk")
+        for kid, s in (("k_burst", secret), ("k_free", free))
+    ]
+    demo = load_config(None)
+    slow = [  # 100 ms a call: the burst outlasts the worker's count many times over
+        p.model_copy(update={"sim": p.sim.model_copy(update={"latency_ms": 100})})
+        for p in demo.providers
+    ]
+    limit, clients = Decimal("0.1"), 8
+    budget = BudgetConfig(
+        id="burst", scope=BudgetScope(key_id="k_burst"), limit_usd=limit, action="block"
+    )
+    config = demo.model_copy(update={"providers": slow, "budgets": [budget]})
+    settings = Settings(
+        topic_namespace=namespace, data_dir=tmp_path, kafka_session_timeout_s=3.0,
+        sink_batch_seconds=0.1,
+    )  # fmt: skip
+    runtime = Runtime(
+        settings=settings, config=config, bootstrap=kafka_bootstrap, extra_keys=keys, store=store
+    )
+    prompt = [{"role": "user", "content": "Summarise the quarterly numbers for the board."}]
+    served: list[tuple[float, Decimal]] = []
+    refused_at: list[float] = []
+    async with serving(build_app(runtime)) as base, httpx.AsyncClient(timeout=30) as http:
+
+        async def call(key: str, body: dict[str, object]) -> httpx.Response:
+            return await http.post(
+                f"{base}/v1/chat/completions",
+                json={"model": "gpt-4o", "messages": prompt, **body},
+                headers={"authorization": f"Bearer {key}"},
+            )
+
+        probe = await call(free, {})  # a key no budget counts: what one call generates and costs
+        tokens = probe.json()["usage"]["completion_tokens"]
+        cost = Decimal(probe.headers["x-tollway-cost-usd"])
+        assert 150 <= limit / cost <= 400  # a burst of some seconds
+
+        async def client() -> None:
+            while not refused_at:
+                response = await call(secret, {"max_tokens": tokens})
+                if response.status_code == 429:
+                    refused_at.append(time.perf_counter())
+                    return
+                response.raise_for_status()
+                served.append(
+                    (time.perf_counter(), Decimal(response.headers["x-tollway-cost-usd"]))
+                )
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+        await asyncio.sleep(1.5)  # the worker writes the last calls
+
+    first_refusal = min(refused_at)
+    before = sum((c for t, c in served if t <= first_refusal), Decimal(0))
+    # each client stops at its first 429, so at most `clients` calls were in flight then
+    # (their reservations are estimates: allow as much again)
+    assert before >= limit - 2 * clients * cost, f"refused at {before / limit:.1%} of the limit"
+    ledger = await store.query(
+        "SELECT toString(sum(cost_usd)) AS spend FROM calls"
+        " WHERE key_id = 'k_burst' AND status = 'ok'"
+    )
+    spend = Decimal(ledger.rows[0]["spend"])
+    assert spend == sum((c for _, c in served), Decimal(0))
+    assert spend < limit + cost  # one proxy: no call admitted once the limit is reserved

@@ -129,3 +129,59 @@ async def test_spend_survives_restarts_and_is_rebuilt_from_the_ledger(
             " WHERE business_line = 'marketing' AND status = 'ok'"
         )
         assert Decimal(ledger.rows[0]["s"]) == grown["mkt"]
+
+
+async def _latest_statuses(bootstrap: str, topic: str) -> dict[bytes, dict[str, object]]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    latest: dict[bytes, dict[str, object]] = {}
+    try:
+        while batch := await consumer.getmany(timeout_ms=500):
+            for records in batch.values():
+                for record in records:
+                    latest[record.key] = orjson.loads(record.value)
+    finally:
+        await consumer.stop()
+    return latest
+
+
+async def _last_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The offset of each partition's last record, as a consumer reads it."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    last: dict[int, int] = {}
+    try:
+        while batch := await consumer.getmany(timeout_ms=500):
+            for tp, records in batch.items():
+                last[tp.partition] = max(last.get(tp.partition, -1), records[-1].offset)
+    finally:
+        await consumer.stop()
+    return last
+
+
+async def test_each_status_says_through_which_offset_it_has_counted(
+    kafka_bootstrap: str, namespace: str, store, tmp_path: Path
+) -> None:
+    """What a proxy releases its held costs by: every call here counts for both budgets, so
+    each partition's last status has counted through that partition's last offset."""
+    topics = Topics(namespace)
+    events = [
+        CallEvent(ts=datetime.now(UTC), business_line="marketing", project="seo",
+                  key_id=f"k_{i % 5}", model="gpt-4o-mini", cost_usd=Decimal("0.001"))
+        for i in range(40)
+    ]  # fmt: skip
+    expected = {b.id: Decimal("0.040") for b in BUDGETS}
+    async with serving(worker_app(kafka_bootstrap, namespace, store, tmp_path, _config())):
+        await produce(kafka_bootstrap, topics.calls, events)
+        spend = await eventually(
+            lambda: _published_spend(kafka_bootstrap, topics.budget_status), expected
+        )
+        assert spend == expected
+    last = await _last_offsets(kafka_bootstrap, topics.calls)
+    statuses = (await _latest_statuses(kafka_bootstrap, topics.budget_status)).values()
+    through = {
+        (str(s["budget_id"]), int(str(s["partition"]))): s["counted_through_offset"]
+        for s in statuses
+        if Decimal(str(s["spend_usd"])) > 0
+    }
+    assert through == {(b.id, p): offset for b in BUDGETS for p, offset in last.items()}

@@ -136,3 +136,33 @@ async def test_redelivered_and_poison_messages_through_kafka(
     finally:
         await consumer.stop()
     assert values == sorted(poison)
+
+
+async def test_after_write_learns_the_batchs_last_offset_per_partition(store) -> None:
+    """What budget statuses claim to have counted through: every message of the batch, also
+    a poison one and a redelivery, is behind that offset once the batch is written."""
+    await migrate(store)
+    calls: list[tuple[list[tuple[CallEvent, int]], dict[int, int]]] = []
+
+    async def after_write(inserted: list[tuple[CallEvent, int]], through: dict[int, int]) -> None:
+        calls.append((inserted, dict(through)))
+
+    async def dead_letter(message: RawMessage, reason: str) -> None:
+        pass
+
+    sink = LedgerSink(ledger=Ledger(store), dead_letter=dead_letter, after_write=after_write)
+    a, b, c = _event(1), _event(2), _event(3)
+    await sink.process([RawMessage(a.encode(), "calls", 0, 10)])
+    await sink.process(
+        [
+            RawMessage(b.encode(), "calls", 1, 7),
+            RawMessage(a.encode(), "calls", 0, 11),  # a producer retry: not inserted again
+            RawMessage(c.encode(), "calls", 1, 8),
+            RawMessage(b"{poison", "calls", 0, 12),
+        ]
+    )
+    assert [({e.event_id for e, _ in inserted}, through) for inserted, through in calls] == [
+        ({a.event_id}, {0: 10}),
+        ({b.event_id, c.event_id}, {0: 12, 1: 8}),
+    ]
+    assert sink.written_offsets == {0: 12, 1: 8}

@@ -3,7 +3,11 @@
 `BudgetStatus` (compacted topic `tollway.budget-status.v1`, key `budget|period_start|partition`):
 the spend of one budget's period window counted from one partition of the calls topic. A
 budget's spend is the sum over partitions; each worker publishes the partitions it owns, so
-several workers never overwrite each other.
+several workers never overwrite each other. `counted_through_offset` is the calls-topic offset
+of that partition up to which the spend has counted every event (the last offset of the batch
+that produced the record; None when unknown, as after a reconciliation from the ledger): a
+proxy holding a call it published itself knows from it when the call is in the spend. Optional,
+so records without it — from an older worker — still parse, and older proxies ignore it.
 
 `BudgetAlert` (topic `tollway.budget-alerts.v1`, key `alert_id`): a threshold crossed, the
 budget exceeded, or a forecast breach. `alert_id` is deterministic (budget, window, kind,
@@ -47,6 +51,7 @@ class BudgetStatus(_Message):
     partition: int
     spend_usd: Decimal = Decimal(0)
     calls: int = 0
+    counted_through_offset: int | None = None
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @property

@@ -153,3 +153,46 @@ async def test_an_event_too_large_for_kafka_is_parked_not_retried_forever(
     (parked,) = (tmp_path / "rejected.ndjson").read_bytes().splitlines()
     assert decode_call_event(parked).event_id == huge.event_id
     assert list(tmp_path.glob("0*.ndjson")) == []
+
+
+async def test_delivery_callbacks_get_the_offset_kafka_stored_the_event_at(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    """An event sent from memory reports where Kafka stored it — the offset a consumer reads
+    it at, which the worker's budget statuses refer to; a spooled one never reports."""
+    topics = Topics(namespace)
+    await ensure_topics(kafka_bootstrap, topics.specs())
+    publisher = EventPublisher(
+        kafka_bootstrap, topics.calls, spool_dir=tmp_path / "spool", buffer_size=5
+    )
+    reported: dict[str, tuple[int, int]] = {}
+    events = _events(12)
+    for event in events:  # before the sender runs: 5 in memory, 7 spooled
+        publisher.publish(
+            event, lambda p, o, e=str(event.event_id): reported.__setitem__(e, (p, o))
+        )
+    await publisher.start()
+    assert await publisher.flush(30)
+    late = _events(5)  # the spool is empty again: these stay in memory
+    for event in late:
+        publisher.publish(
+            event, lambda p, o, e=str(event.event_id): reported.__setitem__(e, (p, o))
+        )
+    assert await publisher.flush(30)
+    await publisher.stop()
+
+    consumer = AIOKafkaConsumer(
+        topics.calls, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    stored: dict[str, tuple[int, int]] = {}
+    try:
+        while batch := await consumer.getmany(timeout_ms=1000):
+            for tp, records in batch.items():
+                for r in records:
+                    stored[str(decode_call_event(r.value).event_id)] = (tp.partition, r.offset)
+    finally:
+        await consumer.stop()
+    assert len(stored) == 17
+    assert set(reported) == {str(e.event_id) for e in [*events[:5], *late]}
+    assert all(stored[e] == where for e, where in reported.items())
