@@ -218,7 +218,8 @@ async def _deployment(
     round_s: float,
 ) -> None:  # fmt: skip
     """One broker; `proxies` == 1: one `--role all` process; else a `worker,analytics` process
-    and `proxies` `--role proxy` processes, which meet only through Kafka (budget status)."""
+    and `proxies` `--role proxy` processes, which meet only through Kafka (the budget status,
+    and each other's holds)."""
     calibrate = new_key_secret()
     async with EmbeddedBroker() as broker:
         with tempfile.TemporaryDirectory() as tmp:

@@ -19,16 +19,26 @@ the moment the worker has counted it, the gate covers the gap itself:
   (briefly, after a reconciliation read from the ledger), and dropped before the worker has
   counted it only when the worker is behind by more than those periods.
 
-So with one replica no call is admitted once spent + reserved + pending reaches a blocking
-budget's limit; with several, overshoot is bounded by what the others admitted within the
-enforcement lag. Actions at 100 %: `block` refuses (HTTP 429, `type: budget_exceeded`),
-`alert_only` serves and marks `warned`. `downgrade` acts from its `downgrade_at` share of the
-limit: the call is served by the route's economy tier, or the budget's `downgrade_to`.
+Several replicas share what they hold (router/budget_holds.py): each gateway process publishes
+its reserved + pending total per budget window on `tollway.budget-holds.v1` (coalesced, at most
+every 50 ms, at once when a status released some), and counts the other instances' latest
+totals. So the amount checked against a limit is spent + own reserved + own pending + the
+peers' holds; with one replica no call is admitted once it reaches a blocking budget's limit,
+with several the overshoot is bounded by what the others admitted within one publish interval
+and a record's trip through the broker (tens of milliseconds) instead of the worker's batch
+window plus a status round trip. A peer's cost is counted twice for the moment between the
+worker's status (which every replica follows) and the peer's release of it — conservative
+and brief; it is missed only for as long as this replica's status follower lags the peer's,
+or once a peer's record is older than the TTL (a crashed peer).
 
-The gate runs on every call, so its bookkeeping is O(1) amortised per call: a running total
-per window, a queue per window of calls waiting for their delivery (in settle order, expired
-from the front), and one per window and partition of delivered calls (in offset order,
-released from the front as statuses arrive).
+Actions at 100 %: `block` refuses (HTTP 429, `type: budget_exceeded`), `alert_only` serves and
+marks `warned`. `downgrade` acts from its `downgrade_at` share of the limit: the call is served
+by the route's economy tier, or the budget's `downgrade_to`.
+
+The gate runs on every call, so its bookkeeping is O(1) amortised per call: running totals per
+window (its own and the peers'), a queue per window of calls waiting for their delivery (in
+settle order, expired from the front), and one per window and partition of delivered calls (in
+offset order, released from the front as statuses arrive).
 """
 
 from __future__ import annotations
@@ -46,6 +56,7 @@ from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from router.attribution import Attribution
+from router.budget_holds import HoldsExchange, PeerHolds, new_instance_id
 from router.errors import BudgetExceeded
 from router.follower import CompactedFollower
 from tollway.budget_events import BudgetStatus
@@ -134,10 +145,17 @@ class BudgetGate:
         status_topic: str | None = None,
         settle_grace_s: float = 5.0,
         count_wait_s: float = 30.0,
+        holds_topic: str | None = None,
+        instance_id: str | None = None,
     ) -> None:
         self.config = config
         self.bootstrap = bootstrap
         self.status_topic = status_topic
+        self.holds_topic = holds_topic
+        self.instance_id = instance_id or new_instance_id()
+        #: the other proxy instances' holds (budget_holds.py); empty without the holds topic
+        self.peers = PeerHolds(self.instance_id)
+        self._exchange: HoldsExchange | None = None
         self.settle_grace_s = settle_grace_s  # pending, delivery unknown
         self.count_wait_s = count_wait_s  # pending, delivered, not (yet) in a status
         self._spent: dict[Window, dict[int, Decimal]] = {}
@@ -180,7 +198,8 @@ class BudgetGate:
             window = (budget.id, start)
             counted.append((budget, window, end))
             decision.budget_ids.append(budget.id)
-            spent, held = self._spent_total(window), self._held(window)
+            spent = self._spent_total(window)
+            held = self._held(window) + self.peers.total(window)
             if budget.action == "downgrade":
                 threshold = budget.limit_usd * Decimal(str(budget.downgrade_at))
                 if spent + held >= threshold and decision.downgrade_budget is None:
@@ -202,6 +221,7 @@ class BudgetGate:
         for _, window, _ in counted:
             self._reserved[window] = self._reserved.get(window, Decimal(0)) + cost
             decision._holds.append((window, cost))
+            self._changed(window)
         return decision
 
     def settle(self, decision: Decision, actual: Decimal) -> Delivery | None:
@@ -211,6 +231,7 @@ class BudgetGate:
         now = time.monotonic()
         for window, estimate in decision._holds:
             self._reserved[window] = self._reserved.get(window, Decimal(0)) - estimate
+            self._changed(window)
             if actual:
                 pending = _Pending(actual, now)
                 self._pending_usd[window] = self._pending_usd.get(window, Decimal(0)) + actual
@@ -256,7 +277,9 @@ class BudgetGate:
             pending.offset = offset
             counted = self._counted.get((window, partition))
             if counted is not None and counted[0] >= offset and counted[1] >= pending.since:
-                self._release(window, pending)
+                self._release(window, pending)  # the peers have this status already
+                if self._exchange is not None:
+                    self._exchange.publisher.changed(window, urgent=True)
             else:
                 queues = self._counting.setdefault(window, {})
                 queues.setdefault(partition, deque()).append(pending)
@@ -265,6 +288,12 @@ class BudgetGate:
         if not pending.released:
             pending.released = True
             self._pending_usd[window] -= pending.cost
+            self._changed(window)
+
+    def _changed(self, window: Window) -> None:
+        """This instance's hold on `window` moved: the peers hear of it within an interval."""
+        if self._exchange is not None:
+            self._exchange.publisher.changed(window)
 
     # -- following the status topic -----------------------------------------------------
     def apply(self, status: BudgetStatus) -> None:
@@ -278,15 +307,28 @@ class BudgetGate:
             return
         self._counted[(window, status.partition)] = (through, time.monotonic())
         queue = self._counting.get(window, {}).get(status.partition)
+        released = False
         while queue and (queue[0].released or queue[0].offset <= through):
             self._release(window, queue.popleft())
+            released = True
+        if released and self._exchange is not None:
+            self._exchange.publisher.changed(window, urgent=True)
 
     async def start(self) -> None:
-        """Read the status topic to its end (so a fresh replica starts informed), then follow."""
-        if not self.bootstrap or not self.status_topic:
+        """Read the status topic (and the peers' holds) to its end, so a fresh replica starts
+        informed, then follow; publish this instance's holds."""
+        if not self.bootstrap:
             return
-        self._follower = CompactedFollower(self.bootstrap, self.status_topic, self._on_record)
-        await self._follower.start()
+        if self.status_topic:
+            # a short fetch wait: the replicas must learn of a status at about the same
+            # moment, or one counts a peer's costs twice (or not at all) in between
+            self._follower = CompactedFollower(
+                self.bootstrap, self.status_topic, self._on_record, fetch_max_wait_ms=50
+            )
+            await self._follower.start()
+        if self.holds_topic:
+            self._exchange = HoldsExchange(self.bootstrap, self.holds_topic, self.peers, self._held)
+            await self._exchange.start()
 
     def _on_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
         try:
@@ -295,6 +337,8 @@ class BudgetGate:
             log.warning("skipping an invalid budget status: %s", exc)
 
     async def stop(self) -> None:
+        if self._exchange:
+            await self._exchange.stop()
         if self._follower:
             await self._follower.stop()
 

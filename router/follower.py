@@ -20,18 +20,31 @@ OnRecord = Callable[[ConsumerRecord[bytes, bytes]], None]
 
 
 class CompactedFollower:
-    def __init__(self, bootstrap: str, topic: str, on_record: OnRecord, poll_ms: int = 100) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        on_record: OnRecord,
+        poll_ms: int = 100,
+        fetch_max_wait_ms: int = 500,
+    ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.on_record = on_record
         self.poll_ms = poll_ms
+        #: how long the broker may hold a fetch open for lack of records: a follower whose
+        #: records are worth most while fresh (peers' budget holds) asks for less
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Catch up with the topic's end (so a fresh replica starts informed), then follow."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
         )
         self._consumer = consumer
         await consumer.start()

@@ -1,17 +1,22 @@
 """The proxy's budget decision, as pure logic: spend from status records, reservations for
-calls in flight, settled costs pending until a status covers their offset, and each action
-at 100 %."""
+calls in flight, settled costs pending until a status covers their offset, the other proxy
+instances' holds, and each action at 100 %."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import orjson
+import pytest
+from aiokafka.errors import KafkaTimeoutError
 
 from router.attribution import Attribution
 from router.budget_gate import BudgetGate
-from tollway.budget_events import BudgetStatus
+from router.budget_holds import HoldsExchange
+from tollway.budget_events import BudgetHold, BudgetStatus
 from tollway.budgets import period_window
 from tollway.config.schema import BudgetConfig, BudgetScope, TollwayConfig
 
@@ -211,3 +216,128 @@ def test_status_records_without_the_offset_still_parse() -> None:
     new = BudgetStatus.model_validate(orjson.loads(status.model_copy(
         update={"counted_through_offset": 17}).encode()))  # fmt: skip
     assert new.counted_through_offset == 17
+
+
+# -- the other replicas' holds (router/budget_holds.py) -------------------------------------
+WINDOW = ("b-block", MONTH[0])
+
+
+def peer(g: BudgetGate, instance: str, usd: str, age_s: float = 0.0) -> None:
+    """A hold record from another proxy instance, sent `age_s` ago."""
+    sent = datetime.now(UTC) - timedelta(seconds=age_s)
+    g.peers.apply(BudgetHold(instance_id=instance, budget_id="b-block", period_start=MONTH[0],
+                             held_usd=Decimal(usd), sent_at=sent))  # fmt: skip
+
+
+def test_peers_holds_count_against_the_limit() -> None:
+    g = gate(budget(business_line="marketing"))
+    spent(g, "b-block", "9")
+    peer(g, "other", "0.6")
+    assert g.admit(who(), "gpt-4o", Decimal("0.1"), NOW).action == "none"  # 9 + 0.6 < 10
+    peer(g, "other", "1.2")  # the peer's latest total replaces its previous one
+    decision = g.admit(who(), "gpt-4o", Decimal("0.1"), NOW)  # 9 + 0.1 own + 1.2 ≥ 10
+    assert decision.action == "blocked"
+    assert decision.refusal is not None and decision.refusal.reserved_usd == Decimal("1.3")
+
+
+def test_holds_of_two_peers_are_summed_and_a_zero_record_clears_one() -> None:
+    g = gate(budget(business_line="marketing"))
+    spent(g, "b-block", "9")
+    peer(g, "a", "0.5")
+    peer(g, "b", "0.5")
+    assert g.peers.total(WINDOW) == Decimal(1)
+    assert g.admit(who(), "gpt-4o", Decimal("0.1"), NOW).action == "blocked"
+    peer(g, "a", "0")
+    assert g.peers.total(WINDOW) == Decimal("0.5")
+    assert g.admit(who(), "gpt-4o", Decimal("0.1"), NOW).action == "none"
+    peer(g, "b", "0")
+    assert g.peers.total(WINDOW) == Decimal(0) and not g.peers._held
+
+
+def test_own_records_are_ignored() -> None:
+    g = gate(budget(business_line="marketing"))
+    peer(g, g.instance_id, "100")  # our own total, read back from the topic
+    assert g.peers.total(WINDOW) == Decimal(0)
+    assert g.admit(who(), "gpt-4o", Decimal("0.1"), NOW).action == "none"
+
+
+def test_stale_records_are_ignored_and_fresh_ones_expire() -> None:
+    g = gate(budget(business_line="marketing"))
+    clock = [1000.0]
+    g.peers.clock = lambda: clock[0]
+    peer(g, "crashed", "100", age_s=g.peers.ttl_s + 1)  # read at start-up, long dead
+    assert g.peers.total(WINDOW) == Decimal(0)
+    peer(g, "live", "1", age_s=5)  # counts for the rest of its TTL
+    peer(g, "later", "2", age_s=0)
+    assert g.peers.total(WINDOW) == Decimal(3)
+    clock[0] += g.peers.ttl_s - 5 + 0.01  # "live" was not refreshed: it stops counting
+    assert g.peers.total(WINDOW) == Decimal(2)
+    clock[0] += 5
+    assert g.peers.total(WINDOW) == Decimal(0)
+
+
+def test_a_record_from_a_clock_running_ahead_counts_as_sent_now() -> None:
+    g = gate(budget(business_line="marketing"))
+    peer(g, "ahead", "1", age_s=-3)
+    assert g.peers.total(WINDOW) == Decimal(1)
+
+
+def test_the_gate_publishes_coalesced_totals_and_a_zero_at_the_end() -> None:
+    g = gate(budget(business_line="marketing"))
+    g._exchange = HoldsExchange("127.0.0.1:1", "holds", g.peers, g._held)  # never started
+    publisher = g._exchange.publisher
+    sent: list[BudgetHold] = []
+
+    async def capture(hold: BudgetHold) -> None:
+        sent.append(hold)
+
+    publisher._send = capture  # type: ignore[method-assign]
+    calls = [g.admit(who(), "gpt-4o", Decimal("0.25"), NOW) for _ in range(4)]
+    asyncio.run(publisher.publish_due())
+    assert [(h.instance_id, h.budget_id, h.held_usd) for h in sent] == [
+        (g.instance_id, "b-block", Decimal(1))
+    ]  # four calls, one record
+    asyncio.run(publisher.publish_due())
+    assert len(sent) == 1  # nothing changed, nothing sent
+    deliveries = [g.settle(c, Decimal("0.2")) for c in calls]
+    for offset, delivery in enumerate(deliveries):
+        assert delivery is not None
+        delivery(0, offset)
+    asyncio.run(publisher.publish_due())
+    assert sent[-1].held_usd == Decimal("0.8")  # settled, not yet counted by the worker
+    publisher.refresh_s = 0  # a refresh is due: the same total again
+    asyncio.run(publisher.publish_due())
+    assert sent[-1].held_usd == Decimal("0.8") and len(sent) == 3
+    counted(g, "b-block", 0, "0.8", through=3)  # the worker counted them: nothing held
+    asyncio.run(publisher.publish_due())
+    assert sent[-1].held_usd == Decimal(0) and not publisher._sent
+    asyncio.run(publisher.publish_due())
+    assert len(sent) == 4  # a zero is sent once
+
+
+def test_hold_records_round_trip_and_key_by_instance_budget_and_window() -> None:
+    hold = BudgetHold(instance_id="i1", budget_id="b", period_start=MONTH[0],
+                      held_usd=Decimal("0.000460"))  # fmt: skip
+    assert hold.key == f"i1|b|{MONTH[0].isoformat()}"
+    data = orjson.loads(hold.encode())
+    assert data["held_usd"] == "0.000460"
+    assert BudgetHold.model_validate(data) == hold
+
+
+def test_an_unreachable_broker_drops_totals_without_failing_and_logs_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    g = gate(budget(business_line="marketing"))
+    g._exchange = HoldsExchange("127.0.0.1:1", "holds", g.peers, g._held)
+    publisher = g._exchange.publisher
+
+    class Down:
+        async def send(self, *args: object, **kwargs: object) -> object:
+            raise KafkaTimeoutError()
+
+    publisher._producer = Down()  # type: ignore[assignment]
+    with caplog.at_level(logging.WARNING, logger="router.budget_holds"):
+        for _ in range(3):
+            assert g.admit(who(), "gpt-4o", Decimal("0.1"), NOW).action == "none"
+            asyncio.run(publisher.publish_due())
+    assert len([r for r in caplog.records if "cannot be shared" in r.message]) == 1

@@ -9,6 +9,14 @@ that produced the record; None when unknown, as after a reconciliation from the 
 proxy holding a call it published itself knows from it when the call is in the spend. Optional,
 so records without it — from an older worker — still parse, and older proxies ignore it.
 
+`BudgetHold` (compacted topic `tollway.budget-holds.v1`, key `instance|budget|period_start`):
+what one proxy process (an *instance*: a random id per gateway process) holds against one
+budget window — its reservations for calls in flight plus the settled costs the worker's status
+has not counted yet. Every proxy follows the topic and counts the other instances' latest holds,
+so a burst spread over several replicas is gated on (nearly) all of its spend, not only on what
+the worker has already counted. `sent_at` is the publisher's clock: a record older than the
+followers' TTL no longer counts (a crashed instance's last holds expire).
+
 `BudgetAlert` (topic `tollway.budget-alerts.v1`, key `alert_id`): a threshold crossed, the
 budget exceeded, or a forecast breach. `alert_id` is deterministic (budget, window, kind,
 threshold), so it fires once per budget and period and doubles as the Standard Webhooks
@@ -57,6 +65,18 @@ class BudgetStatus(_Message):
     @property
     def key(self) -> str:
         return f"{self.budget_id}|{self.period_start.isoformat()}|{self.partition}"
+
+
+class BudgetHold(_Message):
+    instance_id: str
+    budget_id: str
+    period_start: datetime
+    held_usd: Decimal = Decimal(0)
+    sent_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def key(self) -> str:
+        return f"{self.instance_id}|{self.budget_id}|{self.period_start.isoformat()}"
 
 
 class SpendDriver(BaseModel):

@@ -164,7 +164,14 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
         from router.budget_gate import BudgetGate
         from router.routing_feed import RoutingFeed, RoutingView
 
-        budgets = BudgetGate(lambda: runtime.config, runtime.bootstrap, topics.budget_status)
+        # one instance per gateway process (each `--workers` process too): replicas count
+        # each other's reservations and uncounted costs from the holds topic
+        budgets = BudgetGate(
+            lambda: runtime.config,
+            runtime.bootstrap,
+            topics.budget_status,
+            holds_topic=topics.budget_holds,
+        )
         routing = RoutingView()
         gateway = Gateway(
             runtime.config,

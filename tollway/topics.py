@@ -34,6 +34,11 @@ class Topics:
         return self._name("tollway.budget-status.v1")
 
     @property
+    def budget_holds(self) -> str:
+        """What each proxy instance holds per budget window (reserved + not yet counted)."""
+        return self._name("tollway.budget-holds.v1")
+
+    @property
     def budget_alerts(self) -> str:
         return self._name("tollway.budget-alerts.v1")
 
@@ -55,6 +60,7 @@ class Topics:
             TopicSpec(self.calls, partitions, "delete"),
             TopicSpec(self.calls_dlq, 1, "delete"),
             TopicSpec(self.budget_status, 1, "compact"),
+            TopicSpec(self.budget_holds, 1, "compact"),
             TopicSpec(self.budget_alerts, 1, "delete"),
             TopicSpec(self.routing_stats, 1, "compact"),
             TopicSpec(self.feedback, partitions, "delete"),
