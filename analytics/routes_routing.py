@@ -1,4 +1,10 @@
-"""`GET /v1/analytics/routing/stats` and `/routing/recommendations` (roles finops, admin)."""
+"""`GET /v1/analytics/routing/stats` and `/routing/recommendations` (roles finops, admin).
+
+Both answer on the last `days` days up to `at` (default now), widened to whole UTC hours as the
+explorer widens its ranges, so they read only the route rollups (and the scores); the window
+they answered on is reported back as `start` and `end`. The proxy's published stats keep a
+window exact to the millisecond (`analytics.routing_stats.RoutingStatsPublisher`).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from analytics.access import config_of, full_reader
-from analytics.endpoint import answer, store_of
+from analytics.endpoint import answer, iso, store_of
 from analytics.params import check_known, parse_instant, parse_int
 from analytics.recommendations import Thresholds, recommend
 from analytics.responses import render
-from analytics.routing_stats import routing_stats
+from analytics.routing_stats import routing_stats_between
+from analytics.routing_windows import whole_hours
 from tollway.auth import Principal
 
 router = APIRouter(prefix="/v1/analytics/routing", tags=["analytics"])
@@ -45,9 +52,10 @@ RECOMMENDATION_COLUMNS = [
 ]
 
 
-def _now(request: Request) -> datetime:
+def _window(request: Request, days: int) -> tuple[datetime, datetime]:
     at = request.query_params.get("at")
-    return parse_instant(at, "at") if at else datetime.now(UTC)
+    end = parse_instant(at, "at") if at else datetime.now(UTC)
+    return whole_hours(end - timedelta(days=days), end)
 
 
 @router.get("/stats", summary="Per route x task type x model performance over the last days")
@@ -55,8 +63,14 @@ async def stats(request: Request, principal: Principal = Depends(full_reader)) -
     async def build() -> Response:
         check_known(request.query_params, ["days", "at"])
         days = parse_int(request.query_params, "days", 7, 1, 366)
-        rows = await routing_stats(store_of(request), timedelta(days=days), now=_now(request))
-        body = {"days": days, "stats": [{c: r[c] for c in STATS_COLUMNS} for r in rows]}
+        start, end = _window(request, days)
+        rows = await routing_stats_between(store_of(request), start, end)
+        body = {
+            "days": days,
+            "start": iso(start),
+            "end": iso(end),
+            "stats": [{c: r[c] for c in STATS_COLUMNS} for r in rows],
+        }
         return render(request, body, "stats", STATS_COLUMNS)
 
     return await answer(request, build)
@@ -74,16 +88,14 @@ async def recommendations(
             min_calls=parse_int(params, "min_calls", 20, 1, 1_000_000),
             min_feedback=parse_int(params, "min_feedback", 10, 1, 1_000_000),
         )
-        rows = await routing_stats(
-            store_of(request),
-            timedelta(days=days),
-            now=_now(request),
-            keys=("task_type", "model"),
+        start, end = _window(request, days)
+        rows = await routing_stats_between(
+            store_of(request), start, end, keys=("task_type", "model")
         )
         found = recommend(rows, days, config_of(request), limits)
         return render(
             request,
-            {"days": days, "recommendations": found},
+            {"days": days, "start": iso(start), "end": iso(end), "recommendations": found},
             "recommendations",
             RECOMMENDATION_COLUMNS,
         )

@@ -16,11 +16,13 @@ from dashboards.session import empty_state, fetch, require_client, today, tomorr
 
 def _downgraded(client: AnalyticsClient, since: str) -> str:
     """Downgrades are a budget action, not a dimension of the summaries: only the SQL endpoint
-    (finops/admin) can count them, so a viewer sees a dash."""
+    (finops/admin) can count them, so a viewer sees a dash. Counted from the smallest daily
+    rollup (every rollup keeps `downgraded` per UTC day, this one about a hundred rows a day): the range
+    starts at a UTC midnight and runs to now, so whole days of the rollup are exactly the raw
+    rows, while a raw count reads a month of the ledger (0.2 to 0.5 s at 100M calls)."""
     try:
         rows = client.sql(
-            "SELECT count() AS n FROM calls WHERE budget_action = 'downgraded' "
-            f"AND ts >= toDateTime('{since} 00:00:00', 'UTC')"
+            f"SELECT sum(downgraded) AS n FROM calls_daily_by_line WHERE day >= toDate('{since}')"
         )
     except (AccessDenied, ApiError):
         return "—"

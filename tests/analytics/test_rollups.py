@@ -32,6 +32,13 @@ ROLLUP = SUMS.format(
 
 BY_TASK_DIMS = "business_line, project, task_type, environment, model, provider"
 BY_LINE_DIMS = "business_line, environment, model, provider"
+ROUTE_DIMS = "route, task_type, model"
+ROUTE_SUMS = (
+    "toString(sum(cost_usd)) AS cost, {calls} AS calls, {ok} AS ok, sum(input_tokens) AS input,"
+    " sum(output_tokens) AS output"
+)
+ROUTE_RAW = ROUTE_SUMS.format(calls="count()", ok="countIf(status = 'ok')")
+ROUTE_ROLLUP = ROUTE_SUMS.format(calls="sum(calls)", ok="sum(ok_calls)")
 
 
 async def _assert_rollups_match_raw(store: ChdbStore) -> None:
@@ -52,6 +59,19 @@ async def _assert_rollups_match_raw(store: ChdbStore) -> None:
         assert [r | {"b": str(r["b"])[:10]} for r in rolled.rows] == [
             r | {"b": str(r["b"])[:10]} for r in raw.rows
         ], table
+    for table, bucket, raw_bucket in (  # migration 0012: fewer dimensions, ok calls
+        ("calls_hourly_by_route", "hour", "toStartOfHour(ts)"),
+        ("calls_daily_by_route", "day", "toDate(ts)"),
+    ):
+        raw = await store.query(
+            f"SELECT {raw_bucket} AS b, {ROUTE_DIMS}, {ROUTE_RAW} FROM calls"
+            f" GROUP BY b, {ROUTE_DIMS} ORDER BY b, {ROUTE_DIMS}"
+        )
+        rolled = await store.query(
+            f"SELECT {bucket} AS b, {ROUTE_DIMS}, {ROUTE_ROLLUP} FROM {table}"
+            f" GROUP BY b, {ROUTE_DIMS} ORDER BY b, {ROUTE_DIMS}"
+        )
+        assert rolled.rows == raw.rows and raw.rows, table
 
 
 def _mixed_events() -> list:
@@ -103,7 +123,13 @@ async def test_upgrade_from_0001_rebuilds_rollups_from_the_ledger(store: ChdbSto
     assert await migrate(store) == [m.name for m in load_migrations()[1:]]
     await Ledger(store).write(events[80:])  # and after the upgrade
     await _assert_rollups_match_raw(store)
-    for table in ("calls_daily", "calls_daily_by_task", "calls_daily_by_line"):
+    for table in (
+        "calls_daily",
+        "calls_daily_by_task",
+        "calls_daily_by_line",
+        "calls_hourly_by_route",
+        "calls_daily_by_route",
+    ):
         total = await store.query(f"SELECT sum(calls) AS n FROM {table}")
         assert total.rows == [{"n": 120}], table
 
