@@ -6,8 +6,9 @@ Two clocks, both counted from a call's `ts`:
   `response_content`, present only when `logging.content` is on) are cleared after this many
   days — a column TTL, so the call's row, its cost and attribution stay.
 - `logging.ledger_retention_days`: whole rows are deleted after this many days; unset (the
-  default) keeps the ledger for ever. The rollups (`calls_hourly`, `calls_daily`, …) have no
-  TTL, so spend history by day and hour outlives the per-call rows.
+  default) keeps the ledger for ever. The rollups (`calls_hourly`, `calls_daily`, the route
+  rollups, …) and `rated_calls` have no TTL, so spend history by day and hour, and the routing
+  statistics over it, outlive the per-call rows.
 
 ClickHouse applies a TTL when it merges parts (and `OPTIMIZE TABLE … FINAL` forces it), so a row
 may outlive its day by a merge interval. The policy lives in `tollway.yaml`, not in a migration,
