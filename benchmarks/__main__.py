@@ -14,6 +14,8 @@ BENCHMARKS = [
     "ingest_throughput",
     "enforcement",
     "routing_simulation",
+    "dashboard_pages",
+    "dashboard_browser",
 ]
 
 

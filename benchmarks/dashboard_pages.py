@@ -106,7 +106,9 @@ def _config() -> TollwayConfig:
     return load_config(None).model_copy(update={"budgets": budgets})
 
 
-def _app(store: ChdbStore, api_seconds: list[float]) -> FastAPI:
+def analytics_app(store: ChdbStore, api_seconds: list[float]) -> FastAPI:
+    """The analytics role's app on `store` (admin key `ADMIN_KEY`, three budgets), appending the
+    server-side seconds of every request to `api_seconds` (shared with dashboard_browser)."""
     runtime = Runtime(
         settings=Settings(),
         config=_config(),
@@ -136,7 +138,8 @@ def _no_signals() -> Iterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def _serving(app: FastAPI) -> AsyncIterator[str]:
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """`app` served by uvicorn in this event loop on a free loopback port; yields its URL."""
     port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", access_log=False
@@ -177,7 +180,7 @@ async def _render(
     return time.perf_counter() - began, at
 
 
-async def _prepare(store: ChdbStore) -> list[str]:
+async def prepare_store(store: ChdbStore) -> list[str]:
     """Bring a reused store to the current migrations (0012 backfills the route rollups from
     the older ones), add the feedback once, and merge every part."""
     lines = []
@@ -232,10 +235,10 @@ async def _time_routing_stats(store: ChdbStore) -> list[str]:
 
 async def _run(rows: int) -> list[str]:
     async with bench_store(rows) as (store, lines):
-        lines += await _prepare(store)
+        lines += await prepare_store(store)
         lines += await _time_routing_stats(store)
         api_seconds: list[float] = []
-        async with _serving(_app(store, api_seconds)) as url:
+        async with serving(analytics_app(store, api_seconds)) as url:
             os.environ["TOLLWAY_DASHBOARD_API"] = url
             os.environ["TOLLWAY_DASHBOARD_KEY"] = ADMIN_KEY
             await _render(None, {}, api_seconds)  # Streamlit's first-run imports: not a page's

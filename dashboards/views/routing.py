@@ -6,9 +6,15 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from dashboards import theme
+from dashboards import charts, theme
 from dashboards.charts import LAYOUT
 from dashboards.session import fetch, require_client
+
+
+def _rounded(value: float | None, spec: str) -> str:
+    """A figure as people read it (0.86, 3,051), or a dash when there is none."""
+    return "—" if value is None else format(value, spec)
+
 
 st.title("Routing")
 client = require_client()
@@ -29,8 +35,8 @@ for rec in recommendations:
             f"**{rec.task_type}**: `{rec.current_model}` → `{rec.candidate_model}` saves about "
             f"**{theme.usd(rec.projected_monthly_savings_usd)} / month** "
             f"({rec.calls:,} calls, {theme.usd(rec.current_cost_usd)} spent; candidate quality "
-            f"{rec.candidate_quality if rec.candidate_quality is not None else '—'}, "
-            f"p95 {rec.candidate_p95_ms or '—'} ms)"
+            f"{_rounded(rec.candidate_quality, '.2f')}, "
+            f"p95 {_rounded(rec.candidate_p95_ms, ',.0f')} ms)"
         )
         st.code(rec.yaml_snippet, language="yaml")
 
@@ -41,19 +47,8 @@ if not stats:
     st.stop()
 frame = pd.DataFrame([s.model_dump() for s in stats])
 frame["mean_cost_usd"] = frame["mean_cost_usd"].astype(float)
-figure = px.scatter(
-    frame,
-    x="p95_latency_ms",
-    y="mean_score",
-    size="calls",
-    color="model",
-    symbol="task_type",
-    hover_data=["route", "task_type", "success_rate", "mean_cost_usd"],
-    title="Quality (mean feedback score) vs p95 latency",
-    color_discrete_map=theme.colour_map("model", frame["model"].unique()),
-)
-figure.update_layout(**LAYOUT)
 if frame["mean_score"].notna().any():
+    figure = charts.quality_vs_latency(frame, "Quality (mean feedback score) vs p95 latency")
     st.plotly_chart(figure, width="stretch")
 else:
     latency = px.bar(

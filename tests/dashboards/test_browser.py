@@ -21,7 +21,7 @@ import httpx
 import openai
 import pytest
 
-from tests.dashboards.cdp import Browser
+from benchmarks.cdp import FLAGS, Browser
 from tollway import keystore
 from tollway.broker import free_port
 
@@ -36,18 +36,7 @@ PAGES = {
     "routing": "routing",
     "calls": "calls",
 }
-CHROME_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,1000",
-    "--virtual-time-budget=15000",
-]
+CHROME_FLAGS = [*FLAGS, "--virtual-time-budget=15000"]
 
 
 def _wait_for(lines: list[str], process: subprocess.Popen[str], pattern: str) -> re.Match[str]:
