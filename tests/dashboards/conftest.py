@@ -60,7 +60,8 @@ def recent_events(now: datetime | None = None) -> list[CallEvent]:
                 status = "error" if i % 7 == 0 else "blocked" if i == 10 else "ok"
                 events.append(
                     make_event(
-                        ts=now - timedelta(days=days_ago, minutes=i),
+                        # every other call on a whole second: its time has no fraction
+                        ts=_whole_second_if(i % 2 == 0, now - timedelta(days=days_ago, minutes=i)),
                         business_line=business_line,
                         project=project,
                         task_type=task_type,
@@ -94,6 +95,10 @@ def dashboard_config() -> TollwayConfig:
         ),
     ]
     return load_config(None).model_copy(update={"budgets": budgets})
+
+
+def _whole_second_if(whole: bool, moment: datetime) -> datetime:
+    return moment.replace(microsecond=0) if whole else moment
 
 
 @dataclass
