@@ -40,10 +40,11 @@ import httpx
 
 from benchmarks.analytics_queries import DEFAULT_ROWS, bench_store
 from benchmarks.cdp import FLAGS, Browser, Visit
-from benchmarks.dashboard_pages import ADMIN_KEY, analytics_app, prepare_store, serving
+from benchmarks.dashboard_pages import ADMIN_KEY, analytics_app, prepare_store
 from dashboards import launch
 from dashboards.client import CACHE_TTL_S
 from tollway.broker import free_port
+from tollway.server import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).parents[1] / "test-artifacts" / "screenshots"
@@ -162,7 +163,7 @@ async def _run(rows: int) -> list[str]:
         lines += await prepare_store(store)
         load = "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
         api_seconds: list[float] = []
-        async with serving(analytics_app(store, api_seconds)) as url:
+        async with serving(analytics_app(store, api_seconds), lifespan=False) as url:
             lines += await asyncio.to_thread(_measure, url, api_seconds, label)
         lines.append(f"  {load} before, " + "{:.2f} {:.2f} {:.2f} after".format(*os.getloadavg()))
     return lines

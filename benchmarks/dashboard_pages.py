@@ -23,18 +23,15 @@ Not part of the test suite: `python -m benchmarks dashboard_pages [ROWS]`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import os
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from analytics.migrate import migrate
@@ -42,9 +39,9 @@ from analytics.routing_stats import StatsPath, rated_calls_fill_sql, routing_sta
 from analytics.routing_windows import whole_hours
 from analytics.store import ChdbStore
 from benchmarks.analytics_queries import DEFAULT_ROWS, bench_store, merge_all
-from tollway.broker import free_port
 from tollway.config import load_config
 from tollway.config.schema import BudgetConfig, BudgetScope, TollwayConfig
+from tollway.server import serving
 from tollway.service import Runtime, build_app
 from tollway.settings import Settings
 
@@ -132,34 +129,6 @@ def analytics_app(store: ChdbStore, api_seconds: list[float]) -> FastAPI:
     return app
 
 
-@contextlib.contextmanager
-def _no_signals() -> Iterator[None]:
-    yield
-
-
-@contextlib.asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """`app` served by uvicorn in this event loop on a free loopback port; yields its URL."""
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", access_log=False
-    )
-    server = uvicorn.Server(config)
-    logging.getLogger("uvicorn.access").disabled = True  # no line per request (Streamlit logs)
-    server.capture_signals = _no_signals  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("the server stopped during start-up")
-        await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 async def _render(
     page: str | None, query: dict[str, str], api_seconds: list[float]
 ) -> tuple[float, object]:
@@ -238,7 +207,7 @@ async def _run(rows: int) -> list[str]:
         lines += await prepare_store(store)
         lines += await _time_routing_stats(store)
         api_seconds: list[float] = []
-        async with serving(analytics_app(store, api_seconds)) as url:
+        async with serving(analytics_app(store, api_seconds), lifespan=False) as url:
             os.environ["TOLLWAY_DASHBOARD_API"] = url
             os.environ["TOLLWAY_DASHBOARD_KEY"] = ADMIN_KEY
             await _render(None, {}, api_seconds)  # Streamlit's first-run imports: not a page's

@@ -21,10 +21,10 @@ from tollway.config import load_config
 from tollway.config.schema import BudgetConfig, BudgetScope, TollwayConfig
 from tollway.events import CallEvent
 from tollway.kafka import ensure_topics, new_producer
+from tollway.server import serving
 from tollway.topics import Topics
 
 from .pipeline import produce, worker_app
-from .serving import serving
 
 pytestmark = pytest.mark.integration
 

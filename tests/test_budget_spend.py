@@ -17,10 +17,10 @@ from ingest.budget_spend import REBUILT
 from tollway.config import load_config
 from tollway.config.schema import BudgetConfig, BudgetScope, TollwayConfig
 from tollway.events import CallEvent
+from tollway.server import serving
 from tollway.topics import Topics
 
 from .pipeline import eventually, produce, worker_app
-from .serving import serving
 
 pytestmark = pytest.mark.integration
 

@@ -16,12 +16,12 @@ import openai
 import pytest
 
 from tests.pipeline import eventually
-from tests.serving import serving
 from tollway.config import load_config
 from tollway.config.loader import dump_config
 from tollway.config.schema import BudgetConfig, BudgetScope, KeyConfig, TollwayConfig
 from tollway.ids import hash_key, new_key_secret
 from tollway.reload import ConfigWatcher
+from tollway.server import serving
 from tollway.service import Runtime, build_app
 from tollway.settings import Settings
 

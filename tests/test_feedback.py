@@ -14,10 +14,9 @@ import pytest
 from tollway.config import load_config
 from tollway.config.schema import KeyConfig
 from tollway.ids import hash_key, new_key_secret
+from tollway.server import serving
 from tollway.service import Runtime, build_app
 from tollway.settings import Settings
-
-from .serving import serving
 
 pytestmark = pytest.mark.integration
 

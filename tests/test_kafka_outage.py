@@ -29,10 +29,10 @@ import openai
 import pytest
 
 from tests.pipeline import worker_app
-from tests.serving import serving
 from tollway.broker import EmbeddedBroker
 from tollway.config.schema import KeyConfig, TollwayConfig
 from tollway.ids import hash_key, new_key_secret
+from tollway.server import serving
 from tollway.service import Runtime, build_app
 from tollway.settings import Settings
 

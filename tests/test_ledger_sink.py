@@ -16,11 +16,10 @@ from ingest.ledger_sink import LedgerSink, RawMessage
 from tollway.config import load_config
 from tollway.events import CallEvent, utc_now
 from tollway.kafka import new_producer
+from tollway.server import serving
 from tollway.service import Runtime, build_app
 from tollway.settings import Settings
 from tollway.topics import Topics
-
-from .serving import serving
 
 pytestmark = pytest.mark.integration
 

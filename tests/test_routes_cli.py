@@ -10,10 +10,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from typer.testing import CliRunner, Result
 
-from tests.serving import serving
 from tollway.broker import free_port
 from tollway.cli.main import app
 from tollway.config.loader import DEMO_CONFIG
+from tollway.server import serving
 
 #: wide enough that no table cell wraps; no config or key from the environment
 ENV = {"COLUMNS": "250", "TOLLWAY_CONFIG": None, "TOLLWAY_ADMIN_KEY": None}

@@ -24,9 +24,9 @@ from router.policy import RoutePolicy
 from router.routing_feed import RoutingView
 from router.schemas import ChatCompletionRequest
 from tests.pipeline import eventually
-from tests.serving import serving
 from tollway.config.schema import KeyConfig, TollwayConfig
 from tollway.ids import hash_key, new_key_secret
+from tollway.server import serving
 from tollway.service import Runtime, build_app
 from tollway.settings import Settings
 

@@ -20,10 +20,10 @@ import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.serving import serving
 from tollway.config import load_config
 from tollway.config.schema import BudgetConfig, BudgetScope, KeyConfig, TollwayConfig
 from tollway.ids import hash_key, new_key_secret
+from tollway.server import serving
 from tollway.service import Runtime, build_app
 from tollway.settings import Settings
 

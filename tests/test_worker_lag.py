@@ -21,12 +21,12 @@ from ingest.worker import LedgerWorker
 from tollway.config import load_config
 from tollway.events import CallEvent
 from tollway.kafka import ensure_topics
+from tollway.server import serving
 from tollway.service import Runtime, build_app
 from tollway.settings import Settings
 from tollway.topics import Topics
 
 from .pipeline import produce
-from .serving import serving
 
 pytestmark = pytest.mark.integration
 

@@ -29,11 +29,13 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
+
+from tollway.broker import free_port
 
 T = TypeVar("T")
 
@@ -165,6 +167,34 @@ async def serve(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+@contextlib.asynccontextmanager
+async def serving(app: FastAPI, *, lifespan: bool = True) -> AsyncIterator[str]:
+    """`app` served in the current event loop on a free loopback port; yields its URL (for
+    tests and benchmarks). Leaving the block stops it cleanly, running the lifespan shutdown."""
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on" if lifespan else "off",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    server.capture_signals = _leave_signals_alone  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # re-raise the start-up failure
+            raise RuntimeError("the server stopped during start-up")
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 def serve_workers(

@@ -16,8 +16,8 @@ from analytics.store import ChdbStore
 from tests.analytics.conftest import make_event
 from tests.analytics.seed import FINOPS_KEY, analytics_app
 from tests.dashboards.conftest import dashboard_config, recent_events, run_page
-from tests.serving import serving
 from tollway.events import CallEvent
+from tollway.server import serving
 
 
 def _downgraded_events(now: datetime) -> list[CallEvent]:

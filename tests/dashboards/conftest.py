@@ -23,10 +23,10 @@ from analytics.ledger import Ledger
 from analytics.migrate import migrate
 from tests.analytics.conftest import make_event
 from tests.analytics.seed import analytics_app
-from tests.serving import serving
 from tollway.config import load_config
 from tollway.config.schema import BudgetConfig, BudgetScope, TollwayConfig
 from tollway.events import CallEvent
+from tollway.server import serving
 
 APP = Path(__file__).parents[2] / "dashboards" / "app.py"
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.serving import serving
+from tollway.server import serving
 
 
 def new_secret() -> str:

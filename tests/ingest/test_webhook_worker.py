@@ -18,11 +18,11 @@ from ingest.worker import LedgerWorker
 from tollway.config import load_config
 from tollway.config.schema import TollwayConfig
 from tollway.kafka import new_producer
+from tollway.server import serving
 from tollway.service import Runtime, build_app
 from tollway.settings import Settings
 from tollway.topics import Topics
 
-from ..serving import serving
 from .conftest import SECRET_ENV, hook, make_alert
 from .receiver import Receiver, new_secret
 

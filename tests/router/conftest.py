@@ -21,9 +21,9 @@ import pytest
 from starlette.applications import Starlette
 
 from tests.router import fakes
-from tests.serving import serving
 from tollway.config.schema import KeyConfig, TollwayConfig
 from tollway.ids import hash_key, new_key_secret
+from tollway.server import serving
 from tollway.service import Runtime, build_app
 from tollway.settings import Settings
 
