@@ -129,6 +129,24 @@ def _stop(process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
             process.wait(10)
 
 
+def start_proxy(
+    bootstrap: str, config_path: Path, data_dir: Path, workers: int = 1
+) -> tuple[subprocess.Popen[bytes], int]:
+    """`tollway serve --role proxy` on a free port, events to the benchmark's namespace."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "TOLLWAY_KAFKA_BOOTSTRAP": bootstrap,
+        "TOLLWAY_CONFIG": str(config_path),
+        "TOLLWAY_PORT": str(port),
+        "TOLLWAY_DATA_DIR": str(data_dir),
+        "TOLLWAY_TOPIC_NAMESPACE": NAMESPACE,
+    }
+    command = [sys.executable, "-m", "tollway.cli.main", "serve", "--role", "proxy"]
+    command += ["--log-level", "warning", "--workers", str(workers)]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL), port
+
+
 async def _count_events(bootstrap: str, topic: str) -> tuple[int, int]:
     """(records on the topic, distinct event ids among them)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -229,18 +247,7 @@ async def _through_tollway(
     seconds: float,
     slow_seconds: float,
 ) -> dict[Cell, Result]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "TOLLWAY_KAFKA_BOOTSTRAP": bootstrap,
-        "TOLLWAY_CONFIG": str(config_path),
-        "TOLLWAY_PORT": str(port),
-        "TOLLWAY_DATA_DIR": str(tmp / f"proxy-{workers}"),
-        "TOLLWAY_TOPIC_NAMESPACE": NAMESPACE,
-    }
-    command = [sys.executable, "-m", "tollway.cli.main", "serve", "--role", "proxy"]
-    command += ["--log-level", "warning", "--workers", str(workers)]
-    proxy = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    proxy, port = start_proxy(bootstrap, config_path, tmp / f"proxy-{workers}", workers)
     results: dict[Cell, Result] = {}
     try:
         await _wait_http(f"http://127.0.0.1:{port}/healthz")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import shutil
 import subprocess
 import sys
@@ -40,7 +39,7 @@ import orjson
 import yaml
 
 from benchmarks.load_generators import FAST_MODEL, AiohttpLoad, Cell, Result, Wrk
-from benchmarks.proxy_overhead import NAMESPACE, _cpu_seconds, _stop, _wait_http
+from benchmarks.proxy_overhead import _cpu_seconds, _stop, _wait_http, start_proxy
 from benchmarks.upstream import COMPLETION, UpstreamProtocol, _response, _stream_body
 from tollway.broker import EmbeddedBroker, free_port
 from tollway.ids import hash_key, new_key_secret
@@ -255,19 +254,7 @@ async def _through_tollway(
     seconds: float,
     upstream_port: int,
 ) -> list[tuple[Cell, Result, str]]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "TOLLWAY_KAFKA_BOOTSTRAP": bootstrap,
-        "TOLLWAY_CONFIG": str(config_path),
-        "TOLLWAY_PORT": str(port),
-        "TOLLWAY_DATA_DIR": str(tmp / f"proxy-{config_path.stem}"),
-        "TOLLWAY_TOPIC_NAMESPACE": NAMESPACE,
-    }
-    command = [sys.executable, "-m", "tollway.cli.main", "serve", "--role", "proxy"]
-    proxy = subprocess.Popen(
-        [*command, "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL
-    )
+    proxy, port = start_proxy(bootstrap, config_path, tmp / f"proxy-{config_path.stem}")
     results = []
     try:
         await _wait_http(f"http://127.0.0.1:{port}/healthz")
