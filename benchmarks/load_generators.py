@@ -56,6 +56,8 @@ class Result:
     p99_ms: float
     failures: int  # non-2xx answers, socket errors and timeouts
     cpu_us_per_call: float | None = None
+    #: through tollway: events acknowledged by Kafka during the run, per call answered
+    published_per_call: float | None = None
 
     @property
     def rps(self) -> float:

@@ -16,7 +16,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from router import anthropic_api, openai_api
 from router.body_limit import BodyLimit, error_response
@@ -31,7 +31,22 @@ log = logging.getLogger(__name__)
 PROTOCOL_PATHS = ("/v1/chat/", "/v1/messages", "/v1/embeddings", "/v1/models", "/v1/completions")
 
 
-def install_proxy(app: FastAPI) -> None:
+class GatewayApp(FastAPI):
+    """The FastAPI app tollway serves: with the proxy role, a `FastLane` takes the protocol
+    endpoints' POSTs before FastAPI's own middleware stack sees them."""
+
+    fast_lane: FastLane | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = self.fast_lane
+        if lane is not None and lane.takes(scope):
+            scope["app"] = self  # as FastAPI sets it, for `request.app`
+            await lane(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
+def install_proxy(app: GatewayApp) -> None:
     """Add the OpenAI- and Anthropic-compatible endpoints and the request body limit;
     `app.state.gateway` must be set before serving."""
     app.include_router(openai_api.router)
@@ -43,62 +58,66 @@ def install_proxy(app: FastAPI) -> None:
         config = gateway.config if gateway is not None else app.state.config
         return int(config.limits.max_body_bytes)
 
-    # the fast lane goes in first so the body limit (added after it, so outside it) still
-    # guards it; the lane's endpoints stay on the routers for the OpenAPI document
-    app.add_middleware(
-        FastLane,
-        endpoints={
+    app.add_middleware(BodyLimit, limit=body_limit)  # for every other route
+    # the lane's endpoints stay on the routers too, for the OpenAPI document
+    app.fast_lane = FastLane(
+        {
             "/v1/chat/completions": openai_api.chat_completions,
             "/v1/messages": anthropic_api.messages,
         },
         handlers=lambda: app.exception_handlers,
+        body_limit=body_limit,
     )
-    app.add_middleware(BodyLimit, limit=body_limit)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class FastLane:
-    """POSTs to the protocol endpoints go straight to their functions, past FastAPI's
-    routing, exception-handling wrappers and dependency machinery, which cost about a tenth
-    of a proxied call's CPU (py-spy, benchmarks/proxy_overhead.py). The endpoints take only
-    the `Request` and parse it themselves (router/responses.py); what they raise is answered
-    by the app's own exception handlers, exactly as on the routed path, and anything without
-    a handler goes on to Starlette's server-error middleware (a logged 500). Every other
-    request — other paths, other methods (a GET still gets its 405) — takes the routed path.
+    """POSTs to the protocol endpoints go straight to their functions, in front of FastAPI's
+    middleware stack (server errors, OpenTelemetry's per-request checks, the body limit
+    again), routing, exception-handling wrappers and dependency machinery, which cost about
+    a tenth of a proxied call's CPU (py-spy, benchmarks/proxy_overhead.py). The endpoints
+    take only the `Request` and parse it themselves (router/responses.py); the lane applies
+    the body limit, and answers what they raise with the app's own exception handlers,
+    exactly as on the routed path — an unexpected exception with the logged generic 500.
+    Every other request (other paths, other methods: a GET still gets its 405) is FastAPI's.
     """
 
     def __init__(
         self,
-        app: ASGIApp,
-        endpoints: dict[str, Callable[[Request], Awaitable[Response]]],
+        endpoints: dict[str, Endpoint],
         handlers: Callable[[], Mapping[Any, Callable[..., Any]]],
+        body_limit: Callable[[], int],
     ) -> None:
-        self.app = app
         self.endpoints = endpoints
         self.handlers = handlers
+        self._limited = BodyLimit(self._call, limit=body_limit)
+
+    def takes(self, scope: Scope) -> bool:
+        return (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and (scope["path"] in self.endpoints)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = self.endpoints.get(scope["path"]) if scope["type"] == "http" else None
-        if endpoint is None or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
+        await self._limited(scope, receive, send)
+
+    async def _call(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
         try:
-            response = await endpoint(request)
+            response = await self.endpoints[scope["path"]](request)
         except Exception as exc:
-            handler = self._handler(exc)
-            if handler is None:
-                raise
-            response = await handler(request, exc)
+            response = await self._handler(exc)(request, exc)
         await response(scope, receive, send)
 
-    def _handler(self, exc: Exception) -> Callable[..., Any] | None:
+    def _handler(self, exc: Exception) -> Callable[..., Any]:
         handlers = self.handlers()
         for cls in type(exc).__mro__:
-            if cls is Exception:
-                return None  # unexpected: the server-error middleware answers and logs it
             if cls in handlers:
                 return handlers[cls]
-        return None
+        return _unexpected_error
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -59,8 +59,8 @@ EVENTS_SPOOLED = Gauge(
 PUBLISH_RETRIES = Counter("tollway_event_publish_retries_total", "Failed sends that were retried")
 
 
-#: events handed to the producer per round trip
-MAX_BATCH = 500
+#: events handed to the producer per round (about a 1 MB batch when they share a partition)
+MAX_BATCH = 2000
 #: the longest wait between two attempts while the broker is unreachable
 MAX_BACKOFF_S = 5.0
 #: failures that retrying cannot cure: the event itself is too large for the broker

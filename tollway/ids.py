@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import secrets
 import threading
 import time
@@ -15,7 +16,10 @@ KEY_PREFIX = "tw-"
 class _UUIDv7:
     """UUIDv7 (RFC 9562) with a 12-bit counter inside each millisecond (its "method 1"), so ids
     made in one millisecond stay ordered *and* keep that millisecond: a generator that bumps the
-    timestamp instead runs ahead of the clock under load (20,000 ids, 20 s ahead)."""
+    timestamp instead runs ahead of the clock under load (20,000 ids, 20 s ahead).
+
+    The random bits need to be unique, not secret: they come from `random` (seeded from the
+    OS, re-seeded in a forked child), 15 times cheaper than `secrets`' system call per id."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -26,13 +30,13 @@ class _UUIDv7:
         with self._lock:
             ms = time.time_ns() // 1_000_000
             if ms > self._ms:
-                self._ms, self._counter = ms, secrets.randbits(10)  # room to count up
+                self._ms, self._counter = ms, random.getrandbits(10)  # room to count up
             else:
                 self._counter += 1
                 if self._counter > 0xFFF:  # 3,000-odd ids in one millisecond: borrow the next
                     self._ms, self._counter = self._ms + 1, 0
             ms, counter = self._ms, self._counter
-        value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | secrets.randbits(62)
+        value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | random.getrandbits(62)
         return UUID(int=value)
 
 

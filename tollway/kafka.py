@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 from aiokafka import AIOKafkaProducer
@@ -62,6 +63,18 @@ def _single_node(bootstrap: str) -> bool:
     return "," not in bootstrap
 
 
+#: bytes a producer packs into one partition's batch before `send` waits for it to leave: just
+#: under Kafka's default 1 MB message limit (`message.max.bytes`; lower it with
+#: TOLLWAY_KAFKA_MAX_BATCH_BYTES for brokers set below that). aiokafka's 16 KiB, about 20 call
+#: events, sends one batch per partition per broker round trip, and a proxy's calls share
+#: their key's partition: a loaded proxy published about 700 events/s and spooled the rest.
+MAX_BATCH_BYTES = 1_000_000
+
+
+def max_batch_bytes() -> int:
+    return int(os.environ.get("TOLLWAY_KAFKA_MAX_BATCH_BYTES") or MAX_BATCH_BYTES)
+
+
 def new_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
     """A plain producer with acks=all: Tansu rejects idempotent producers (InitProducerId),
     so exactly-once is the consumers' job, by `event_id`."""
@@ -70,6 +83,7 @@ def new_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
         "acks": "all",
         "enable_idempotence": False,
         "linger_ms": 5,
+        "max_batch_size": max_batch_bytes(),
         "compression_type": None,
         "request_timeout_ms": 10_000,
     }

@@ -137,6 +137,7 @@ async def serve(
         lifespan="on",
         timeout_graceful_shutdown=30,
         access_log=False,
+        proxy_headers=False,  # tollway reads no client address (X-Forwarded-For would set it)
         http=_http_protocol(),  # type: ignore[arg-type]
         backlog=4096,
     )

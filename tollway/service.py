@@ -59,10 +59,10 @@ class Runtime:
 
 
 def build_app(runtime: Runtime) -> FastAPI:
-    from router.app import install_error_handlers, install_proxy
+    from router.app import GatewayApp, install_error_handlers, install_proxy
 
     roles = runtime.roles
-    app = FastAPI(title="tollway", version="0.1.0", lifespan=_lifespan(runtime))
+    app = GatewayApp(title="tollway", version="0.1.0", lifespan=_lifespan(runtime))
     app.state.bootstrap = runtime.bootstrap
     app.state.config = runtime.config
     app.state.keys = KeyRegistry([*runtime.config.keys, *runtime.extra_keys], runtime.admin_key)
