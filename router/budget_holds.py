@@ -15,7 +15,7 @@ budget, at ~4,500 calls/s); one background task sends the changed windows' total
 `interval_s` (50 ms) — a release because the worker's status counted costs goes at once, as the
 peers have that status too and count those costs twice until they hear of it — re-sends every
 non-zero total every `refresh_s` (the followers' TTL is counted from the last record), and sends
-a zero record once a total drops to zero. It never slows or fails a
+a zero record once a total drops to zero, then a tombstone of its key for compaction. It never slows or fails a
 call: sends are not awaited for delivery, a broker outage only makes records late or lost (logged
 once per outage), and nothing waits on it but its own task.
 
@@ -230,10 +230,15 @@ class HoldsPublisher:
                                         period_start=window[1], held_usd=held))  # fmt: skip
 
     async def _send(self, hold: BudgetHold) -> None:
+        """Send a total; a zero is followed by a tombstone of its key, so compaction removes
+        it: instance ids are new in every process, and the zeros would pile up for ever."""
         if self._producer is None:
             return
+        key = hold.key.encode()
         try:
-            delivery = await self._producer.send(self.topic, hold.encode(), key=hold.key.encode())
+            delivery = await self._producer.send(self.topic, hold.encode(), key=key)
+            if not hold.held_usd:  # the zero record clears the followers; the tombstone, the key
+                await self._producer.send(self.topic, None, key=key)
         except Exception as exc:  # the broker is away: this total is dropped, the next is sent
             self._failed(exc)
             return

@@ -341,3 +341,27 @@ def test_an_unreachable_broker_drops_totals_without_failing_and_logs_once(
             assert g.admit(who(), "gpt-4o", Decimal("0.1"), NOW).action == "none"
             asyncio.run(publisher.publish_due())
     assert len([r for r in caplog.records if "cannot be shared" in r.message]) == 1
+
+
+def test_a_zero_total_is_followed_by_a_tombstone_of_its_key() -> None:
+    """Instance ids are new in every process: without tombstones a compacted holds topic would
+    keep one zero record per process and window for ever, for every follower to read."""
+    g = gate(budget(business_line="marketing"))
+    publisher = HoldsExchange("127.0.0.1:1", "holds", g.peers, g._held).publisher
+    sent: list[tuple[bytes | None, bytes]] = []
+
+    class Producer:
+        async def send(self, topic: str, value: bytes | None, key: bytes) -> asyncio.Future[None]:
+            sent.append((value, key))
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+    publisher._producer = Producer()  # type: ignore[assignment]
+    held = BudgetHold(instance_id="i1", budget_id="b", period_start=MONTH[0], held_usd=Decimal(1))
+    asyncio.run(publisher._send(held))
+    assert [value is None for value, _ in sent] == [False]
+    asyncio.run(publisher._send(held.model_copy(update={"held_usd": Decimal(0)})))
+    assert [value is None for value, _ in sent] == [False, False, True]
+    zero, tombstone = sent[1:]
+    assert orjson.loads(zero[0] or b"")["held_usd"] == "0" and tombstone[1] == zero[1]
