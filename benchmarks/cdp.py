@@ -13,7 +13,7 @@ widget is no signal: it appears only after a script has run for 500 ms, so a fas
 `data-test-connection-state` (`CONNECTED` once the websocket is up) — the attributes Streamlit's
 own end-to-end tests wait on. A page is ready when its script has run and stopped, nothing is a
 loading skeleton (lazy elements such as charts show one until their code arrives), and every
-Plotly chart has drawn its traces.
+chart has drawn: a Plotly chart its traces, a Vega-Lite chart its marks.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ FLAGS = [
 PROBE = """(() => {
   const doc = document, app = doc.querySelector('[data-testid="stApp"]');
   const charts = [...doc.querySelectorAll('[data-testid="stPlotlyChart"]')];
+  const vega = [...doc.querySelectorAll('[data-testid="stVegaLiteChart"]')];
   return {
     fresh: !window.__twOld,
     script: app ? app.getAttribute('data-test-script-state') : null,
@@ -56,9 +57,10 @@ PROBE = """(() => {
     skeletons: doc.querySelectorAll(
       '[data-testid="stSkeleton"], [data-testid="stAppSkeleton"], [data-testid="stSkeletonElement"]'
     ).length,
-    charts: charts.length,
+    charts: charts.length + vega.length,
     drawn: charts.filter(c => c.querySelector('.js-plotly-plot .main-svg')
-      && c.querySelectorAll('.trace, .slice').length > 0).length,
+      && c.querySelectorAll('.trace, .slice').length > 0).length
+      + vega.filter(c => c.querySelector('svg.marks .role-mark, canvas.marks')).length,
     exception: !!doc.querySelector('[data-testid="stException"]'),
   };
 })()"""
@@ -165,8 +167,9 @@ class Browser:
         return visit
 
     def _frames(self, visit: Visit) -> None:
-        """When Streamlit's messages arrived, from the network stack's clock (the page's main
-        thread may be busy drawing when they do), relative to the document request."""
+        """When Streamlit's messages arrived, as DevTools stamps them, relative to the document
+        request. Not the wire's clock: messages that come while the page's main thread is busy
+        (loading a chart library, drawing) are stamped together once it is free."""
         documents = [
             e["params"]["timestamp"]
             for e in self.events

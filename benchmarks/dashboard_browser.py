@@ -3,24 +3,32 @@
 benchmarks/dashboard_pages.py times each page's script in Streamlit's AppTest; a person waits
 for more than that: the page's HTML and JavaScript, the websocket handshake that opens a
 Streamlit session, the script run (with its API calls), the elements crossing the websocket
-and Plotly drawing the charts. This benchmark measures all of it. The store, the analytics
-role's app and its server are dashboard_pages' (`TOLLWAY_BENCH_DIR` reuses a kept store, brought
-to the current migrations and merged); the dashboard runs as `tollway dashboard` runs it
-(`dashboards.launch`: `streamlit run`, headless, its own process) with the admin key, and
-chromium is driven over DevTools (benchmarks/cdp.py, the browser test's client).
+and the browser drawing them (a chart's library loaded on every page load). This benchmark
+measures all of it. The store, the analytics role's app and its server are dashboard_pages'
+(`TOLLWAY_BENCH_DIR` reuses a kept store, brought to the current migrations and merged); the
+dashboard runs as `tollway dashboard` runs it (`dashboards.launch`: `streamlit run`, headless,
+its own process) with the admin key, and chromium is driven over DevTools (benchmarks/cdp.py,
+the browser test's client).
 
 Each visit is a fresh navigation, so a fresh Streamlit session, and is timed from
 `Page.navigate` until the page is ready (benchmarks/cdp.py: script finished, no skeleton,
 every chart drawn, at least the charts the page has at 100M; an exception fails the run), the
-DOM polled every 20 ms. The dashboard caches API answers for 15 s in its process
-(`st.cache_data`, shared by every session), so each page is visited *cold* — after the cache
-has expired, every API call included — and right after *warm*, from the cache, as on a click
-back or a second viewer. Before measuring, every page is opened once so the browser has the
-chart code and Streamlit its imports, as on any dashboard that has been opened before.
-Reported: medians of 3 visits, when Streamlit's websocket was up and when its last message
-of the page reached the browser (from the network stack's clock: the rest is drawing), and the
-seconds the API spent on the cold visit's calls (server side, summed). The API shares
-this process with the DevTools client; Streamlit and chromium have their own.
+DOM polled every 20 ms. The dashboard caches API answers for 15 s in its process, shared by
+every session, and keeps recently used ones fresh in the background
+(`dashboards.client.AnswerCache`). Two dashboards run: one with that warmer off and one as
+launched (on). For each page, once the cache has expired (16 s after its last fill): a *cold*
+visit to the first (every API call in the time: a view nobody opened lately), a *kept* visit
+to the second (what the next viewer of a recently used view gets), and a *warm* visit to the
+second right after (a click back, a second viewer). Before measuring, every page is opened once
+on each so the browser has the chart code and Streamlit its imports.
+
+The floor, measured in the same run and browser (`BASELINE`): a Streamlit page holding only a
+title, and one with a single small Plotly chart, served by their own `streamlit run` with the
+dashboard's options. Every page's time is also given as a multiple of the blank page's (same
+kind of visit), since this two-core machine is often shared. Reported: medians of 3 visits,
+when Streamlit's websocket was up and when the script had finished (cold visits), and the
+seconds the API spent on the cold visit's calls (server side, summed). The API shares this
+process with the DevTools client; the Streamlit servers and chromium have their own.
 
 Not part of the test suite: `python -m benchmarks dashboard_browser [ROWS]` (chromium from
 /usr/bin/chromium). One screenshot per page lands in test-artifacts/screenshots/.
@@ -53,17 +61,33 @@ REPEAT = 3
 SHOT_HEIGHT = 2000
 #: page name → (screenshot name, URL path and query, Plotly charts the page draws)
 PAGES: dict[str, tuple[str, str, int]] = {
-    "overview": ("overview", "", 2),
-    "explorer (all spend, 30 d)": ("explorer-30d", "explorer", 3),
+    "overview": ("overview", "", 1),
+    "explorer (all spend, 30 d)": ("explorer-30d", "explorer", 1),
     "explorer (marketing-p1, 90 d)": (
         "explorer-project-90d",
         "explorer?business_line=marketing&project=marketing-p1&days=90",
-        3,
+        1,
     ),
     "budgets": ("budgets", "budgets", 0),
     "routing": ("routing", "routing", 1),
     "calls": ("calls", "calls", 0),
 }
+#: the floor, measured in the same run: a Streamlit page with a title and nothing else, and one
+#: with a single small Plotly chart, served by their own `streamlit run` under the dashboard's
+#: options (`dashboards.launch`); no API, so cold and warm differ only by noise
+BASELINE: dict[str, tuple[str, str, int]] = {
+    "baseline: blank page": ("baseline-blank", "", 0),
+    "baseline: one small chart": ("baseline-chart", "?chart=1", 1),
+}
+BASELINE_APP = """
+import plotly.graph_objects as go
+import streamlit as st
+
+st.set_page_config(page_title="baseline", layout="wide")
+st.title("Baseline")
+if st.query_params.get("chart"):
+    st.plotly_chart(go.Figure(go.Bar(x=["a", "b", "c"], y=[1, 3, 2])), width="stretch")
+"""
 
 
 def _started(dashboard: str, log: Path) -> None:
@@ -90,66 +114,114 @@ def _median(values: list[float | None]) -> float:
     return statistics.median(v for v in values if v is not None)
 
 
+#: visit kinds: (key, server, what it means)
+KINDS = (
+    ("cold", "uncached", "warmer off, 16 s after the last visit: every API call in the time"),
+    ("kept", "kept warm", "warmer on (as launched), 16 s after the last visit"),
+    ("warm", "kept warm", "the same page again at once"),
+)
+
+
 def _measure(api: str, api_seconds: list[float], label: str) -> list[str]:
-    """Start the dashboard and chromium, visit every page; report lines (runs in a thread, so
-    the event loop keeps answering the dashboard's API calls)."""
+    """Start two dashboards (keep-warm off and on), the baseline and chromium, visit every page;
+    report lines (runs in a thread, so the event loop keeps answering the dashboards)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
+    pages = {**BASELINE, **PAGES}
     with tempfile.TemporaryDirectory() as tmp:
-        port, log = free_port(), Path(tmp) / "streamlit.log"
-        dashboard = f"http://127.0.0.1:{port}"
-        with log.open("w") as out:
-            process = launch.start(port, api, ADMIN_KEY, log=out)
+        script = Path(tmp) / "baseline.py"
+        script.write_text(BASELINE_APP)
+        servers = {"uncached": (launch.APP, 0.0), "kept warm": (launch.APP, None)}
+        servers["baseline"] = (script, 0.0)
+        urls: dict[str, tuple[str, Path]] = {}
+        processes = []
+        for server, (app, keep_warm_s) in servers.items():
+            port, log = free_port(), Path(tmp) / f"{server}.log"
+            with log.open("w") as out:
+                processes.append(
+                    launch.start(port, api, ADMIN_KEY, log=out, app=app, keep_warm_s=keep_warm_s)
+                )
+            urls[server] = (f"http://127.0.0.1:{port}", log)
         browser = None
         try:
-            _started(dashboard, log)
+            for base, log in urls.values():
+                _started(base, log)
             browser = Browser(CHROMIUM, FLAGS, Path(tmp) / "profile", free_port())
+
+            def url(server: str, name: str) -> str:
+                return f"{urls['baseline' if name in BASELINE else server][0]}/{pages[name][1]}"
+
             first = {}
-            for name, (slug, path, charts) in PAGES.items():  # chart code, imports, store
+            for name, (slug, _, charts) in pages.items():  # chart code, imports, store
                 shot = SHOTS / f"bench-{label}-{slug}.png"
-                first[name] = _visit(browser, f"{dashboard}/{path}", charts, name, shot).ready_s
-            cold: dict[str, list[Visit]] = {name: [] for name in PAGES}
-            warm: dict[str, list[Visit]] = {name: [] for name in PAGES}
-            api_cold: dict[str, list[tuple[float, int]]] = {name: [] for name in PAGES}
-            warm_calls = 0
+                first[name] = _visit(browser, url("uncached", name), charts, name, shot).ready_s
+                _visit(browser, url("kept warm", name), charts, name, shot)
+            visits: dict[str, dict[str, list[Visit]]] = {
+                k: {n: [] for n in pages} for k, *_ in KINDS
+            }
+            calls: dict[str, dict[str, list[tuple[float, int]]]] = {
+                k: {n: [] for n in pages} for k, *_ in KINDS
+            }
             filled = time.monotonic()
             for rep in range(REPEAT):
-                for name, (slug, path, charts) in PAGES.items():
-                    time.sleep(max(0.0, filled + CACHE_TTL_S + 1 - time.monotonic()))
+                for name, (slug, _, charts) in pages.items():
+                    if name not in BASELINE:
+                        time.sleep(max(0.0, filled + CACHE_TTL_S + 1 - time.monotonic()))
                     shot = SHOTS / f"bench-{label}-{slug}.png"
-                    api_seconds.clear()
-                    cold[name].append(_visit(browser, f"{dashboard}/{path}", charts, name, shot))
-                    api_cold[name].append((sum(api_seconds), len(api_seconds)))
-                    filled = time.monotonic()
-                    if rep == 0:
-                        browser.screenshot(shot, height=SHOT_HEIGHT)
-                    api_seconds.clear()
-                    warm[name].append(_visit(browser, f"{dashboard}/{path}", charts, name, shot))
-                    warm_calls += len(api_seconds)
+                    for kind, server, _ in KINDS:
+                        api_seconds.clear()
+                        visit = _visit(browser, url(server, name), charts, name, shot)
+                        visits[kind][name].append(visit)
+                        calls[kind][name].append((sum(api_seconds), len(api_seconds)))
+                        if kind == "cold":
+                            filled = time.monotonic()
+                        if rep == 0 and kind == "kept":
+                            browser.screenshot(shot, height=SHOT_HEIGHT)
         finally:
             if browser is not None:
                 browser.close()
-            launch.stop(process)
+            for process in processes:
+                launch.stop(process)
+    return _report(first, visits, calls, label)
+
+
+def _report(
+    first: dict[str, float | None],
+    visits: dict[str, dict[str, list[Visit]]],
+    calls: dict[str, dict[str, list[tuple[float, int]]]],
+    label: str,
+) -> list[str]:
+    blank = next(iter(BASELINE))
+    floor = {kind: _median([v.ready_s for v in visits[kind][blank]]) for kind, _, _ in KINDS}
     lines = [
         "  first visit after start (s): "
         + ", ".join(f"{name.split(' ')[0]} {s:.2f}" for name, s in first.items() if s),
-        f"  {'page':<31} {'cold s':>7} {'max':>5} {'warm s':>7} {'max':>5}"
-        f" {'ws up':>6} {'sent':>5} {'API s':>6} {'calls':>5} {'w sent':>6}  target ≤ 1 s",
+        f"  {'page':<31}"
+        + "".join(f" {kind + ' s':>7} {'max':>5} {'x base':>6}" for kind, _, _ in KINDS)
+        + f" {'ws up':>6} {'done':>5} {'API s':>6} {'calls':>5}  target ≤ 1 s",
     ]
-    for name in PAGES:
-        cold_s = [v.ready_s for v in cold[name]]
-        warm_s = [v.ready_s for v in warm[name]]
-        api_s, calls = sorted(api_cold[name])[len(api_cold[name]) // 2]
-        lines.append(
-            f"  {name:<31} {_median(cold_s):>7.2f} {max(s or 0 for s in cold_s):>5.2f}"
-            f" {_median(warm_s):>7.2f} {max(s or 0 for s in warm_s):>5.2f}"
-            f" {_median([v.connected_s for v in cold[name]]):>6.2f}"
-            f" {_median([v.last_frame_s for v in cold[name]]):>5.2f} {api_s:>6.2f} {calls:>5}"
-            f" {_median([v.last_frame_s for v in warm[name]]):>6.2f}"
-            f"  {'met' if max(_median(cold_s), _median(warm_s)) <= 1 else 'MISSED'}"
-        )
+    for name in visits["cold"]:
+        row, missed = f"  {name:<31}", []
+        for kind, _, _ in KINDS:
+            seconds = [v.ready_s for v in visits[kind][name]]
+            median = _median(seconds)
+            row += f" {median:>7.2f} {max(s or 0 for s in seconds):>5.2f}"
+            row += f" {median / floor[kind]:>5.1f}x"
+            if median > 1:
+                missed.append(kind)
+        cold = visits["cold"][name]
+        api_s, api_calls = sorted(calls["cold"][name])[len(cold) // 2]
+        row += f" {_median([v.connected_s for v in cold]):>6.2f}"
+        row += f" {_median([v.finished_s for v in cold]):>5.2f} {api_s:>6.2f} {api_calls:>5}"
+        if name not in BASELINE:
+            row += "  met" if not missed else f"  MISSED ({', '.join(missed)})"
+        lines.append(row)
+    during = {kind: sum(n for c in calls[kind].values() for _, n in c) for kind, _, _ in KINDS}
+    lines += [f"  {kind}: {meaning}" for kind, _, meaning in KINDS]
     lines.append(
-        "  (medians; ws up: Streamlit's websocket connected; sent: its last message of the page"
-        f" reached the browser, cold and warm (w); API calls on warm visits: {warm_calls};"
+        "  (medians; x base: against the blank baseline page of the same kind and run; ws up:"
+        " Streamlit's websocket connected, done: the script finished, both on cold visits; API"
+        " s and calls: the cold visit's; API requests served during kept-warm visits (the"
+        f" warmer's, in the background): {during['kept']}, during warm visits: {during['warm']};"
         f" screenshots: {SHOTS}/bench-{label}-*.png)"
     )
     return lines

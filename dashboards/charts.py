@@ -1,45 +1,98 @@
-"""Plotly figures shared by the pages, coloured by `dashboards.theme`.
+"""Plotly figures shared by the pages, coloured by `dashboards.theme`, and `show` to draw one.
 
 Charts take float copies of the exact Decimal money; tables and metrics keep the exact values.
+Each Plotly chart costs a page in the browser (the first one loads Plotly's 4.7 MB bundle, every
+one is drawn on the page's only thread), so pages draw charts only where a table will not do:
+a time series, a treemap, a scatter of quality against latency.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
+import streamlit as st
 
 from dashboards import theme
-from dashboards.models import Budget, CostReport, Timeseries
+from dashboards.models import CostReport, Timeseries
 
+HEIGHT = 380
 LAYOUT = {
     "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
     "legend_title_text": "",
-    "height": 380,
+    "height": HEIGHT,
 }
 
 
-def stacked_daily(series: Timeseries, dimension: str | None, title: str) -> go.Figure:
-    """Daily spend as stacked bars, one colour per value of `dimension`.
+#: Plotly's own toolbar is left out (zoom by dragging, reset by double-click and hover still
+#: work; Streamlit's element toolbar keeps full screen): one less thing to build per chart
+CONFIG = {"displayModeBar": False, "displaylogo": False}
 
-    Built from graph objects, a bar trace per value in order of first appearance (what plotly
-    express would make): express costs about 55 ms a chart in its data frame machinery, this
-    about 10 ms, on every run of the Overview and Explorer pages."""
-    traces: dict[str, tuple[list[str], list[float]]] = {}
+
+def show(figure: go.Figure | VegaChart, **kwargs: Any) -> Any:
+    """Draw `figure` across its container (a Plotly one without Plotly's toolbar)."""
+    if isinstance(figure, VegaChart):
+        return st.vega_lite_chart(figure.data, figure.spec, width="stretch", **kwargs)
+    return st.plotly_chart(figure, width="stretch", config=CONFIG, **kwargs)
+
+
+@dataclass(frozen=True)
+class VegaChart:
+    """A Vega-Lite chart: its rows and its spec (`st.vega_lite_chart`)."""
+
+    data: pd.DataFrame
+    spec: dict[str, Any]
+
+
+def stacked_daily(series: Timeseries, dimension: str | None, title: str) -> VegaChart:
+    """Daily spend as stacked bars, one colour per value of `dimension` (stacked and listed in
+    order of first appearance), a hover per bar segment.
+
+    Vega-Lite rather than Plotly: the page's only chart then needs no Plotly in the browser,
+    whose bundle (4.7 MB against Vega's 0.8) costs a page more to load than the chart to draw."""
+    days, groups, costs = [], [], []
     for point in series.points:
-        group = point.dims.get(dimension, "all") if dimension else "all"
-        days, costs = traces.setdefault(group, ([], []))
         days.append(point.bucket[:10])
+        groups.append(point.dims.get(dimension, "all") if dimension else "all")
         costs.append(float(point.cost_usd))
-    colours = theme.colour_map(dimension or "", traces)
-    figure = go.Figure()
-    for group, (days, costs) in traces.items():
-        figure.add_bar(x=days, y=costs, name=group, marker_color=colours[group])
-    figure.update_layout(title=title, barmode="stack", yaxis_tickprefix="$", **LAYOUT)
-    figure.update_yaxes(title_text="USD")
-    figure.update_xaxes(type="category")  # one bar per UTC day, never clock-time ticks
-    return figure
+    order = list(dict.fromkeys(groups))
+    colours = theme.colour_map(dimension or "", order)
+    label = dimension.replace("_", " ") if dimension else "spend"
+    frame = pd.DataFrame({"day": days, "group": groups, "cost_usd": costs})
+    frame["rank"] = frame["group"].map({group: i for i, group in enumerate(order)})
+    spec = {
+        "title": title,
+        "height": HEIGHT - 80,
+        "mark": {"type": "bar"},
+        "encoding": {
+            # one bar per UTC day, never clock-time ticks
+            "x": {"field": "day", "type": "ordinal", "title": None},
+            "y": {
+                "field": "cost_usd",
+                "type": "quantitative",
+                "aggregate": "sum",
+                "title": "USD",
+                "axis": {"format": "$,.3~s"},
+            },
+            "color": {
+                "field": "group",
+                "type": "nominal",
+                "title": label,
+                "scale": {"domain": order, "range": [colours[g] for g in order]},
+                "legend": {"orient": "right"} if dimension else None,
+            },
+            "order": {"field": "rank", "type": "quantitative"},
+            "tooltip": [
+                {"field": "day", "type": "ordinal"},
+                {"field": "group", "type": "nominal", "title": label},
+                {"field": "cost_usd", "type": "quantitative", "title": "spend", "format": "$,.4f"},
+            ],
+        },
+    }
+    return VegaChart(frame, spec)
 
 
 def spend_treemap(report: CostReport, path: Sequence[str], title: str) -> go.Figure:
@@ -78,117 +131,89 @@ def spend_treemap(report: CostReport, path: Sequence[str], title: str) -> go.Fig
     return figure
 
 
-def ranked_bars(report: CostReport, dimension: str, title: str) -> go.Figure:
-    """Horizontal bars, biggest spender on top — the clickable drill-down chart (a clicked
-    point's `y` is the value to drill into). Graph objects rather than plotly express, for the
-    reason given at `stacked_daily`: a trace per value, so each keeps its colour."""
-    rows = list(reversed(report.rows))  # plotly draws the first category at the bottom
-    colours = theme.colour_map(dimension, (r.dims.get(dimension, "") for r in rows))
-    figure = go.Figure()
-    for row in rows:
-        value = row.dims.get(dimension, "")
-        figure.add_bar(
-            x=[float(row.cost_usd)],
-            y=[value],
-            orientation="h",
-            name=value,
-            marker_color=colours[value],
-            hovertemplate=f"{value}: $%{{x:,.4f}}<extra></extra>",
-        )
-    figure.update_layout(
-        title=title, barmode="relative", showlegend=False, xaxis_tickprefix="$", **LAYOUT
-    )
-    figure.update_xaxes(title_text="USD")
-    figure.update_yaxes(
-        type="category",
-        categoryorder="array",
-        categoryarray=[r.dims.get(dimension, "") for r in rows],
-    )
-    return figure
+#: marker shapes for task types on the quality chart (Vega-Lite's)
+SHAPES = ("circle", "diamond", "square", "cross", "triangle-up", "triangle-down", "wedge", "stroke")
 
 
-def budget_bars(budgets: Sequence[Budget]) -> go.Figure:
-    """Spend and forecast against each budget's limit."""
-    names = [b.id for b in budgets]
-    figure = go.Figure()
-    figure.add_bar(
-        name="spend",
-        x=names,
-        y=[float(b.spend_usd) for b in budgets],
-        marker_color=[theme.STATE_COLOURS.get(b.state, "#4C78A8") for b in budgets],
-    )
-    figure.add_bar(
-        name="forecast",
-        x=names,
-        y=[float(b.forecast_usd) for b in budgets],
-        marker_color="rgba(120,120,120,0.35)",
-    )
-    figure.add_scatter(
-        name="limit",
-        x=names,
-        y=[float(b.limit_usd) for b in budgets],
-        mode="markers",
-        marker={"symbol": "line-ew-open", "size": 40, "color": "#E45756"},
-    )
-    figure.update_layout(
-        barmode="group", title="Spend and forecast vs limit", yaxis_tickprefix="$", **LAYOUT
-    )
-    return figure
+def quality_vs_latency(frame: pd.DataFrame, title: str) -> VegaChart:
+    """Mean feedback score against p95 latency, one point per route, task type and model, its
+    area by calls: colour is the model, shape the task type, a hover per point with the route,
+    calls, success rate and mean cost. Only rows with a score are drawn.
 
-
-#: marker shapes for task types on the quality chart, in plotly express's order
-SYMBOLS = ("circle", "diamond", "square", "x", "cross", "pentagon", "star", "hexagram")
-
-
-def quality_vs_latency(frame: pd.DataFrame, title: str) -> go.Figure:
-    """Mean feedback score against p95 latency, one marker per route, task type and model, sized
-    by calls: colour is the model, shape the task type.
-
-    One trace per model (shapes as per-point symbols) plus a legend-only trace per task type,
-    instead of plotly express's trace for every model and task type pair: at 8 models and 6
-    task types that is 14 traces instead of 48, and the figure builds in about 30 ms instead of
-    0.2 to 0.5 s (and draws faster in the browser). The legend lists models and task types
-    apart."""
-    tasks = sorted(frame["task_type"].unique())
-    symbol = {task: SYMBOLS[i % len(SYMBOLS)] for i, task in enumerate(tasks)}
-    sizeref = 2.0 * max(float(frame["calls"].max()), 1.0) / 20**2  # px: area, 20 px at most
-    figure = go.Figure()
-    for model, part in frame.groupby("model", sort=True):
-        figure.add_scatter(
-            x=part["p95_latency_ms"],
-            y=part["mean_score"],
-            mode="markers",
-            name=str(model),
-            legendgroup="model",
-            legendgrouptitle_text="model",
-            marker={
-                "color": theme.model_colour(str(model)),
-                "size": part["calls"],
-                "sizemode": "area",
-                "sizeref": sizeref,
-                "sizemin": 3,
-                "symbol": [symbol[task] for task in part["task_type"]],
-                "line": {"width": 0.5, "color": "white"},
+    Vega-Lite, like the daily series: this is the Routing page's only chart, so the page needs
+    no Plotly in the browser (about 0.1-0.2 s of loading saved on every visit)."""
+    rated = frame[frame["mean_score"].notna()]
+    models = sorted(rated["model"].unique())
+    tasks = sorted(rated["task_type"].unique())
+    data = rated[
+        [
+            "route",
+            "task_type",
+            "model",
+            "calls",
+            "success_rate",
+            "p95_latency_ms",
+            "mean_score",
+            "mean_cost_usd",
+        ]
+    ].astype({"mean_cost_usd": float})
+    spec = {
+        "title": title,
+        "height": HEIGHT - 80,
+        "mark": {"type": "point", "filled": True, "opacity": 0.8, "stroke": "white"},
+        "encoding": {
+            "x": {
+                "field": "p95_latency_ms",
+                "type": "quantitative",
+                "title": "p95 latency (ms)",
+                "scale": {"zero": False},
             },
-            customdata=part[["route", "task_type", "calls", "success_rate", "mean_cost_usd"]],
-            hovertemplate=f"<b>{model}</b> · %{{customdata[1]}} · route %{{customdata[0]}}<br>"
-            "score %{y:.3f}, p95 %{x:,.0f} ms<br>%{customdata[2]:,} calls, "
-            "success %{customdata[3]:.1%}, mean $%{customdata[4]:.6f}<extra></extra>",
-        )
-    for task in tasks:
-        figure.add_scatter(
-            x=[None],
-            y=[None],
-            mode="markers",
-            name=task,
-            legendgroup="task_type",
-            legendgrouptitle_text="task type",
-            marker={"symbol": symbol[task], "color": "#888888", "size": 9},
-        )
-    figure.update_layout(
-        title=title,
-        xaxis_title="p95 latency (ms)",
-        yaxis_title="mean score",
-        **LAYOUT,
-    )
-    return figure
+            "y": {
+                "field": "mean_score",
+                "type": "quantitative",
+                "title": "mean score",
+                "scale": {"zero": False},
+            },
+            "color": {
+                "field": "model",
+                "type": "nominal",
+                "scale": {"domain": models, "range": [theme.model_colour(m) for m in models]},
+            },
+            "shape": {
+                "field": "task_type",
+                "type": "nominal",
+                "title": "task type",
+                "scale": {
+                    "domain": tasks,
+                    "range": [SHAPES[i % len(SHAPES)] for i in range(len(tasks))],
+                },
+            },
+            "size": {"field": "calls", "type": "quantitative", "scale": {"range": [20, 400]}},
+            "tooltip": [
+                {"field": "model", "type": "nominal"},
+                {"field": "task_type", "type": "nominal", "title": "task type"},
+                {"field": "route", "type": "nominal"},
+                {"field": "mean_score", "type": "quantitative", "title": "score", "format": ".3f"},
+                {
+                    "field": "p95_latency_ms",
+                    "type": "quantitative",
+                    "title": "p95 ms",
+                    "format": ",.0f",
+                },
+                {"field": "calls", "type": "quantitative", "format": ","},
+                {
+                    "field": "success_rate",
+                    "type": "quantitative",
+                    "title": "success",
+                    "format": ".1%",
+                },
+                {
+                    "field": "mean_cost_usd",
+                    "type": "quantitative",
+                    "title": "mean $",
+                    "format": ".6f",
+                },
+            ],
+        },
+    }
+    return VegaChart(data, spec)

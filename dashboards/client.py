@@ -5,17 +5,26 @@ process), so every number on a page comes through here. Answers are cached for a
 pages rerun on every click, and the ledger changes by the second, so a few seconds of staleness
 buys snappy drill-downs without hiding new spend for long. Failures are raised as typed
 exceptions (never cached) so a page can explain them instead of showing a traceback.
+
+The cache belongs to the dashboard process, shared by every session. With
+`TOLLWAY_DASHBOARD_KEEP_WARM_S` set (`dashboards.launch` sets 300 unless told otherwise), a
+background thread refetches every answer asked for within that many seconds shortly before it
+expires, so whoever opens a recently seen view next finds its numbers fresh (never older than
+the TTL) without waiting for the API; a view nobody opened for that long is fetched on the visit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import httpx
-import streamlit as st
 
 from dashboards.models import (
     Budget,
@@ -27,9 +36,17 @@ from dashboards.models import (
 )
 
 CACHE_TTL_S = 15
+MAX_ENTRIES = 512
 TIMEOUT_S = 30.0
+KEEP_WARM_ENV = "TOLLWAY_DASHBOARD_KEEP_WARM_S"
+#: the warmer refetches an answer this long before it expires (a refresh round must fit in it)
+REFRESH_LEAD_S = 5.0
+
+log = logging.getLogger(__name__)
 
 Params = tuple[tuple[str, str], ...]
+#: base URL, key, method, path, query parameters, JSON body: everything an answer depends on
+Request = tuple[str, str, str, str, Params, str | None]
 
 
 class DashboardError(Exception):
@@ -71,11 +88,10 @@ def _raise_for(response: httpx.Response) -> None:
     raise cls(response.status_code, kind, message)
 
 
-@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=512)
-def _fetch(
+def _request(
     base_url: str, key: str, method: str, path: str, params: Params, body: str | None
 ) -> Any:
-    """One API request; cached by every argument, so each key and each URL has its own entries."""
+    """One API request, uncached."""
     try:
         response = httpx.request(
             method,
@@ -94,6 +110,124 @@ def _fetch(
         ) from None
     _raise_for(response)
     return response.json()
+
+
+@dataclass
+class _Entry:
+    fetched: float  # when its request was sent (monotonic)
+    used: float  # when a page last asked for it
+    answer: Any
+
+
+class AnswerCache:
+    """API answers by request, each fresh for `ttl_s` after its request was sent; errors are
+    never kept. With `keep_warm_s`, `refresh_due` (run by a daemon thread started on the first
+    fetch) refetches the answers asked for in the last `keep_warm_s` that expire within
+    `lead_s`. Answers are shared, not copied: callers only read them."""
+
+    def __init__(
+        self,
+        ttl_s: float = CACHE_TTL_S,
+        max_entries: int = MAX_ENTRIES,
+        keep_warm_s: float = 0.0,
+        lead_s: float = REFRESH_LEAD_S,
+        fetch: Callable[..., Any] = _request,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_s, self.max_entries, self.lead_s = ttl_s, max_entries, lead_s
+        self.keep_warm_s = keep_warm_s
+        self._fetch, self._clock = fetch, clock
+        self._entries: dict[Request, _Entry] = {}
+        self._lock = threading.Lock()
+        self._generation = 0  # bumped by clear(): a refresh in flight must not bring back old keys
+        self._warmer: threading.Thread | None = None
+
+    def get(self, request: Request) -> Any:
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(request)
+            if entry is not None and now - entry.fetched < self.ttl_s:
+                entry.used = now
+                return entry.answer
+            generation = self._generation
+        answer = self._fetch(*request)
+        self._keep(request, answer, now, generation, used=now)
+        if self.keep_warm_s > 0 and self._warmer is None:
+            self._start_warmer()
+        return answer
+
+    def refresh_due(self) -> int:
+        """Refetch the recently used answers about to expire; returns how many were due. A
+        failed refetch drops the answer, so the next visit shows the error."""
+        now = self._clock()
+        with self._lock:
+            due = [
+                request
+                for request, entry in self._entries.items()
+                if now - entry.used < self.keep_warm_s
+                and now - entry.fetched >= self.ttl_s - self.lead_s
+            ]
+            generation = self._generation
+        for request in due:
+            sent = self._clock()
+            try:
+                answer = self._fetch(*request)
+            except DashboardError:
+                with self._lock:
+                    self._entries.pop(request, None)
+                continue
+            self._keep(request, answer, sent, generation)
+        return len(due)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._generation += 1
+
+    def _keep(
+        self, request: Request, answer: Any, sent: float, generation: int, used: float | None = None
+    ) -> None:
+        with self._lock:
+            if generation != self._generation:
+                return
+            old = self._entries.get(request)
+            last_used = used if used is not None else (old.used if old else sent)
+            self._entries[request] = _Entry(sent, last_used, answer)
+            while len(self._entries) > self.max_entries:  # the longest unused goes first
+                del self._entries[min(self._entries, key=lambda r: self._entries[r].used)]
+
+    def _start_warmer(self) -> None:
+        with self._lock:
+            if self._warmer is not None:
+                return
+            self._warmer = threading.Thread(target=self._warm, name="answer-warmer", daemon=True)
+        self._warmer.start()
+
+    def _warm(self) -> None:
+        while True:
+            time.sleep(0.5)
+            try:
+                self.refresh_due()
+            except Exception:  # the thread must outlive anything a refresh raises
+                log.exception("refreshing cached API answers failed")
+
+
+def _keep_warm_s() -> float:
+    try:
+        return max(0.0, float(os.environ.get(KEEP_WARM_ENV) or 0))
+    except ValueError:
+        return 0.0
+
+
+#: the dashboard process's answers, shared by every session
+CACHE = AnswerCache(keep_warm_s=_keep_warm_s())
+
+
+def _fetch(
+    base_url: str, key: str, method: str, path: str, params: Params, body: str | None
+) -> Any:
+    """One API request through the cache, keyed by every argument (each key and URL apart)."""
+    return CACHE.get((base_url, key, method, path, params, body))
 
 
 def _params(
@@ -186,4 +320,4 @@ class AnalyticsClient:
 
 def clear_cache() -> None:
     """Forget every cached answer (the Refresh button, and after signing in again)."""
-    _fetch.clear()
+    CACHE.clear()

@@ -7,7 +7,7 @@ same colour on the treemap, the time series and every page, on every day.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 PALETTE = (
@@ -46,9 +46,20 @@ def model_colour(model: str) -> str:
 
 
 def colour_map(dimension: str, values: Iterable[str]) -> dict[str, str]:
-    """Plotly `color_discrete_map` for the values of one dimension."""
+    """A colour per value of one dimension: its stable colour, unless another value of the same
+    chart already has it — then the next free palette colour, given in name order, so the
+    choice does not depend on the order rows arrive in (with ten colours, six names hashed
+    alone share a colour more often than not)."""
     pick = model_colour if dimension == "model" else colour_for
-    return {v: pick(v) for v in values}
+    colours: dict[str, str] = {}
+    for value in sorted(set(values)):
+        colour = pick(value)
+        if colour in colours.values():
+            free = [c for c in PALETTE if c not in colours.values()]
+            if free:
+                colour = free[(PALETTE.index(colour) if colour in PALETTE else 0) % len(free)]
+        colours[value] = colour
+    return colours
 
 
 def usd(value: Decimal | float | int | str | None) -> str:
@@ -75,3 +86,18 @@ def change(now: Decimal, before: Decimal) -> str:
     if before == 0:
         return "new" if now else "—"
     return f"{(now - before) / before * 100:+.0f} %"
+
+
+_MARKDOWN_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_[]<>|#~$"})
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]], right: int = 1) -> str:
+    """A small table as Markdown, its cells escaped, columns from `right` on right-aligned: for
+    the few rows of figures a page shows beside its charts, drawn as plain HTML, where a data
+    grid (`st.dataframe`) would load its own code and canvas into the browser."""
+    lines = [
+        "| " + " | ".join(h.translate(_MARKDOWN_SPECIAL) for h in header) + " |",
+        "|" + "|".join(":--" if i < right else "--:" for i in range(len(header))) + "|",
+    ]
+    lines += ["| " + " | ".join(c.translate(_MARKDOWN_SPECIAL) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -61,23 +61,21 @@ for budget in budgets:
 
         drivers = fetch(driving_projects)
         if drivers.rows:
+            total = drivers.totals.cost_usd
             st.caption("Driving projects this period")
-            st.dataframe(
-                pd.DataFrame(
-                    {
-                        "project": [r.dims["project"] for r in drivers.rows],
-                        "spend": [theme.usd(r.cost_usd) for r in drivers.rows],
-                        "share": [
-                            theme.percent(float(r.cost_usd / drivers.totals.cost_usd))
-                            if drivers.totals.cost_usd
-                            else "—"
-                            for r in drivers.rows
-                        ],
-                        "calls": [r.calls for r in drivers.rows],
-                    }
-                ),
-                hide_index=True,
-                width="stretch",
+            st.markdown(
+                theme.markdown_table(
+                    ["project", "spend", "share", "calls"],
+                    [
+                        [
+                            r.dims["project"],
+                            theme.usd(r.cost_usd),
+                            theme.percent(float(r.cost_usd / total)) if total else "—",
+                            f"{r.calls:,}",
+                        ]
+                        for r in drivers.rows
+                    ],
+                )
             )
         else:
             st.caption("No spend in this period yet.")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta
-from typing import Any
 from urllib.parse import urlencode
 
 import pandas as pd
@@ -116,7 +115,7 @@ cols[0].metric("Spend", theme.usd(report.totals.cost_usd))
 cols[1].metric("Calls", f"{report.totals.calls:,}")
 cols[2].metric("Error rate", theme.percent(report.totals.error_rate))
 
-# --- drill: selectbox and clickable bars ---------------------------------------------------
+# --- drill: a selectbox, and the breakdown table, whose rows drill when clicked --------------
 if level is not None:
     values = [r.dims[level] for r in report.rows]
     picked = st.selectbox(
@@ -125,41 +124,6 @@ if level is not None:
     if picked != "—":
         _go_to({**path, level: picked})
 
-    left, right = st.columns(2)
-    with left:
-        event = st.plotly_chart(
-            charts.ranked_bars(report, level, f"Spend by {LABELS[level]} (click to drill)"),
-            width="stretch",
-            on_select="rerun",
-            selection_mode="points",
-            key=f"bars_{level}",
-        )
-        selection: dict[str, Any] = dict(event or {}).get("selection") or {}
-        points: list[dict[str, Any]] = selection.get("points") or []
-        if points and points[0].get("y") in values:
-            _go_to({**path, level: points[0]["y"]})
-    with right:
-        nxt = LEVELS[LEVELS.index(level) + 1] if LEVELS.index(level) + 1 < len(LEVELS) else None
-        nested = report
-        if nxt is not None:
-            below: list[str] = [level, nxt]
-            nested = fetch(lambda: client.cost(start, end, group_by=below, filters=filters))
-        st.plotly_chart(
-            charts.spend_treemap(nested, [level, *([nxt] if nxt else [])], "Where the money goes"),
-            width="stretch",
-        )
-
-series = fetch(
-    lambda: client.timeseries(start, end, group_by=[level] if level else [], filters=filters)
-)
-st.plotly_chart(
-    charts.stacked_daily(
-        series, level, f"Daily spend by {LABELS[level]}" if level else "Daily spend"
-    ),
-    width="stretch",
-)
-
-# --- table + CSV -----------------------------------------------------------------------------
 st.subheader(f"By {LABELS[level]}" if level else "Calls in this view")
 table = pd.DataFrame(
     [
@@ -174,12 +138,53 @@ table = pd.DataFrame(
         for r in report.rows
     ]
 )
-st.dataframe(
-    table,
-    hide_index=True,
-    width="stretch",
-    column_config={"cost_usd": st.column_config.NumberColumn("cost (USD)", format="$%.6f")},
+# spend as an in-cell bar, biggest first (the API's order): the ranked bar chart this replaced
+# cost the page a Plotly figure; a click on a row drills into it as a click on a bar did
+cost_column = st.column_config.ProgressColumn(
+    "cost (USD)", format="$%.6f", min_value=0.0, max_value=max(1e-9, table["cost_usd"].max())
 )
+if level is None:
+    st.dataframe(table, hide_index=True, width="stretch", column_config={"cost_usd": cost_column})
+else:
+    st.caption(f"Click a row to drill into that {LABELS[level]}.")
+    event = st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={"cost_usd": cost_column},
+        on_select="rerun",
+        selection_mode="single-row",
+        key=f"table_{level}",
+    )
+    rows: list[int] = list(event.selection.rows) if event else []
+    if rows and 0 <= rows[0] < len(values):
+        _go_to({**path, level: values[rows[0]]})
+
+series = fetch(
+    lambda: client.timeseries(start, end, group_by=[level] if level else [], filters=filters)
+)
+daily = charts.stacked_daily(
+    series, level, f"Daily spend by {LABELS[level]}" if level else "Daily spend"
+)
+charts.show(daily)
+nxt = None
+if level is not None and LEVELS.index(level) + 1 < len(LEVELS):
+    nxt = LEVELS[LEVELS.index(level) + 1]
+# the treemap is drawn on request: a second Plotly figure costs the page about as much as the
+# first, and the table above already ranks this level (and drills into the next)
+if level is not None and st.toggle(
+    f"Where the money goes: {LABELS[level]} → {LABELS[nxt]}" if nxt else "Where the money goes",
+    key="treemap",
+):
+    nested = report
+    if nxt is not None:
+        below: list[str] = [level, nxt]
+        nested = fetch(lambda: client.cost(start, end, group_by=below, filters=filters))
+    charts.show(
+        charts.spend_treemap(nested, [level, *([nxt] if nxt else [])], "Where the money goes")
+    )
+
+# --- CSV -------------------------------------------------------------------------------------
 buffer = io.StringIO()
 writer = csv.writer(buffer, lineterminator="\n")
 writer.writerow([*group, "cost_usd", "calls", "errors", "input_tokens", "output_tokens"])

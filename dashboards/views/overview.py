@@ -6,7 +6,6 @@ import calendar
 from datetime import timedelta
 from decimal import Decimal
 
-import pandas as pd
 import streamlit as st
 
 from dashboards import charts, theme
@@ -67,20 +66,25 @@ for budget in alerts:
     )
     (st.error if budget.state == "exceeded" else st.warning)(message)
 
-left, right = st.columns(2)
+left, right = st.columns([1, 2])
 with left:
-    if budgets:
-        st.plotly_chart(charts.budget_bars(budgets), width="stretch")
-    else:
+    # a bar per budget as plain progress bars: the Budgets page has the details, and a chart
+    # here would cost this page a second Plotly figure to draw
+    st.markdown("**Budgets: spend of limit**")
+    for budget in budgets:
+        st.progress(
+            min(budget.ratio, 1.0),
+            text=f"{theme.STATE_ICONS.get(budget.state, '')} {budget.id}: "
+            f"{theme.usd(budget.spend_usd)} of {theme.usd(budget.limit_usd)} "
+            f"({theme.percent(budget.ratio)}), forecast {theme.usd(budget.forecast_usd)}",
+        )
+    if not budgets:
         st.info("No budgets configured — add one under `budgets:` in tollway.yaml.")
 with right:
     series = fetch(
         lambda: client.timeseries(day - timedelta(days=29), end, group_by=["business_line"])
     )
-    st.plotly_chart(
-        charts.stacked_daily(series, "business_line", "Daily spend, last 30 days"),
-        width="stretch",
-    )
+    charts.show(charts.stacked_daily(series, "business_line", "Daily spend, last 30 days"))
 
 st.subheader("Top movers vs last week")
 this_week = fetch(lambda: client.cost(day - timedelta(days=6), end, group_by=["project"]))
@@ -95,17 +99,14 @@ movers: list[tuple[str, Decimal, Decimal]] = sorted(
     key=lambda m: -abs(m[1] - m[2]),
 )[:10]
 if movers:
-    st.dataframe(
-        pd.DataFrame(
-            {
-                "project": [project for project, _, _ in movers],
-                "last 7 days": [theme.usd(this) for _, this, _ in movers],
-                "7 days before": [theme.usd(last) for _, _, last in movers],
-                "change": [theme.change(this, last) for _, this, last in movers],
-            }
-        ),
-        hide_index=True,
-        width="stretch",
+    st.markdown(
+        theme.markdown_table(
+            ["project", "last 7 days", "7 days before", "change"],
+            [
+                [project, theme.usd(this), theme.usd(last), theme.change(this, last)]
+                for project, this, last in movers
+            ],
+        )
     )
 else:
     st.caption("No spend in the last two weeks.")

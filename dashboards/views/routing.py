@@ -29,16 +29,35 @@ if not recommendations:
         "Send feedback with `POST /v1/feedback`, or route some traffic through `model: auto`.",
         icon=":material/alt_route:",
     )
-for rec in recommendations:
-    with st.container(border=True):
-        st.markdown(
-            f"**{rec.task_type}**: `{rec.current_model}` → `{rec.candidate_model}` saves about "
-            f"**{theme.usd(rec.projected_monthly_savings_usd)} / month** "
-            f"({rec.calls:,} calls, {theme.usd(rec.current_cost_usd)} spent; candidate quality "
-            f"{_rounded(rec.candidate_quality, '.2f')}, "
-            f"p95 {_rounded(rec.candidate_p95_ms, ',.0f')} ms)"
-        )
-        st.code(rec.yaml_snippet, language="yaml")
+else:
+    # a table, and the YAML of each recommendation behind a button: a bordered box with its own
+    # highlighted YAML per recommendation (dozens at 100M calls) took longer to draw than the
+    # rest of the page, and a popover's content is only drawn once opened
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "task type": [r.task_type for r in recommendations],
+                "current → candidate": [
+                    f"{r.current_model} → {r.candidate_model}" for r in recommendations
+                ],
+                "saves / month": [
+                    theme.usd(r.projected_monthly_savings_usd) for r in recommendations
+                ],
+                "calls": [r.calls for r in recommendations],
+                "spent": [theme.usd(r.current_cost_usd) for r in recommendations],
+                "candidate quality": [
+                    _rounded(r.candidate_quality, ".2f") for r in recommendations
+                ],
+                "candidate p95 ms": [_rounded(r.candidate_p95_ms, ",.0f") for r in recommendations],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    with st.popover("Configuration to apply (tollway.yaml)", icon=":material/code:"):
+        for rec in recommendations:
+            st.caption(f"{rec.task_type}: {rec.current_model} → {rec.candidate_model}")
+            st.code(rec.yaml_snippet, language="yaml")
 
 st.subheader("Quality and latency per model")
 stats = fetch(lambda: client.routing_stats(days=min(days, 366)))
@@ -48,8 +67,7 @@ if not stats:
 frame = pd.DataFrame([s.model_dump() for s in stats])
 frame["mean_cost_usd"] = frame["mean_cost_usd"].astype(float)
 if frame["mean_score"].notna().any():
-    figure = charts.quality_vs_latency(frame, "Quality (mean feedback score) vs p95 latency")
-    st.plotly_chart(figure, width="stretch")
+    charts.show(charts.quality_vs_latency(frame, "Quality (mean feedback score) vs p95 latency"))
 else:
     latency = px.bar(
         frame,
@@ -62,7 +80,7 @@ else:
         color_discrete_map=theme.colour_map("model", frame["model"].unique()),
     )
     latency.update_layout(**LAYOUT)
-    st.plotly_chart(latency, width="stretch")
+    charts.show(latency)
 st.dataframe(
     frame,
     hide_index=True,
@@ -70,5 +88,9 @@ st.dataframe(
     column_config={
         "success_rate": st.column_config.NumberColumn("success", format="percent"),
         "mean_cost_usd": st.column_config.NumberColumn("mean cost", format="$%.6f"),
+        "p50_latency_ms": st.column_config.NumberColumn("p50 ms", format="%.0f"),
+        "p95_latency_ms": st.column_config.NumberColumn("p95 ms", format="%.0f"),
+        "p50_ttft_ms": st.column_config.NumberColumn("p50 TTFT ms", format="%.0f"),
+        "mean_score": st.column_config.NumberColumn("mean score", format="%.3f"),
     },
 )

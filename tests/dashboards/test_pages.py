@@ -67,6 +67,11 @@ async def test_overview_numbers_equal_the_api(api: Api, point_at) -> None:  # ty
     blocked = sum(1 for e in api.events if e.ts >= start and e.status == "blocked")
     assert _metric(at, "Blocked") == str(blocked)
     assert _metric(at, "Downgraded") == "0"
+    # each budget as a bar of spend against its limit, and the movers as a table
+    bars = [bar.proto.text for bar in at.get("progress")]
+    assert len(bars) == 2 and "marketing-monthly" in bars[0] and "support-total" in bars[1]
+    movers = "\n".join(m.value for m in at.markdown)
+    assert "| campaigns |" in movers and "| helpdesk |" in movers
 
 
 async def test_explorer_drill_down_changes_the_query(api: Api, point_at) -> None:  # type: ignore[no-untyped-def]
@@ -142,6 +147,7 @@ async def test_routing_page_explains_missing_recommendations(api: Api, point_at)
     at = await run_page("routing")
     assert not at.exception
     assert "No recommendation yet" in text_of(at)
+    assert not at.get("popover")  # no configuration to offer
     stats = at.dataframe[0].value
     assert {"gpt-4o", "gpt-4o-mini"} <= set(stats["model"])
 
@@ -197,3 +203,45 @@ async def test_without_a_key_the_sidebar_asks_to_sign_in(api: Api, point_at) -> 
     assert not at.exception
     assert at.session_state["api_key"] == FINOPS_KEY
     assert _metric(at, "Month to date").startswith("$")
+
+
+async def test_explorer_draws_the_treemap_only_when_asked(api: Api, point_at) -> None:  # type: ignore[no-untyped-def]
+    point_at(api.url, ADMIN_KEY)
+    at = await run_page("explorer")
+    assert not at.exception
+    assert len(at.get("vega_lite_chart")) == 1  # the daily series
+    assert not at.get("plotly_chart")
+    at.toggle(key="treemap").set_value(True)
+    at = await run_page("explorer", at=at)
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 1  # business line → project
+    assert set(at.dataframe[0].value["business_line"]) == {"marketing", "support"}
+
+
+async def test_routing_lists_recommendations_with_their_configuration(  # type: ignore[no-untyped-def]
+    api: Api, point_at, monkeypatch
+) -> None:
+    from dashboards.client import AnalyticsClient
+    from dashboards.models import Recommendation
+
+    snippet = "routes:\n  - {name: chat, strategy: ordered, candidates: [gpt-4o-mini]}"
+    found = Recommendation(
+        task_type="chat",
+        current_model="gpt-4o",
+        current_cost_usd=Decimal("12.5"),
+        calls=1234,
+        candidate_model="gpt-4o-mini",
+        candidate_quality=0.91,
+        candidate_p95_ms=812.0,
+        projected_monthly_savings_usd=Decimal("9.75"),
+        yaml_snippet=snippet,
+    )
+    monkeypatch.setattr(AnalyticsClient, "recommendations", lambda self, days=30: [found])
+    point_at(api.url, ADMIN_KEY)
+    at = await run_page("routing")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["task type"]) == ["chat"]
+    assert list(table["current → candidate"]) == ["gpt-4o → gpt-4o-mini"]
+    assert list(table["saves / month"]) == ["$9.75"]
+    assert [c.value for c in at.code] == [snippet]  # in the popover
