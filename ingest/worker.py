@@ -23,6 +23,7 @@ from analytics.ledger import Ledger
 from analytics.store.base import StoreError
 from ingest.budget_alerts import AlertEvaluator
 from ingest.budget_spend import BudgetSpend
+from ingest.faust_recovery import LosslessTransport, SeekFirstTableManager
 from ingest.feedback_sink import write_feedback
 from ingest.ledger_sink import LedgerSink, RawMessage
 from ingest.webhooks.dispatcher import WebhookDispatcher, register_dispatcher
@@ -71,7 +72,9 @@ class LedgerWorker:
             broker_heartbeat_interval=max(session / 5, 0.3),
             broker_rebalance_timeout=max(session * 2, 10.0),
             broker_commit_interval=1.0,
+            TableManager=SeekFirstTableManager,  # these two: no message lost in a recovery
         )
+        self.app.transport = LosslessTransport(self.app.conf.broker_consumer, self.app)
         self._producer = new_producer(bootstrap)
         self._lag_reader: AIOKafkaConsumer | None = None
         self._lag_lock = asyncio.Lock()  # concurrent probes would seek the one reader at once
