@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-import orjson
 import yaml
 
 from benchmarks.load_generators import (
@@ -43,6 +42,7 @@ from benchmarks.load_generators import (
     Result,
     Wrk,
 )
+from benchmarks.topic_records import TopicEnd, count_events
 from tollway.broker import EmbeddedBroker, free_port
 from tollway.ids import hash_key, new_key_secret
 from tollway.topics import Topics
@@ -147,66 +147,6 @@ def start_proxy(
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL), port
 
 
-class TopicEnd:
-    """The number of records on a topic (the sum of its partitions' end offsets): read before
-    and after a run, it says how many events Kafka acknowledged during it."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        from aiokafka import AIOKafkaConsumer
-
-        self.topic = topic
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-
-    async def __aenter__(self) -> TopicEnd:
-        await self._consumer.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._consumer.stop()
-
-    async def records(self) -> int:
-        from aiokafka import TopicPartition
-
-        await self._consumer.topics()  # refreshes the metadata
-        numbers = self._consumer.partitions_for_topic(self.topic) or ()
-        ends = await self._consumer.end_offsets([TopicPartition(self.topic, p) for p in numbers])
-        return sum(ends.values())
-
-
-async def _count_events(bootstrap: str, topic: str) -> tuple[int, int]:
-    """(records on the topic, distinct event ids among them)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        await consumer.topics()  # fetches the metadata
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        records = 0
-        ids: set[bytes] = set()
-
-        async def behind() -> bool:
-            for tp, end in ends.items():
-                if await consumer.position(tp) < end:
-                    return True
-            return False
-
-        while await behind():
-            batches = await consumer.getmany(*partitions, timeout_ms=1000, max_records=10_000)
-            for batch in batches.values():
-                for record in batch:
-                    records += 1
-                    ids.add(str(orjson.loads(record.value or b"{}").get("event_id")).encode())
-        return records, len(ids)
-    finally:
-        await consumer.stop()
-
-
 # --- the run -----------------------------------------------------------------------------------
 
 
@@ -256,7 +196,7 @@ async def run(
                 report.proxied_calls = sum(
                     r.calls for by_cell in report.proxied.values() for r in by_cell.values()
                 )
-                report.events = await _count_events(broker.bootstrap, Topics(NAMESPACE).calls)
+                report.events = await count_events(broker.bootstrap, Topics(NAMESPACE).calls)
             finally:
                 _stop(upstream)
     return _lines(report, cells)
