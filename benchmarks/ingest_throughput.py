@@ -2,9 +2,10 @@
 
 Throughput: a backlog of `events` CallEvents on the calls topic is drained by the real worker
 (`LedgerWorker`: Faust agent → `LedgerSink` → exactly-once `Ledger.insert_new` → budget spend),
-against a baseline measured in the same run: a raw aiokafka consumer writing the same batches
-(500) with the ledger's row encoding and committing — no Faust, no duplicate check, no budgets. The
-ratio is what the worker's guarantees cost.
+against a baseline measured in the same run: a raw aiokafka consumer writing batches of the same
+size (`batch`; by default the worker's `sink_batch_size`) with the ledger's row encoding and
+committing — no Faust, no duplicate check, no budgets. The ratio is what the worker's
+guarantees cost.
 
 Freshness: then a steady `rate` events/s for `fresh_seconds`, and the time from an event's send
 to its visibility in `calls_hourly` (the rollup the cost explorer reads). Events are grouped in
@@ -37,7 +38,7 @@ from tollway.kafka import ensure_topics, new_producer
 from tollway.settings import Settings
 from tollway.topics import Topics
 
-BATCH = 500
+BATCH = Settings().sink_batch_size
 
 
 def _event(i: int, *, business_line: str | None = None, project: str | None = None) -> CallEvent:
@@ -69,15 +70,17 @@ async def _produce(bootstrap: str, topics: list[str], events: list[CallEvent]) -
         await producer.stop()
 
 
-async def _raw_consumer(bootstrap: str, topic: str, store: ChdbStore, total: int) -> float:
-    """The baseline: getmany → decode → insert → commit, `BATCH` messages at a time."""
+async def _raw_consumer(
+    bootstrap: str, topic: str, store: ChdbStore, total: int, batch: int
+) -> float:
+    """The baseline: getmany → decode → insert → commit, `batch` messages at a time."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
         group_id="bench-raw",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
-        max_poll_records=BATCH,
+        max_poll_records=batch,
         session_timeout_ms=6000,
         heartbeat_interval_ms=1000,
     )
@@ -85,7 +88,7 @@ async def _raw_consumer(bootstrap: str, topic: str, store: ChdbStore, total: int
     done, started = 0, 0.0
     try:
         while done < total:
-            fetched = await consumer.getmany(timeout_ms=500, max_records=BATCH)
+            fetched = await consumer.getmany(timeout_ms=500, max_records=batch)
             values = [r.value for records in fetched.values() for r in records]
             if not values:
                 continue
@@ -164,7 +167,10 @@ async def _freshness(
     return [(visible[name] - t) * 1000 for name, stamps in sent.items() for t in stamps]
 
 
-async def run(events: int = 40_000, rate: int = 1_000, fresh_seconds: float = 15.0) -> list[str]:
+async def run(
+    events: int = 40_000, batch: int = BATCH, rate: int = 1_000, fresh_seconds: float = 15.0
+) -> list[str]:
+    """`python -m benchmarks ingest_throughput [events [batch [rate [fresh_seconds]]]]`"""
     raw_topics, worker_topics = Topics("bench-raw."), Topics("bench-worker.")
     async with EmbeddedBroker() as broker:
         bootstrap = broker.bootstrap
@@ -179,13 +185,15 @@ async def run(events: int = 40_000, rate: int = 1_000, fresh_seconds: float = 15
                 backlog = [_event(i) for i in range(events)]
                 await _produce(bootstrap, [raw_topics.calls, worker_topics.calls], backlog)
 
-                baseline = await _raw_consumer(bootstrap, raw_topics.calls, raw_store, events)
+                baseline = await _raw_consumer(
+                    bootstrap, raw_topics.calls, raw_store, events, batch
+                )
 
                 settings = Settings(
                     topic_namespace="bench-worker.",
                     data_dir=Path(tmp),
                     kafka_session_timeout_s=3.0,
-                    sink_batch_size=BATCH,
+                    sink_batch_size=batch,
                 )
                 budget = BudgetConfig(
                     id="bench-marketing",
@@ -207,7 +215,7 @@ async def run(events: int = 40_000, rate: int = 1_000, fresh_seconds: float = 15
     assert int(stored) == expected, f"ledger holds {stored} calls, expected {expected}"
     q = statistics.quantiles(delays, n=100)
     return [
-        f"ingest: a backlog of {events} call events, batches of {BATCH}, one worker process",
+        f"ingest: a backlog of {events} call events, batches of {batch}, one worker process",
         f"  {'':40} {'events/s':>9} {'vs baseline':>12}",
         f"  {'raw aiokafka consumer + insert':40} {baseline:9.0f} {1.0:11.2f}x",
         f"  {'tollway worker (Faust, exactly-once)':40} {through_worker:9.0f} "

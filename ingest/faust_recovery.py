@@ -24,15 +24,15 @@ committed offset stops at the first of them.
    `SeekFirstRecovery` seeks while the stream partitions are still paused and then resumes
    them, the flow control and the consumer with no await in between.
 
-The worker's app uses them through `TableManager=SeekFirstTableManager` and
-`app.transport = LosslessTransport(...)`.
+The worker's app (`ingest.lean_faust.LeanApp`) uses them: its consumer derives from
+`LosslessConsumer` and its `TableManager` is `SeekFirstTableManager`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
@@ -63,10 +63,6 @@ class LosslessConsumer(driver.Consumer):
         if uncommitted and self.app.conf.consumer_auto_offset_reset == "earliest":
             await self._thread.seek_to_beginning(*uncommitted)
         return committed
-
-
-class LosslessTransport(driver.Transport):
-    Consumer: ClassVar[Any] = LosslessConsumer
 
 
 class SeekFirstRecovery(Recovery):

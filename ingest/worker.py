@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.contrib.asgi import faust_app_running
 
@@ -23,8 +22,8 @@ from analytics.ledger import Ledger
 from analytics.store.base import StoreError
 from ingest.budget_alerts import AlertEvaluator
 from ingest.budget_spend import BudgetSpend
-from ingest.faust_recovery import LosslessTransport, SeekFirstTableManager
 from ingest.feedback_sink import write_feedback
+from ingest.lean_faust import LeanApp, RawSchema
 from ingest.ledger_sink import LedgerSink, RawMessage
 from ingest.webhooks.dispatcher import WebhookDispatcher, register_dispatcher
 from tollway.config.schema import TollwayConfig
@@ -58,7 +57,7 @@ class LedgerWorker:
             self.dispatcher = WebhookDispatcher(config.webhooks, ledger.store)
         self.config = config or TollwayConfig()
         session = settings.kafka_session_timeout_s
-        self.app = faust.App(
+        self.app = LeanApp(
             self.group_id,
             broker=faust_broker_url(bootstrap),
             store="memory://",
@@ -72,9 +71,7 @@ class LedgerWorker:
             broker_heartbeat_interval=max(session / 5, 0.3),
             broker_rebalance_timeout=max(session * 2, 10.0),
             broker_commit_interval=1.0,
-            TableManager=SeekFirstTableManager,  # these two: no message lost in a recovery
         )
-        self.app.transport = LosslessTransport(self.app.conf.broker_consumer, self.app)
         self._producer = new_producer(bootstrap)
         self._lag_reader: AIOKafkaConsumer | None = None
         self._lag_lock = asyncio.Lock()  # concurrent probes would seek the one reader at once
@@ -90,7 +87,7 @@ class LedgerWorker:
             reconcile_every_s=settings.budget_reconcile_seconds,
         )
         self.sink.after_write = self.budgets.count
-        calls = self.app.topic(self.topics.calls, value_serializer="raw", key_serializer="raw")
+        calls = self.app.topic(self.topics.calls, schema=RawSchema())
         self.app.agent(calls, name="ledger-sink")(self._consume)
         self.alerts = AlertEvaluator(
             store=ledger.store,
