@@ -23,9 +23,14 @@ from analytics.store.base import Store, quote_identifier
 from tollway.events import CallEvent
 
 
+def _utc(value: datetime) -> datetime:
+    """An event's time in UTC (a naive time is taken as UTC, as the ledger reads it)."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def _ch_datetime(value: datetime) -> str:
     """`YYYY-MM-DD hh:mm:ss.fff` in UTC: what DateTime64(3, 'UTC') parses without options."""
-    value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    value = _utc(value)
     return value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}"
 
 
@@ -45,8 +50,8 @@ def ledger_lines(rows: Iterable[tuple[CallEvent, int]]) -> bytes:
     )
 
 
-#: event ids per duplicate lookup: 40 bytes of SQL each, far below the 256 KiB query limit
-ID_LOOKUP_CHUNK = 2000
+#: event ids per duplicate lookup: 37 bytes of SQL each, below the 256 KiB query limit
+ID_LOOKUP_CHUNK = 5000
 
 
 class Ledger:
@@ -90,14 +95,16 @@ class Ledger:
         return found
 
     async def _existing(self, events: Sequence[CallEvent]) -> set[UUID]:
-        stamps = [_ch_datetime(e.ts) for e in events]
-        ids = ", ".join(f"'{e.event_id}'" for e in events)  # UUID text: hex and dashes only
+        stamps = [_utc(e.ts) for e in events]
+        # one string literal, split by the server: ClickHouse parses a list of thousands of
+        # literals about twice as slowly as it runs the whole lookup
+        ids = ",".join(str(e.event_id) for e in events)  # UUID text: hex and dashes only
         db = quote_identifier(self.store.database)
         result = await self.store.query(
             f"SELECT DISTINCT toString(event_id) AS event_id FROM {db}.calls"
-            f" WHERE ts >= toDateTime64('{min(stamps)}', 3, 'UTC')"
-            f" AND ts <= toDateTime64('{max(stamps)}', 3, 'UTC')"
-            f" AND event_id IN ({ids})"
+            f" WHERE ts >= toDateTime64('{_ch_datetime(min(stamps))}', 3, 'UTC')"
+            f" AND ts <= toDateTime64('{_ch_datetime(max(stamps))}', 3, 'UTC')"
+            f" AND event_id IN (SELECT toUUID(arrayJoin(splitByChar(',', '{ids}'))))"
         )
         return {UUID(row["event_id"]) for row in result.rows}
 

@@ -140,15 +140,31 @@ class LedgerWorker:
         }
 
     async def _consume(self, stream: Any) -> None:
+        """Gather the next batch while the last one is written: the store works in its own
+        thread (chDB and the ClickHouse client release the GIL), Faust's per-message work runs
+        on the loop, so the two overlap. One batch is written at a time, in order, and each
+        batch's messages are acknowledged only after the store accepted it."""
         batch_size, within = self.settings.sink_batch_size, self.settings.sink_batch_seconds
-        async for events in stream.noack_take(batch_size, within=within):
-            batch = [
-                RawMessage(e.message.value, e.message.topic, e.message.partition, e.message.offset)
-                for e in events
-            ]
-            await self.sink.process(batch)
-            for event in events:  # only now may Faust commit these offsets
-                await stream.ack(event)
+        writing: asyncio.Future[None] | None = None
+        try:
+            async for events in stream.noack_take(batch_size, within=within):
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(self._write(stream, events))
+            if writing is not None:
+                await writing
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()  # unacknowledged: Faust redelivers it, the ledger skips it
+
+    async def _write(self, stream: Any, events: list[Any]) -> None:
+        batch = [
+            RawMessage(e.message.value, e.message.topic, e.message.partition, e.message.offset)
+            for e in events
+        ]
+        await self.sink.process(batch)
+        for event in events:  # only now may Faust commit these offsets
+            await stream.ack(event)
 
     async def _dead_letter(self, message: RawMessage, reason: str) -> None:
         value = message.value or b""

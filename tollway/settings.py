@@ -52,7 +52,7 @@ class Settings(BaseSettings):
         default=None, description="Bearer key with the admin role for /v1/admin and analytics."
     )
 
-    sink_batch_size: int = 500
+    sink_batch_size: int = 5000
     sink_batch_seconds: float = 0.5
     ready_max_lag: int = Field(
         default=50_000,
