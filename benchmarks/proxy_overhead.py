@@ -6,7 +6,8 @@ plain and streamed (`stream: true`), an upstream answering at once and one answe
 1,500 ms; tollway with 1 and with 2 worker processes. Reported per cell: calls/s and p50/p99
 latency directly and through tollway, the throughput ratio, the added p50/p99, failures, and
 tollway's CPU time per call. Then the targets of the router issue, met or missed, and a check
-that every call's event reached Kafka exactly once (one record per event id).
+that every call's event reached Kafka exactly once (one record per event id). Each run starts
+once the proxy has finished the calls the previous one left in flight (`_settle`).
 
 The load generator is `wrk` (keep-alive connections, a Lua body) when it is installed —
 `apt-get install wrk` or `brew install wrk`. Without it, an aiohttp load generator in this
@@ -50,6 +51,10 @@ from tollway.topics import Topics
 SLOW_MS = 1500
 CONCURRENCY = (1, 64, 512)
 NAMESPACE = "bench."
+#: before each run the proxy must be quiet (`_settle`): windows of this length, each using
+#: under this share of a core with no event acknowledged
+SETTLE_WINDOW_S = 0.2
+SETTLED_CPU = 0.1
 
 
 @dataclass
@@ -117,6 +122,28 @@ def _children(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(p) for p in text.split()]
+
+
+async def _settle(pid: int, topic: TopicEnd, quiet_s: float, timeout_s: float = 30.0) -> None:
+    """Wait until the proxy has finished the previous run: a load generator that stops leaves
+    up to one call per connection in flight (512 after a run at concurrency 512), which the
+    proxy still serves (and bills) with nobody waiting; measured from that moment, a run at
+    concurrency 1 would queue its first calls behind them (hundreds of ms, which wrk's
+    correction for coordinated omission turns into the whole p99), and count their CPU time
+    and events as its own. Settled: `quiet_s` (longer than the previous run's upstream takes
+    to answer, plus a second for a broker slow to acknowledge) in which the proxy used under
+    a tenth of a core and Kafka acknowledged no event."""
+    deadline = time.monotonic() + timeout_s
+    cpu, records = _cpu_seconds(pid), await topic.records()
+    quiet = 0.0
+    while quiet < quiet_s and time.monotonic() < deadline:
+        await asyncio.sleep(SETTLE_WINDOW_S)
+        cpu_now, records_now = _cpu_seconds(pid), await topic.records()
+        if cpu is None or cpu_now is None:
+            return
+        idle = cpu_now - cpu < SETTLE_WINDOW_S * SETTLED_CPU and records_now == records
+        quiet = quiet + SETTLE_WINDOW_S if idle else 0.0
+        cpu, records = cpu_now, records_now
 
 
 def _stop(process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
@@ -221,8 +248,11 @@ async def _through_tollway(
         warm = Cell(0, False, max(c.concurrency for c in cells))
         await load.run(url, secret, warm, 1.0)  # connections and caches, not measured
         async with TopicEnd(bootstrap, Topics(NAMESPACE).calls) as topic:
+            previous = warm
             for cell in cells:
                 duration = slow_seconds if cell.upstream_ms else seconds
+                await _settle(proxy.pid, topic, quiet_s=previous.upstream_ms / 1000 + 1.0)
+                previous = cell
                 records_before, cpu_before = await topic.records(), _cpu_seconds(proxy.pid)
                 result = await load.run(url, secret, cell, duration)
                 cpu_after, records_after = _cpu_seconds(proxy.pid), await topic.records()
