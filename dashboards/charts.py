@@ -32,6 +32,12 @@ LAYOUT = {
 CONFIG = {"displayModeBar": False, "displaylogo": False}
 
 
+#: a Vega expression for USD axis labels
+USD_AXIS_LABEL = (
+    "abs(datum.value) >= 1000 ? format(datum.value, '$,.3~s') : format(datum.value, '$,.3~r')"
+)
+
+
 def show(figure: go.Figure | VegaChart, **kwargs: Any) -> Any:
     """Draw `figure` across its container (a Plotly one without Plotly's toolbar)."""
     if isinstance(figure, VegaChart):
@@ -75,7 +81,9 @@ def stacked_daily(series: Timeseries, dimension: str | None, title: str) -> Vega
                 "type": "quantitative",
                 "aggregate": "sum",
                 "title": "USD",
-                "axis": {"format": "$,.3~s"},
+                # SI prefixes from $1k up ($1.5M); below, plain decimals: d3's "m" and "µ"
+                # would make a thousandth of a dollar read "$1.5m"
+                "axis": {"labelExpr": USD_AXIS_LABEL},
             },
             "color": {
                 "field": "group",

@@ -36,6 +36,10 @@ from dashboards.models import (
 )
 
 CACHE_TTL_S = 15
+#: answers that change slowly keep longer: routing statistics and recommendations are computed
+#: over 7 to 90 days (a minute more or less does not move them) and cost the API the most (about
+#: 0.5 s each at 100M calls), so the warmer refreshes them every 55 s, not every 10 s
+LONGER_TTL_S = {"/v1/analytics/routing/": 60.0}
 MAX_ENTRIES = 512
 TIMEOUT_S = 30.0
 KEEP_WARM_ENV = "TOLLWAY_DASHBOARD_KEEP_WARM_S"
@@ -88,12 +92,27 @@ def _raise_for(response: httpx.Response) -> None:
     raise cls(response.status_code, kind, message)
 
 
+_http: httpx.Client | None = None
+_http_lock = threading.Lock()
+
+
+def _client() -> httpx.Client:
+    """The process's one HTTP client, made on first use: its connections are kept open between
+    requests, and its TLS context is built once (`httpx.request` builds a new client per call,
+    which loads the CA bundle every time: 20-50 ms of CPU, holding the GIL, per API request)."""
+    global _http
+    with _http_lock:
+        if _http is None:
+            _http = httpx.Client(timeout=TIMEOUT_S)
+        return _http
+
+
 def _request(
     base_url: str, key: str, method: str, path: str, params: Params, body: str | None
 ) -> Any:
     """One API request, uncached."""
     try:
-        response = httpx.request(
+        response = _client().request(
             method,
             f"{base_url}{path}",
             params=list(params),
@@ -120,8 +139,9 @@ class _Entry:
 
 
 class AnswerCache:
-    """API answers by request, each fresh for `ttl_s` after its request was sent; errors are
-    never kept. With `keep_warm_s`, `refresh_due` (run by a daemon thread started on the first
+    """API answers by request, each fresh for `ttl_s` after its request was sent (or for the
+    `longer_ttl_s` of the longest path prefix its path starts with); errors are never kept.
+    With `keep_warm_s`, `refresh_due` (run by a daemon thread started on the first
     fetch) refetches the answers asked for in the last `keep_warm_s` that expire within
     `lead_s`. Answers are shared, not copied: callers only read them."""
 
@@ -129,6 +149,7 @@ class AnswerCache:
         self,
         ttl_s: float = CACHE_TTL_S,
         max_entries: int = MAX_ENTRIES,
+        longer_ttl_s: Mapping[str, float] | None = None,
         keep_warm_s: float = 0.0,
         lead_s: float = REFRESH_LEAD_S,
         fetch: Callable[..., Any] = _request,
@@ -136,17 +157,24 @@ class AnswerCache:
     ) -> None:
         self.ttl_s, self.max_entries, self.lead_s = ttl_s, max_entries, lead_s
         self.keep_warm_s = keep_warm_s
+        self.longer_ttl_s = dict(longer_ttl_s or {})
         self._fetch, self._clock = fetch, clock
         self._entries: dict[Request, _Entry] = {}
         self._lock = threading.Lock()
         self._generation = 0  # bumped by clear(): a refresh in flight must not bring back old keys
         self._warmer: threading.Thread | None = None
 
+    def ttl(self, request: Request) -> float:
+        """How long the answer to `request` stays fresh."""
+        path = request[3]
+        prefixes = [p for p in self.longer_ttl_s if path.startswith(p)]
+        return self.longer_ttl_s[max(prefixes, key=len)] if prefixes else self.ttl_s
+
     def get(self, request: Request) -> Any:
         now = self._clock()
         with self._lock:
             entry = self._entries.get(request)
-            if entry is not None and now - entry.fetched < self.ttl_s:
+            if entry is not None and now - entry.fetched < self.ttl(request):
                 entry.used = now
                 return entry.answer
             generation = self._generation
@@ -165,7 +193,7 @@ class AnswerCache:
                 request
                 for request, entry in self._entries.items()
                 if now - entry.used < self.keep_warm_s
-                and now - entry.fetched >= self.ttl_s - self.lead_s
+                and now - entry.fetched >= self.ttl(request) - self.lead_s
             ]
             generation = self._generation
         for request in due:
@@ -220,7 +248,7 @@ def _keep_warm_s() -> float:
 
 
 #: the dashboard process's answers, shared by every session
-CACHE = AnswerCache(keep_warm_s=_keep_warm_s())
+CACHE = AnswerCache(keep_warm_s=_keep_warm_s(), longer_ttl_s=LONGER_TTL_S)
 
 
 def _fetch(

@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 from typing import IO
 
-APP = Path(__file__).with_name("app.py")
+#: what `streamlit run` serves: app.py inside `dashboards.asgi`'s `st.App` (its pages' HTML says
+#: where the server is, so the frontend does not probe for it)
+APP = Path(__file__).with_name("asgi.py")
 #: `dashboards.client`'s keep-warm window, unless the environment sets one (0: off)
 KEEP_WARM_S = 300
 #: Streamlit options beyond server address and port, for a dashboard that is served, not

@@ -64,7 +64,9 @@ def sidebar() -> AnalyticsClient | None:
         else:
             st.caption(f"API {client.base_url}")
             cols = st.columns(2)
-            if cols[0].button("Refresh", help="Fetch fresh numbers (answers are cached 15 s)."):
+            if cols[0].button(
+                "Refresh", help="Fetch fresh numbers (answers are cached 15 s, routing's 60 s)."
+            ):
                 clear_cache()
                 st.rerun()
             if "api_key" in st.session_state and cols[1].button("Sign out"):

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-from typing import Any
-
-import pandas as pd
 import streamlit as st
 
-from dashboards import theme
-from dashboards.session import fetch, require_client, today, tomorrow
-
-#: Budget scope fields the cost endpoint can filter by (users and tags only exist in the ledger).
-_FILTERABLE = ("business_line", "project", "task_type", "key_id", "model", "user")
+from dashboards import loads, theme
+from dashboards.session import fetch, require_client, today
 
 st.title("Budgets")
 client = require_client()
@@ -26,7 +19,9 @@ if not budgets:
     )
     st.stop()
 
-for budget in budgets:
+# every budget's driving projects at once (one request per budget, sent together)
+drivers_of = fetch(lambda: loads.budget_drivers(client, budgets, today(), loads.BUDGET_FILTERABLE))
+for budget, drivers in zip(budgets, drivers_of, strict=True):
     with st.container(border=True):
         head = st.columns([3, 1])
         scope = ", ".join(f"{k}={v}" for k, v in budget.scope.items()) or "everything"
@@ -50,16 +45,6 @@ for budget in budgets:
         )
         cols[2].metric("Period ends", (budget.period_end or "never")[:10])
 
-        filters = {k: [str(v)] for k, v in budget.scope.items() if k in _FILTERABLE}
-        # a `total` budget starts in 1970; the API answers at most three years at a time
-        start = max(
-            pd.Timestamp(budget.period_start[:10]).date(), today() - timedelta(days=3 * 365)
-        )
-
-        def driving_projects(filters: dict[str, list[str]] = filters, start: date = start) -> Any:
-            return client.cost(start, tomorrow(), group_by=["project"], filters=filters, top=5)
-
-        drivers = fetch(driving_projects)
         if drivers.rows:
             total = drivers.totals.cost_usd
             st.caption("Driving projects this period")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pandas as pd
 import streamlit as st
 
-from dashboards.session import empty_state, fetch, require_client, today, tomorrow
+from dashboards import loads
+from dashboards.session import empty_state, fetch, require_client, today
 
 COLUMNS = [
     "ts",
@@ -29,12 +28,12 @@ COLUMNS = [
 st.title("Recent calls")
 client = require_client()
 top = st.columns(3)
-limit = top[0].selectbox("Show", [50, 200, 1000], index=1, format_func=lambda n: f"last {n}")
-status = top[1].selectbox("Status", ["all", "ok", "error", "blocked"])
-filters = {} if status == "all" else {"status": [status]}
-calls = fetch(
-    lambda: client.calls(today() - timedelta(days=29), tomorrow(), filters=filters, limit=limit)
+limits = [50, loads.CALLS_LIMIT, 1000]
+limit = top[0].selectbox(
+    "Show", limits, index=limits.index(loads.CALLS_LIMIT), format_func=lambda n: f"last {n}"
 )
+status = top[1].selectbox("Status", ["all", "ok", "error", "blocked"])
+calls = fetch(lambda: loads.calls(client, today(), status, limit))
 if not calls:
     empty_state(client, "No calls yet" if status == "all" else f"No {status} calls")
     st.stop()

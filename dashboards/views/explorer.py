@@ -14,10 +14,10 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from dashboards import charts, theme
+from dashboards import charts, loads, theme
 from dashboards.session import empty_state, fetch, require_client, today, tomorrow
 
-LEVELS = ("business_line", "project", "task_type", "model", "key_id")
+LEVELS = loads.LEVELS
 LABELS = {
     "business_line": "business line",
     "project": "project",
@@ -56,20 +56,24 @@ level = next((lv for lv in LEVELS if lv not in path), None)
 # --- filters: time range and environment ---------------------------------------------------
 top = st.columns([1, 1, 2])
 range_names = list(RANGES)
-days_param = st.query_params.get("days") or "30"
-current_days = int(days_param) if days_param.isdigit() else 30
+days_param = st.query_params.get("days") or str(loads.EXPLORER_DAYS)
+current_days = int(days_param) if days_param.isdigit() else loads.EXPLORER_DAYS
 range_index = next((i for i, n in enumerate(range_names) if RANGES[n] == current_days), 1)
 chosen = top[0].selectbox("Time range", range_names, index=range_index, key="range")
 if RANGES[chosen] != current_days:
     st.query_params["days"] = str(RANGES[chosen])
     st.rerun()
 days = RANGES[chosen]
-end = tomorrow()
-start = today() - timedelta(days=days - 1)
+start, end = today() - timedelta(days=days - 1), tomorrow()
 
-environments = fetch(lambda: client.cost(start, end, group_by=["environment"]))
-env_options = ["all", *sorted(r.dims["environment"] for r in environments.rows)]
 current_env = st.query_params.get("environment") or "all"
+filters: dict[str, list[str]] = {k: [v] for k, v in path.items()}
+if current_env != "all":
+    filters["environment"] = [current_env]
+# the environments, this level's breakdown and its daily series, asked for together
+view = fetch(lambda: loads.explorer(client, today(), days, filters, level))
+environments, report, series = view.environments, view.report, view.series
+env_options = ["all", *sorted(r.dims["environment"] for r in environments.rows)]
 env_index = env_options.index(current_env) if current_env in env_options else 0
 env = top[1].selectbox("Environment", env_options, index=env_index, key="environment")
 if env != current_env:
@@ -78,10 +82,6 @@ if env != current_env:
     else:
         st.query_params["environment"] = env
     st.rerun()
-
-filters = {k: [v] for k, v in path.items()}
-if env != "all":
-    filters["environment"] = [env]
 
 # --- breadcrumb ------------------------------------------------------------------------------
 crumbs = st.columns(len(path) + 2)
@@ -95,7 +95,6 @@ for i, (name, value) in enumerate(path.items(), start=1):
         _go_to(keep)
 
 group = [level] if level else list(LEVELS)
-report = fetch(lambda: client.cost(start, end, group_by=group, filters=filters))
 query = urlencode(
     [
         ("group_by", ",".join(group)),
@@ -160,9 +159,6 @@ else:
     if rows and 0 <= rows[0] < len(values):
         _go_to({**path, level: values[rows[0]]})
 
-series = fetch(
-    lambda: client.timeseries(start, end, group_by=[level] if level else [], filters=filters)
-)
 daily = charts.stacked_daily(
     series, level, f"Daily spend by {LABELS[level]}" if level else "Daily spend"
 )

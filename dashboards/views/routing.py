@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from dashboards import charts, theme
+from dashboards import charts, loads, theme
 from dashboards.charts import LAYOUT
 from dashboards.session import fetch, require_client
 
@@ -18,10 +18,17 @@ def _rounded(value: float | None, spec: str) -> str:
 
 st.title("Routing")
 client = require_client()
-days = st.selectbox("Window", [7, 30, 90], index=1, format_func=lambda d: f"last {d} days")
+windows = [7, loads.ROUTING_DAYS, 90]
+days = st.selectbox(
+    "Window",
+    windows,
+    index=windows.index(loads.ROUTING_DAYS),
+    format_func=lambda d: f"last {d} days",
+)
+# the recommendations and the per-model statistics, asked for together
+recommendations, stats = fetch(lambda: loads.routing(client, days))
 
 st.subheader("Recommendations")
-recommendations = fetch(lambda: client.recommendations(days=days))
 if not recommendations:
     st.info(
         "**No recommendation yet.** tollway suggests a cheaper model for a task type once it has "
@@ -60,7 +67,6 @@ else:
             st.code(rec.yaml_snippet, language="yaml")
 
 st.subheader("Quality and latency per model")
-stats = fetch(lambda: client.routing_stats(days=min(days, 366)))
 if not stats:
     st.info("No routed calls in this window yet.", icon=":material/inbox:")
     st.stop()

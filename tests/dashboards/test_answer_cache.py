@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from dashboards import launch
-from dashboards.client import KEEP_WARM_ENV, AnswerCache, ApiUnreachable, Request
+from dashboards.client import (
+    KEEP_WARM_ENV,
+    LONGER_TTL_S,
+    AnswerCache,
+    ApiUnreachable,
+    Request,
+)
 
 
 def _request(path: str = "/v1/analytics/cost") -> Request:
@@ -147,6 +153,24 @@ def test_the_least_recently_used_answer_goes_first() -> None:
     cache.get(_request("/c"))
     assert cache.get(_request("/a")) == {"n": 1}
     assert cache.get(_request("/b")) == {"n": 4}
+
+
+def test_routing_answers_are_kept_a_minute_and_refreshed_as_rarely() -> None:
+    api, clock = Api(), Clock()
+    cache = AnswerCache(
+        ttl_s=15, keep_warm_s=300, lead_s=5, fetch=api, clock=clock, longer_ttl_s=LONGER_TTL_S
+    )
+    cache._warmer = object()  # type: ignore[assignment]
+    stats, cost = _request("/v1/analytics/routing/stats"), _request()
+    assert cache.ttl(stats) == 60 and cache.ttl(cost) == 15
+    cache.get(stats)
+    cache.get(cost)
+    clock.now += 30
+    assert cache.refresh_due() == 1  # the cost answer only
+    assert cache.get(stats) == {"n": 1}  # still fresh after 30 s
+    clock.now += 25
+    assert cache.refresh_due() == 2  # 55 s: its turn (and the cost answer's again)
+    assert api.requests.count("/v1/analytics/routing/stats") == 2
 
 
 def test_the_warmer_thread_runs_in_the_background() -> None:
