@@ -82,8 +82,11 @@ async def test_budgets_follow_an_edited_config_without_a_restart(
             return "served"
 
         seen = await eventually(refused, None, timeout_s=30, until=lambda r: r != "served")
-        assert Decimal(seen) == spent  # the ledger's spend since the period start
-        served_before_block = (await ledger_spend())[0] - calls
+        calls_now, spent_now = await ledger_spend()
+        served_before_block = calls_now - calls
+        # the ledger's spend since the period start: the calls made before the budget existed,
+        # and the one the reload may have let through once the ledger counted it
+        assert spent <= Decimal(seen) <= spent_now
 
         # an invalid edit is refused; the running config (and its budget) stays
         path.write_text("budgets: [{id: broken, limit_usd: -1}]\n")
@@ -104,7 +107,10 @@ async def test_budgets_follow_an_edited_config_without_a_restart(
             return raw.headers.get("x-tollway-budget-action", "none")
 
         assert await eventually(action, "warned", timeout_s=30) == "warned"
-    assert served_before_block <= 1  # at most the call in flight when the reload landed
+    # served before the block: the calls (one per 0.2 s poll) made while the reload travelled
+    # (the proxy's and the worker's 0.2 s config polls, the worker's count from the ledger, one
+    # status record): a few at most, never a wait for new spend
+    assert served_before_block <= 4
 
 
 async def test_the_watcher_applies_valid_changes_only(tmp_path: Path) -> None:
