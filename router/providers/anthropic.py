@@ -10,6 +10,7 @@ Usage comes from `input_tokens`, `output_tokens`, `cache_read_input_tokens` and
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import orjson
 
@@ -64,20 +65,23 @@ class AnthropicProvider:
                     raise status_error(
                         self.config, response.status_code, body, self._secret, response.headers
                     )
-                async for event, data in sse_data(response):
-                    try:
-                        parsed = orjson.loads(data)
-                        items = decoder.feed(event, parsed if isinstance(parsed, dict) else {})
-                    except orjson.JSONDecodeError:
-                        raise ProviderError(
-                            f"{self.config.name}: malformed stream event", status=502
-                        ) from None
-                    except ProviderError as exc:
-                        raise ProviderError(redact(str(exc), self._secret), status=502) from None
-                    for item in items:
-                        yield item
-                    if decoder.done:
-                        return
+                async with aclosing(sse_data(response)) as events:
+                    async for event, data in events:
+                        try:
+                            parsed = orjson.loads(data)
+                            items = decoder.feed(event, parsed if isinstance(parsed, dict) else {})
+                        except orjson.JSONDecodeError:
+                            raise ProviderError(
+                                f"{self.config.name}: malformed stream event", status=502
+                            ) from None
+                        except ProviderError as exc:
+                            raise ProviderError(
+                                redact(str(exc), self._secret), status=502
+                            ) from None
+                        for item in items:
+                            yield item
+                        if decoder.done:
+                            return
         except TransportError as exc:
             raise transport_error(self.config, exc) from None
 

@@ -7,9 +7,10 @@ the accounting and the caller-facing protocols never see a provider's own format
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -150,10 +151,10 @@ def error_message(body: bytes) -> str:
 
 
 class _Lines(Protocol):
-    def aiter_lines(self) -> AsyncIterator[str]: ...
+    def aiter_lines(self) -> AsyncGenerator[str, None]: ...
 
 
-async def sse_data(response: _Lines) -> AsyncIterator[tuple[str, str]]:
+async def sse_data(response: _Lines) -> AsyncGenerator[tuple[str, str], None]:
     """(event, data) pairs of a server-sent-events body; comments and keep-alives skipped.
 
     Follows the SSE spec closely enough for the three wire formats tollway speaks: fields
@@ -161,20 +162,21 @@ async def sse_data(response: _Lines) -> AsyncIterator[tuple[str, str]]:
     """
     event = ""
     data: list[str] = []
-    async for line in response.aiter_lines():
-        if not line:
-            if data:
-                yield event or "message", "\n".join(data)
-            event, data = "", []
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if field == "event":
-            event = value
-        elif field == "data":
-            data.append(value)
+    async with contextlib.aclosing(response.aiter_lines()) as lines:
+        async for line in lines:
+            if not line:
+                if data:
+                    yield event or "message", "\n".join(data)
+                event, data = "", []
+                continue
+            if line.startswith(":"):
+                continue
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "event":
+                event = value
+            elif field == "data":
+                data.append(value)
     if data:
         yield event or "message", "\n".join(data)
 

@@ -8,6 +8,7 @@ would put the secret into URLs that proxies and error messages repeat. Usage com
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from urllib.parse import quote
 
 import orjson
@@ -66,23 +67,24 @@ class GeminiProvider:
                     raise status_error(
                         self.config, response.status_code, body, self._secret, response.headers
                     )
-                async for _, data in sse_data(response):
-                    try:
-                        parsed = orjson.loads(data)
-                    except orjson.JSONDecodeError:
-                        raise ProviderError(
-                            f"{self.config.name}: malformed stream chunk", status=502
-                        ) from None
-                    if isinstance(parsed, dict) and parsed.get("error"):
-                        error = parsed["error"]
-                        message = error.get("message") if isinstance(error, dict) else error
-                        raise ProviderError(
-                            f"{self.config.name} failed mid-stream: "
-                            f"{redact(str(message), self._secret)[:300]}",
-                            status=502,
-                        )
-                    for item in decoder.feed(parsed if isinstance(parsed, dict) else {}):
-                        yield item
+                async with aclosing(sse_data(response)) as events:
+                    async for _, data in events:
+                        try:
+                            parsed = orjson.loads(data)
+                        except orjson.JSONDecodeError:
+                            raise ProviderError(
+                                f"{self.config.name}: malformed stream chunk", status=502
+                            ) from None
+                        if isinstance(parsed, dict) and parsed.get("error"):
+                            error = parsed["error"]
+                            message = error.get("message") if isinstance(error, dict) else error
+                            raise ProviderError(
+                                f"{self.config.name} failed mid-stream: "
+                                f"{redact(str(message), self._secret)[:300]}",
+                                status=502,
+                            )
+                        for item in decoder.feed(parsed if isinstance(parsed, dict) else {}):
+                            yield item
         except TransportError as exc:
             raise transport_error(self.config, exc) from None
 

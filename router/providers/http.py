@@ -22,7 +22,7 @@ import codecs
 import contextlib
 import os
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -75,11 +75,12 @@ class StreamedAnswer:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _transport_error(exc) from None
 
-    async def aiter_lines(self) -> AsyncIterator[str]:
+    async def aiter_lines(self) -> AsyncGenerator[str, None]:
         """The body's lines without their endings (`\\n`, `\\r\\n` or `\\r`), like httpx."""
         try:
-            async for line in iter_lines(self._response.content.iter_any()):
-                yield line
+            async with contextlib.aclosing(iter_lines(self._response.content.iter_any())) as lines:
+                async for line in lines:
+                    yield line
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _transport_error(exc) from None
 
@@ -92,7 +93,7 @@ class StreamedBody(Protocol):
 
     async def aread(self) -> bytes: ...
 
-    def aiter_lines(self) -> AsyncIterator[str]: ...
+    def aiter_lines(self) -> AsyncGenerator[str, None]: ...
 
 
 class Upstream(Protocol):
@@ -106,9 +107,16 @@ class Upstream(Protocol):
     async def aclose(self) -> None: ...
 
 
-async def iter_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
+async def iter_lines(chunks: AsyncIterator[bytes]) -> AsyncGenerator[str, None]:
     """Lines of a body arriving in chunks, without their endings; shared by both clients so an
-    SSE body splits the same way over HTTP/1.1 and HTTP/2."""
+    SSE body splits the same way over HTTP/1.1 and HTTP/2.
+
+    The streamed-body generators here and in router/providers/base.py (`sse_data`) close the
+    generators they read from with `contextlib.aclosing`. A reader that stops early (the
+    adapters stop at `[DONE]`) would otherwise leave each one to the event loop's async-generator
+    finalizer: per streamed call, three `call_soon_threadsafe` wake-ups (a self-pipe write
+    each) and three `aclose` tasks, measured at 9 % of a streamed call's CPU (1 worker, 64
+    clients, 0 ms upstream: 551 against 502 µs a call)."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     pending = ""
     async for chunk in chunks:

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import Any, cast
 
 import h2.errors
 import httpcore
@@ -66,11 +66,17 @@ class Http2StreamedAnswer:
         except httpx.RequestError as exc:
             raise _transport_error(exc) from None
 
-    async def aiter_lines(self) -> AsyncIterator[str]:
+    async def aiter_lines(self) -> AsyncGenerator[str, None]:
         """The body's lines without their endings, split exactly as the HTTP/1.1 client does."""
         try:
-            async for line in iter_lines(self._response.aiter_bytes()):
-                yield line
+            # httpx's aiter_bytes is an async generator, typed as a plain iterator
+            body = cast(AsyncGenerator[bytes, None], self._response.aiter_bytes())
+            async with (
+                contextlib.aclosing(body) as chunks,
+                contextlib.aclosing(iter_lines(chunks)) as lines,
+            ):
+                async for line in lines:
+                    yield line
         except httpx.RequestError as exc:
             raise _transport_error(exc) from None
 

@@ -10,6 +10,7 @@ asked, because that chunk is what the call is billed on.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import orjson
@@ -82,11 +83,12 @@ class OpenAICompatibleProvider:
                     raise status_error(
                         self.config, response.status_code, body, self._secret, response.headers
                     )
-                async for _, data in sse_data(response):
-                    if data.strip() == "[DONE]":
-                        return
-                    for item in self._chunk_items(data):
-                        yield item
+                async with aclosing(sse_data(response)) as events:
+                    async for _, data in events:
+                        if data.strip() == "[DONE]":
+                            return
+                        for item in self._chunk_items(data):
+                            yield item
         except TransportError as exc:
             raise transport_error(self.config, exc) from None
 

@@ -4,6 +4,8 @@ whole stack: OpenAI SDK → tollway → OpenAI / Anthropic / Gemini fake → led
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import AsyncGenerator
 from decimal import Decimal
 
 import anthropic
@@ -278,3 +280,26 @@ async def test_upstream_failing_mid_stream(stack: Stack) -> None:
     assert row["status"] == "error" and row["error_code"] == "upstream_error"
     assert bool(row["usage_estimated"]) and int(row["output_tokens"]) > 0
     assert Decimal(row["cost"]) > 0
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "claude-sonnet-4", "gemini-2.0-flash"])
+async def test_streamed_call_closes_the_generators_it_reads_with(stack: Stack, model: str) -> None:
+    """The adapters stop reading at the stream's end marker and close what they read with
+    (`contextlib.aclosing`): nothing of router/providers is left to the event loop's async
+    generator finalizer, which costs a self-pipe wake-up and a task per generator."""
+    left: list[str] = []
+    firstiter, finalizer = sys.get_asyncgen_hooks()
+
+    def spy(generator: AsyncGenerator[object, None]) -> None:
+        if "/router/providers/" in generator.ag_code.co_filename:
+            left.append(generator.ag_code.co_name)
+        if finalizer is not None:
+            finalizer(generator)
+
+    sys.set_asyncgen_hooks(firstiter, spy)
+    try:
+        text, _, _, _ = await _stream(stack, model)
+    finally:
+        sys.set_asyncgen_hooks(firstiter, finalizer)
+    assert text == TEXT
+    assert left == []
