@@ -73,6 +73,15 @@ def scope(spec_version: str = "2.3") -> dict[str, Any]:  # uvicorn's httptools: 
     return {"type": "http", "asgi": {"spec_version": spec_version}}
 
 
+async def waiting_on_the_upstream() -> tuple[Client, list[str], Upstream, asyncio.Task[None]]:
+    """A streamed call that sent its first frame and now waits on a slow upstream."""
+    client, settled = Client(), []
+    upstream = Upstream([b"data: 1\n\n"], ends=False)
+    call = asyncio.create_task(response(upstream, settled)(scope(), client.receive, client.send))
+    await upstream.waiting.wait()
+    return client, settled, upstream, call
+
+
 async def test_a_finished_stream_sends_every_frame_then_settles_once() -> None:
     client, settled = Client(), []
     upstream = Upstream([b"data: 1\n\n", b"data: [DONE]\n\n"])
@@ -91,10 +100,7 @@ async def test_a_finished_stream_sends_every_frame_then_settles_once() -> None:
 
 
 async def test_a_client_leaving_mid_stream_cancels_the_wait_and_settles() -> None:
-    client, settled = Client(), []
-    upstream = Upstream([b"data: 1\n\n"], ends=False)
-    call = asyncio.create_task(response(upstream, settled)(scope(), client.receive, client.send))
-    await upstream.waiting.wait()
+    client, settled, upstream, call = await waiting_on_the_upstream()
     client.gone.set()
     await asyncio.wait_for(call, 1.0)  # returns quietly: the caller left, nothing failed
 
@@ -128,10 +134,7 @@ async def test_a_failing_stream_raises_and_still_settles() -> None:
 
 
 async def test_a_stopping_server_cancels_the_stream_and_it_still_settles() -> None:
-    client, settled = Client(), []
-    upstream = Upstream([b"data: 1\n\n"], ends=False)
-    call = asyncio.create_task(response(upstream, settled)(scope(), client.receive, client.send))
-    await upstream.waiting.wait()
+    _, settled, upstream, call = await waiting_on_the_upstream()
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
@@ -139,10 +142,7 @@ async def test_a_stopping_server_cancels_the_stream_and_it_still_settles() -> No
 
 
 async def test_a_stop_that_coincides_with_a_disconnect_is_not_swallowed() -> None:
-    client, settled = Client(), []
-    upstream = Upstream([b"data: 1\n\n"], ends=False)
-    call = asyncio.create_task(response(upstream, settled)(scope(), client.receive, client.send))
-    await upstream.waiting.wait()
+    client, settled, _, call = await waiting_on_the_upstream()
     client.gone.set()
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
