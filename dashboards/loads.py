@@ -51,7 +51,7 @@ def together(*loads: Callable[[], Any]) -> list[Any]:
 
 
 def utc_today() -> date:
-    """The API's days are UTC days (as `dashboards.session.today`)."""
+    """Today's date: the API's days are UTC days (the pages' `dashboards.session.today`)."""
     return datetime.now(UTC).date()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import TypeVar
 
 import streamlit as st
@@ -21,6 +21,7 @@ from dashboards.client import (
     ApiUnreachable,
     clear_cache,
 )
+from dashboards.loads import utc_today
 
 DEFAULT_API = "http://127.0.0.1:8080"
 API_ENV = "TOLLWAY_DASHBOARD_API"
@@ -29,9 +30,8 @@ KEY_ENV = "TOLLWAY_DASHBOARD_KEY"
 T = TypeVar("T")
 
 
-def today() -> date:
-    """The API's days are UTC days; so are the dashboard's."""
-    return datetime.now(UTC).date()
+#: the API's days are UTC days; so are the dashboard's
+today = utc_today
 
 
 def tomorrow() -> date:
