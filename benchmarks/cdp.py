@@ -62,8 +62,19 @@ PROBE = """(() => {
       && c.querySelectorAll('.trace, .slice').length > 0).length
       + vega.filter(c => c.querySelector('svg.marks .role-mark, canvas.marks')).length,
     exception: !!doc.querySelector('[data-testid="stException"]'),
+    heading: (doc.querySelector('h1') || {}).textContent || null,
+    stale: doc.querySelectorAll('[data-stale="true"]').length,
   };
 })()"""
+
+#: click the sidebar's link to the page at a URL path ("" for the default page); true if found
+CLICK_NAV = """((path) => {
+  const links = [...document.querySelectorAll('[data-testid="stSidebarNav"] a')];
+  const link = links.find(a => new URL(a.href).pathname.replace(/^\\/+|\\/+$/g, '') === path);
+  if (!link) return false;
+  link.click();
+  return true;
+})"""
 
 
 _EVENTS = frozenset({"Network.requestWillBeSent", "Network.webSocketFrameReceived"})
@@ -163,6 +174,47 @@ class Browser:
                     visit.ready_s, visit.charts = now, drawn
                     self._frames(visit)
                     return visit
+            time.sleep(poll_s)
+        return visit
+
+    def switch(
+        self,
+        path: str,
+        heading: str,
+        min_charts: int = 0,
+        timeout_s: float = 60,
+        poll_s: float = 0.02,
+    ) -> Visit:
+        """Go to another page of the open app as a viewer does, with a click on its sidebar
+        link: no new document, bundle or websocket — Streamlit reruns the session on the
+        chosen page. Ready as for `visit`, once the page's own title (`heading`) is shown and no
+        element of the page before is left (Streamlit marks them stale until the run ends)."""
+        visit = Visit()
+        started = time.perf_counter()
+        if not self.evaluate(f"{CLICK_NAV}({json.dumps(path)})"):
+            raise RuntimeError(f"no sidebar link to /{path}")
+        while time.perf_counter() - started < timeout_s:
+            state = self.evaluate(PROBE) or {}
+            now = time.perf_counter() - started
+            visit.polls += 1
+            visit.last = state
+            if state.get("exception"):
+                visit.exception = True
+                return visit
+            arrived = state.get("heading") == heading and not state.get("stale")
+            if arrived and visit.finished_s is None and state.get("script") == "notRunning":
+                visit.finished_s = now
+            drawn = state.get("drawn", 0)
+            if (
+                visit.finished_s is not None
+                and arrived
+                and state.get("script") == "notRunning"
+                and not state.get("skeletons")
+                and drawn == state.get("charts")
+                and drawn >= min_charts
+            ):
+                visit.ready_s, visit.charts = now, drawn
+                return visit
             time.sleep(poll_s)
         return visit
 

@@ -10,7 +10,7 @@ dashboard runs as `tollway dashboard` runs it (`dashboards.launch`: `streamlit r
 its own process) with the admin key, and chromium is driven over DevTools (benchmarks/cdp.py,
 the browser test's client).
 
-Each visit is a fresh navigation, so a fresh Streamlit session, and is timed from
+Each visit but a click (below) is a fresh navigation, so a fresh Streamlit session, and is timed from
 `Page.navigate` until the page is ready (benchmarks/cdp.py: script finished, no skeleton,
 every chart drawn, at least the charts the page has at 100M; an exception fails the run), the
 DOM polled every 20 ms. The dashboard caches API answers for 15 s in its process, shared by
@@ -20,7 +20,12 @@ launched (on). For each page, once the cache has expired (16 s after its last fi
 after the page's own for Routing, whose answers are cached 60 s): a *cold*
 visit to the first (every API call in the time: a view nobody opened lately), a *kept* visit
 to the second (what the next viewer of a recently used view gets), and a *warm* visit to the
-second right after (a click back, a second viewer). Before measuring, every page is opened once
+second right after (a click back, a second viewer). And a *click*: on the second, another page
+opened first, then this one reached with a click on its sidebar link, as a viewer moves
+through the app — no new document, bundle or websocket, only the page's script and drawing
+(`Browser.switch`; a view with a query in its URL has no link and is not clicked). The target
+(≤ 1 s) is judged on the visits drawn from cached answers (kept, warm, click), as the issue puts
+it; cold visits are reported beside them. Before measuring, every page is opened once
 on each so the browser has the chart code and Streamlit its imports.
 
 The floor, measured in the same run and browser (`BASELINE`): a Streamlit page holding only a
@@ -73,6 +78,14 @@ PAGES: dict[str, tuple[str, str, int]] = {
     "routing": ("routing", "routing", 1),
     "calls": ("calls", "calls", 0),
 }
+#: each page's URL path → its title, which a sidebar click waits for (`Browser.switch`)
+HEADINGS = {
+    "": "Overview",
+    "explorer": "Cost explorer",
+    "budgets": "Budgets",
+    "routing": "Routing",
+    "calls": "Recent calls",
+}
 #: pages whose answers the dashboard caches longer than `CACHE_TTL_S` (its `LONGER_TTL_S`): a
 #: cold visit waits for them to expire too
 CACHED_LONGER_S = {"routing": LONGER_TTL_S["/v1/analytics/routing/"]}
@@ -118,11 +131,42 @@ def _median(values: list[float | None]) -> float:
     return statistics.median(v for v in values if v is not None)
 
 
+def _cells(seconds: list[float | None], floor: float | None) -> tuple[str, float | None]:
+    """A kind's columns (median, max, ratio to the blank page), and its median (None: not measured)."""
+    if not any(s is not None for s in seconds):
+        return f" {'-':>7} {'-':>5} {'-':>6}", None
+    median = _median(seconds)
+    ratio = f"{median / floor:>5.1f}x" if floor else f"{'-':>6}"
+    return f" {median:>7.2f} {max(s or 0 for s in seconds):>5.2f} {ratio}", median
+
+
+#: the kinds of visit the target is about: a page drawn from cached answers (the issue's "cached
+#: queries"); a cold visit adds the API's time for a view nobody opened lately, and is reported
+CACHED = ("kept", "warm", "click")
+
+
+def _switch(browser: Browser, base: str, path: str, charts: int, what: str, shot: Path) -> Visit:
+    """Open another page of the app, then go to `path` with a click in the sidebar; the
+    click's visit."""
+    browser.visit(f"{base}/{'' if path == 'budgets' else 'budgets'}")
+    visit = browser.switch(path, HEADINGS[path], min_charts=charts)
+    if visit.ready_s is None or visit.exception:
+        browser.screenshot(shot.with_name(f"{shot.stem}-FAILED.png"))
+        raise RuntimeError(f"{what}: not ready after a click ({visit}); screenshot next to {shot}")
+    return visit
+
+
 #: visit kinds: (key, server, what it means)
 KINDS = (
     ("cold", "uncached", "warmer off, 16 s after the last visit: every API call in the time"),
     ("kept", "kept warm", "warmer on (as launched), 16 s after the last visit"),
     ("warm", "kept warm", "the same page again at once"),
+    (
+        "click",
+        "kept warm",
+        "warmer on, from another page of the open app with a click on the sidebar link (no"
+        " new document or session; a page with a query in its URL has no link: -)",
+    ),
 )
 
 
@@ -178,7 +222,14 @@ def _measure(api: str, api_seconds: list[float], label: str) -> list[str]:
                     shot = SHOTS / f"bench-{label}-{slug}.png"
                     for kind, server, _ in KINDS:
                         api_seconds.clear()
-                        visit = _visit(browser, url(server, name), charts, name, shot)
+                        path = pages[name][1]
+                        if kind != "click":
+                            visit = _visit(browser, url(server, name), charts, name, shot)
+                        elif name in BASELINE or "?" in path:
+                            continue  # no sidebar link leads there
+                        else:
+                            base = urls[server][0]
+                            visit = _switch(browser, base, path, charts, name, shot)
                         visits[kind][name].append(visit)
                         calls[kind][name].append((sum(api_seconds), len(api_seconds)))
                         if kind == "cold":
@@ -201,7 +252,10 @@ def _report(
     label: str,
 ) -> list[str]:
     blank = next(iter(BASELINE))
-    floor = {kind: _median([v.ready_s for v in visits[kind][blank]]) for kind, _, _ in KINDS}
+    floor = {
+        kind: _median([v.ready_s for v in visits[kind][blank]]) if visits[kind][blank] else None
+        for kind, _, _ in KINDS
+    }
     lines = [
         f"  first visit after start (s), {server}: "
         + ", ".join(f"{name.split(' ')[0]} {s:.2f}" for name, s in seen.items() if s)
@@ -210,16 +264,14 @@ def _report(
     lines += [
         f"  {'page':<31}"
         + "".join(f" {kind + ' s':>7} {'max':>5} {'x base':>6}" for kind, _, _ in KINDS)
-        + f" {'ws up':>6} {'done':>5} {'API s':>6} {'calls':>5}  target ≤ 1 s",
+        + f" {'ws up':>6} {'done':>5} {'API s':>6} {'calls':>5}  cached ≤ 1 s",
     ]
     for name in visits["cold"]:
         row, missed = f"  {name:<31}", []
         for kind, _, _ in KINDS:
-            seconds = [v.ready_s for v in visits[kind][name]]
-            median = _median(seconds)
-            row += f" {median:>7.2f} {max(s or 0 for s in seconds):>5.2f}"
-            row += f" {median / floor[kind]:>5.1f}x"
-            if median > 1:
+            cells, median = _cells([v.ready_s for v in visits[kind][name]], floor[kind])
+            row += cells
+            if kind in CACHED and median is not None and median > 1:
                 missed.append(kind)
         cold = visits["cold"][name]
         api_s, api_calls = sorted(calls["cold"][name])[len(cold) // 2]
@@ -233,7 +285,9 @@ def _report(
     lines.append(
         "  (medians; x base: against the blank baseline page of the same kind and run; ws up:"
         " Streamlit's websocket connected, done: the script finished, both on cold visits; API"
-        " s and calls: the cold visit's; API requests served during kept-warm visits (the"
+        " s and calls: the cold visit's; cached ≤ 1 s: the medians of kept, warm and click"
+        " visits, the pages drawn from cached answers; API requests served during kept-warm"
+        " visits (the"
         f" warmer's, in the background): {during['kept']}, during warm visits: {during['warm']};"
         f" screenshots: {SHOTS}/bench-{label}-*.png)"
     )
