@@ -10,8 +10,8 @@ dashboard runs as `tollway dashboard` runs it (`dashboards.launch`: `streamlit r
 its own process) with the admin key, and chromium is driven over DevTools (benchmarks/cdp.py,
 the browser test's client).
 
-Each visit but a click (below) is a fresh navigation, so a fresh Streamlit session, and is timed from
-`Page.navigate` until the page is ready (benchmarks/cdp.py: script finished, no skeleton,
+Each visit but a click (below) is a fresh navigation, so a fresh Streamlit session, and is
+timed from `Page.navigate` until the page is ready (benchmarks/cdp.py: script finished, no skeleton,
 every chart drawn, at least the charts the page has at 100M; an exception fails the run), the
 DOM polled every 20 ms. The dashboard caches API answers for 15 s in its process, shared by
 every session, and keeps recently used ones fresh in the background
@@ -132,7 +132,7 @@ def _median(values: list[float | None]) -> float:
 
 
 def _cells(seconds: list[float | None], floor: float | None) -> tuple[str, float | None]:
-    """A kind's columns (median, max, ratio to the blank page), and its median (None: not measured)."""
+    """A kind's columns (median, max, ratio to the blank page) and its median (None: none)."""
     if not any(s is not None for s in seconds):
         return f" {'-':>7} {'-':>5} {'-':>6}", None
     median = _median(seconds)
