@@ -77,6 +77,12 @@ def usd(value: Decimal | float | int | str | None) -> str:
     return f"{sign}${amount.quantize(Decimal('0.0001'), ROUND_HALF_UP)}"
 
 
+def usd_column_format(amounts: Iterable[float]) -> str:
+    """A table column's money format, by `usd`'s rule: "$1,234.57" (Streamlit's "dollar") when
+    no amount is below a dollar, else four decimals, so a cheap row does not read "$0.00"."""
+    return "dollar" if all(a == 0 or abs(a) >= 1 for a in amounts) else "$%.4f"
+
+
 def percent(ratio: float) -> str:
     return f"{ratio * 100:.1f} %"
 

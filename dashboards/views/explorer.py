@@ -139,18 +139,28 @@ table = pd.DataFrame(
 )
 # spend as an in-cell bar, biggest first (the API's order): the ranked bar chart this replaced
 # cost the page a Plotly figure; a click on a row drills into it as a click on a bar did
-cost_column = st.column_config.ProgressColumn(
-    "cost (USD)", format="$%.6f", min_value=0.0, max_value=max(1e-9, table["cost_usd"].max())
-)
+columns = {
+    **{level: st.column_config.TextColumn(LABELS[level]) for level in LEVELS},
+    "cost_usd": st.column_config.ProgressColumn(
+        "cost (USD)",
+        format=theme.usd_column_format(table["cost_usd"]),
+        min_value=0.0,
+        max_value=max(1e-9, table["cost_usd"].max()),
+    ),
+    **{
+        name: st.column_config.NumberColumn(name.replace("_", " "), format="localized")
+        for name in ("calls", "errors", "input_tokens", "output_tokens")
+    },
+}
 if level is None:
-    st.dataframe(table, hide_index=True, width="stretch", column_config={"cost_usd": cost_column})
+    st.dataframe(table, hide_index=True, width="stretch", column_config=columns)
 else:
     st.caption(f"Click a row to drill into that {LABELS[level]}.")
     event = st.dataframe(
         table,
         hide_index=True,
         width="stretch",
-        column_config={"cost_usd": cost_column},
+        column_config=columns,
         on_select="rerun",
         selection_mode="single-row",
         key=f"table_{level}",

@@ -60,6 +60,7 @@ else:
         ),
         hide_index=True,
         width="stretch",
+        column_config={"calls": st.column_config.NumberColumn("calls", format="localized")},
     )
     with st.popover("Configuration to apply (tollway.yaml)", icon=":material/code:"):
         for rec in recommendations:
@@ -98,5 +99,8 @@ st.dataframe(
         "p95_latency_ms": st.column_config.NumberColumn("p95 ms", format="%.0f"),
         "p50_ttft_ms": st.column_config.NumberColumn("p50 TTFT ms", format="%.0f"),
         "mean_score": st.column_config.NumberColumn("mean score", format="%.3f"),
+        "task_type": st.column_config.TextColumn("task type"),
+        "calls": st.column_config.NumberColumn("calls", format="localized"),
+        "score_count": st.column_config.NumberColumn("scores", format="localized"),
     },
 )

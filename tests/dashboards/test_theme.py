@@ -1,4 +1,4 @@
-"""Colours: the same for a name wherever it appears, and never shared within one chart."""
+"""Colours: the same for a name wherever it appears, never shared within one chart; money."""
 
 from __future__ import annotations
 
@@ -23,3 +23,9 @@ def test_more_values_than_colours_reuse_the_palette() -> None:
     names = [f"project-{i}" for i in range(3 * len(theme.PALETTE))]
     colours = theme.colour_map("project", names)
     assert set(colours) == set(names) and set(colours.values()) <= set(theme.PALETTE)
+
+
+def test_money_columns_show_cents_unless_some_amount_is_below_a_dollar() -> None:
+    assert theme.usd_column_format([76_231.76, 1.0, 0.0]) == "dollar"  # "$76,231.76"
+    assert theme.usd_column_format([76_231.76, 0.0004]) == "$%.4f"  # not "$0.00"
+    assert theme.usd_column_format([]) == "dollar"
