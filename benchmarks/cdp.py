@@ -23,6 +23,7 @@ import itertools
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,36 +146,12 @@ class Browser:
         """Open `url` and poll the DOM every `poll_s` until the page is ready (or shows an
         exception, or `timeout_s` passes); at least `min_charts` Plotly charts must be drawn."""
         self.evaluate("window.__twOld = true")
-        visit = Visit()
         self.events.clear()
         started = time.perf_counter()
         self.call("Page.navigate", url=url)
-        while time.perf_counter() - started < timeout_s:
-            state = self.evaluate(PROBE) or {}
-            now = time.perf_counter() - started
-            visit.polls += 1
-            visit.last = state
-            if state.get("fresh"):
-                if visit.connected_s is None and state.get("connection") == "CONNECTED":
-                    visit.connected_s = now
-                if state.get("exception"):
-                    visit.exception = True
-                    return visit
-                if visit.finished_s is None and state.get("script") == "notRunning":
-                    visit.finished_s = now
-                drawn = state.get("drawn", 0)
-                if (
-                    visit.finished_s is not None
-                    and state.get("script") == "notRunning"
-                    and state.get("title")
-                    and not state.get("skeletons")
-                    and drawn == state.get("charts")
-                    and drawn >= min_charts
-                ):
-                    visit.ready_s, visit.charts = now, drawn
-                    self._frames(visit)
-                    return visit
-            time.sleep(poll_s)
+        visit = self._until_ready(started, lambda state: True, min_charts, timeout_s, poll_s)
+        if visit.ready_s is not None:
+            self._frames(visit)
         return visit
 
     def switch(
@@ -189,32 +166,52 @@ class Browser:
         link: no new document, bundle or websocket — Streamlit reruns the session on the
         chosen page. Ready as for `visit`, once the page's own title (`heading`) is shown and no
         element of the page before is left (Streamlit marks them stale until the run ends)."""
-        visit = Visit()
         started = time.perf_counter()
         if not self.evaluate(f"{CLICK_NAV}({json.dumps(path)})"):
             raise RuntimeError(f"no sidebar link to /{path}")
+
+        def arrived(state: dict[str, Any]) -> bool:
+            return state.get("heading") == heading and not state.get("stale")
+
+        return self._until_ready(started, arrived, min_charts, timeout_s, poll_s)
+
+    def _until_ready(
+        self,
+        started: float,
+        arrived: Callable[[dict[str, Any]], bool],
+        min_charts: int,
+        timeout_s: float,
+        poll_s: float,
+    ) -> Visit:
+        """Poll the page until it is ready: the document is the new one, the page has
+        `arrived`, its script ran and stopped, it has a title, no skeleton is left and every
+        chart (at least `min_charts`) is drawn."""
+        visit = Visit()
         while time.perf_counter() - started < timeout_s:
             state = self.evaluate(PROBE) or {}
             now = time.perf_counter() - started
             visit.polls += 1
             visit.last = state
-            if state.get("exception"):
-                visit.exception = True
-                return visit
-            arrived = state.get("heading") == heading and not state.get("stale")
-            if arrived and visit.finished_s is None and state.get("script") == "notRunning":
-                visit.finished_s = now
-            drawn = state.get("drawn", 0)
-            if (
-                visit.finished_s is not None
-                and arrived
-                and state.get("script") == "notRunning"
-                and not state.get("skeletons")
-                and drawn == state.get("charts")
-                and drawn >= min_charts
-            ):
-                visit.ready_s, visit.charts = now, drawn
-                return visit
+            if state.get("fresh"):
+                if visit.connected_s is None and state.get("connection") == "CONNECTED":
+                    visit.connected_s = now
+                if state.get("exception"):
+                    visit.exception = True
+                    return visit
+            if state.get("fresh") and arrived(state):
+                stopped = state.get("script") == "notRunning"
+                if visit.finished_s is None and stopped:
+                    visit.finished_s = now
+                drawn = state.get("drawn", 0)
+                if (
+                    stopped
+                    and state.get("title")
+                    and not state.get("skeletons")
+                    and drawn == state.get("charts")
+                    and drawn >= min_charts
+                ):
+                    visit.ready_s, visit.charts = now, drawn
+                    return visit
             time.sleep(poll_s)
         return visit
 
