@@ -65,8 +65,21 @@ PROBE = """(() => {
     exception: !!doc.querySelector('[data-testid="stException"]'),
     heading: (doc.querySelector('h1') || {}).textContent || null,
     stale: doc.querySelectorAll('[data-stale="true"]').length,
+    query: window.location.search,
+    headings: [...doc.querySelectorAll('h1, h2, h3')].map(h => h.textContent.trim()),
   };
 })()"""
+
+#: the centre of the first element `selector` matches whose text is `text` (any text when
+#: null), scrolled into view, or null when there is none
+CENTRE = """((selector, text) => {
+  const el = [...document.querySelectorAll(selector)]
+    .find(e => text === null || e.textContent.trim() === text);
+  if (!el) return null;
+  el.scrollIntoView({block: 'center'});
+  const r = el.getBoundingClientRect();
+  return [r.x + r.width / 2, r.y + r.height / 2];
+})"""
 
 #: click the sidebar's link to the page at a URL path ("" for the default page); true if found
 CLICK_NAV = """((path) => {
@@ -174,6 +187,38 @@ class Browser:
             return state.get("heading") == heading and not state.get("stale")
 
         return self._until_ready(started, arrived, min_charts, timeout_s, poll_s)
+
+    def choose(
+        self,
+        label: str,
+        option: str,
+        arrived: Callable[[dict[str, Any]], bool],
+        min_charts: int = 0,
+        timeout_s: float = 60,
+        poll_s: float = 0.02,
+    ) -> Visit:
+        """Pick `option` in the selectbox labelled `label` as a viewer does (open it, click the
+        option), timed from the option's click until the page has `arrived` and is ready."""
+        self._click(f'[data-testid="stSelectbox"]:has(input[aria-label="{label}"]) button', None)
+        deadline = time.perf_counter() + timeout_s
+        while not self._click('[role="listbox"] [role="option"]', option):
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"no option {option!r} in the selectbox {label!r}")
+            time.sleep(poll_s)
+        return self._until_ready(time.perf_counter(), arrived, min_charts, timeout_s, poll_s)
+
+    def _click(self, selector: str, text: str | None) -> bool:
+        """A real mouse click (moved there, pressed, released) on the element, as React Aria's
+        press handlers need (a DOM `click()` opens no selectbox); false when there is none."""
+        centre = self.evaluate(f"{CENTRE}({json.dumps(selector)}, {json.dumps(text)})")
+        if not centre:
+            return False
+        x, y = centre
+        mouse = {"x": x, "y": y, "button": "left", "clickCount": 1}
+        self.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+        self.call("Input.dispatchMouseEvent", type="mousePressed", buttons=1, **mouse)
+        self.call("Input.dispatchMouseEvent", type="mouseReleased", buttons=0, **mouse)
+        return True
 
     def _until_ready(
         self,
