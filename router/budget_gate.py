@@ -325,9 +325,14 @@ class BudgetGate:
             self._follower = CompactedFollower(
                 self.bootstrap, self.status_topic, self._on_record, fetch_max_wait_ms=50
             )
-            await self._follower.start()
         if self.holds_topic:
-            self._exchange = HoldsExchange(self.bootstrap, self.holds_topic, self.peers, self._held)
+            # the peers' holds on the status consumer: one fetch every 50 ms, not two
+            self._exchange = HoldsExchange(
+                self.bootstrap, self.holds_topic, self.peers, self._held, self._follower
+            )
+        if self._follower:
+            await self._follower.start()
+        if self._exchange:
             await self._exchange.start()
 
     def _on_record(self, record: ConsumerRecord[bytes, bytes]) -> None:

@@ -271,21 +271,35 @@ class HoldsPublisher:
 
 
 class HoldsExchange:
-    """Both halves for one gate: publish this instance's totals, follow the others'."""
+    """Both halves for one gate: publish this instance's totals, follow the others'.
+
+    Given the gate's status `follower` (also a 50 ms fetch wait), the holds topic is followed
+    on that consumer, which the gate starts and stops (router/follower.py); else on its own."""
 
     def __init__(
-        self, bootstrap: str, topic: str, peers: PeerHolds, held: Callable[[Window], Decimal]
+        self,
+        bootstrap: str,
+        topic: str,
+        peers: PeerHolds,
+        held: Callable[[Window], Decimal],
+        follower: CompactedFollower | None = None,
     ) -> None:
         self.peers = peers
         self.publisher = HoldsPublisher(bootstrap, topic, peers.instance_id, held)
-        self._follower = CompactedFollower(
-            bootstrap, topic, self.peers.on_record, poll_ms=50, fetch_max_wait_ms=50
-        )
+        self._follower: CompactedFollower | None = None
+        if follower is None:
+            self._follower = CompactedFollower(
+                bootstrap, topic, self.peers.on_record, poll_ms=50, fetch_max_wait_ms=50
+            )
+        else:
+            follower.also(topic, self.peers.on_record)
 
     async def start(self) -> None:
-        await self._follower.start()
+        if self._follower is not None:
+            await self._follower.start()
         await self.publisher.start()
 
     async def stop(self) -> None:
         await self.publisher.stop()
-        await self._follower.stop()
+        if self._follower is not None:
+            await self._follower.stop()

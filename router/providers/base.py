@@ -7,16 +7,16 @@ the accounting and the caller-facing protocols never see a provider's own format
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 
 from router.providers.http import TransportError, Upstream, UpstreamClient
+from router.providers.sse_events import Event, SSEDecoder
 from router.schemas import ChatCompletionRequest
 from router.upstream import ChatChunk, ChatResult, ProviderError
 from tollway.config.schema import ModelConfig, ProviderConfig
@@ -150,35 +150,35 @@ def error_message(body: bytes) -> str:
     return str(message if message is not None else data)[:300]
 
 
-class _Lines(Protocol):
-    def aiter_lines(self) -> AsyncGenerator[str, None]: ...
+class _EventBody(Protocol):
+    def aiter_events(self) -> AsyncGenerator[Event, None]: ...
 
 
-async def sse_data(response: _Lines) -> AsyncGenerator[tuple[str, str], None]:
+class _ByteBody(Protocol):
+    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
+
+
+def sse_data(response: _EventBody | _ByteBody) -> AsyncGenerator[Event, None]:
     """(event, data) pairs of a server-sent-events body; comments and keep-alives skipped.
 
     Follows the SSE spec closely enough for the three wire formats tollway speaks: fields
-    `event:` and `data:` (several data lines are joined by newlines), a blank line dispatches.
+    `event:` and `data:` (several data lines are joined by newlines), a blank line dispatches
+    (router/providers/sse_events.py). The upstream clients' answers parse their own body
+    (`aiter_events`), so the adapters read events from the generator that reads the socket;
+    any other body with `aiter_bytes` (an httpx response) is parsed here.
     """
-    event = ""
-    data: list[str] = []
-    async with contextlib.aclosing(response.aiter_lines()) as lines:
-        async for line in lines:
-            if not line:
-                if data:
-                    yield event or "message", "\n".join(data)
-                event, data = "", []
-                continue
-            if line.startswith(":"):
-                continue
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                event = value
-            elif field == "data":
-                data.append(value)
-    if data:
-        yield event or "message", "\n".join(data)
+    if hasattr(response, "aiter_events"):
+        return cast(_EventBody, response).aiter_events()
+    return _events_of(cast(_ByteBody, response).aiter_bytes())
+
+
+async def _events_of(chunks: AsyncIterator[bytes]) -> AsyncGenerator[Event, None]:
+    decoder = SSEDecoder()
+    async for chunk in chunks:
+        for event in decoder.feed(chunk):
+            yield event
+    for event in decoder.end():
+        yield event
 
 
 __all__ = [

@@ -44,6 +44,7 @@ from router.providers.http import (
     proxy_from_environment,
     tls_context,
 )
+from router.providers.sse_events import Event, SSEDecoder
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,20 @@ class Http2StreamedAnswer:
                     yield line
         except httpx.RequestError as exc:
             raise _transport_error(exc) from None
+
+    async def aiter_events(self) -> AsyncGenerator[Event, None]:
+        """The body's server-sent events, parsed exactly as the HTTP/1.1 client does."""
+        decoder = SSEDecoder()
+        try:
+            body = cast(AsyncGenerator[bytes, None], self._response.aiter_bytes())
+            async with contextlib.aclosing(body) as chunks:
+                async for chunk in chunks:
+                    for event in decoder.feed(chunk):
+                        yield event
+        except httpx.RequestError as exc:
+            raise _transport_error(exc) from None
+        for event in decoder.end():
+            yield event
 
 
 class Http2UpstreamClient:

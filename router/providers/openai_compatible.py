@@ -87,13 +87,18 @@ class OpenAICompatibleProvider:
                     async for _, data in events:
                         if data.strip() == "[DONE]":
                             return
-                        for item in self._chunk_items(data):
-                            yield item
+                        # one SSE data payload: the choices, then the usage if present
+                        chunk = self._chunk(data)
+                        usage = chunk.pop("usage", None)
+                        if chunk.get("choices"):
+                            yield ChatChunk(data=chunk)
+                        if usage:
+                            yield ChatChunk(usage=usage_from_openai(usage), final=True)
         except TransportError as exc:
             raise transport_error(self.config, exc) from None
 
-    def _chunk_items(self, data: str) -> list[ChatChunk]:
-        """One SSE data payload as chunk items: the choices, then the usage if present."""
+    def _chunk(self, data: str) -> dict[str, Any]:
+        """One SSE data payload decoded; a malformed one or an error object raises."""
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -107,13 +112,7 @@ class OpenAICompatibleProvider:
                 f"{self.config.name} failed mid-stream: {redact(str(message), self._secret)[:300]}",
                 status=502,
             )
-        items = []
-        usage = chunk.pop("usage", None)
-        if chunk.get("choices"):
-            items.append(ChatChunk(data=chunk))
-        if usage:
-            items.append(ChatChunk(usage=usage_from_openai(usage), final=True))
-        return items
+        return chunk
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -99,6 +99,27 @@ async def test_a_finished_stream_sends_every_frame_then_settles_once() -> None:
     assert not [t for t in asyncio.all_tasks() if "listen" in repr(t.get_coro())]
 
 
+async def test_a_stream_relayed_without_waiting_starts_no_listener() -> None:
+    # the upstream had sent everything by the first chunk: nothing to wait for, so nobody
+    # needs to listen for the client leaving meanwhile (no task is created for it)
+    client = Client()
+    settled: list[str] = []
+    tasks: list[int] = []
+
+    async def frames() -> AsyncIterator[bytes]:
+        for frame in (b"data: 1\n\n", b"data: [DONE]\n\n"):
+            tasks.append(len(asyncio.all_tasks()))
+            yield frame
+
+    async def on_close() -> None:
+        settled.append("settled")
+
+    before = len(asyncio.all_tasks())
+    await EventStreamResponse(frames(), on_close=on_close)(scope(), client.receive, client.send)
+    assert client.body == b"data: 1\n\ndata: [DONE]\n\n" and settled == ["settled"]
+    assert tasks == [before, before]
+
+
 async def test_a_client_leaving_mid_stream_cancels_the_wait_and_settles() -> None:
     client, settled, upstream, call = await waiting_on_the_upstream()
     client.gone.set()
