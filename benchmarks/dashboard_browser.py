@@ -51,6 +51,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 
@@ -166,10 +167,11 @@ def _switch(browser: Browser, base: str, path: str, charts: int, what: str, shot
         visit = browser.switch(path, HEADINGS[path], min_charts=charts)
     else:
         browser.visit(f"{base}/{drill['from']}")
-        query = "?" + path.partition("?")[2]
+        query = parse_qs(path.partition("?")[2])
 
         def arrived(state: dict[str, Any]) -> bool:
-            return state.get("query") == query and drill["heading"] in state.get("headings", [])
+            shown = parse_qs(str(state.get("query", "")).lstrip("?"))
+            return shown == query and drill["heading"] in state.get("headings", [])
 
         visit = browser.choose(drill["label"], drill["option"], arrived, min_charts=charts)
     if visit.ready_s is None or visit.exception:
