@@ -11,12 +11,12 @@ import email.utils
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import orjson
 
 from router.providers.http import TransportError, Upstream, UpstreamClient
-from router.providers.sse_events import Event, SSEDecoder
+from router.providers.sse_events import Event, events_of
 from router.schemas import ChatCompletionRequest
 from router.upstream import ChatChunk, ChatResult, ProviderError
 from tollway.config.schema import ModelConfig, ProviderConfig
@@ -150,35 +150,18 @@ def error_message(body: bytes) -> str:
     return str(message if message is not None else data)[:300]
 
 
-class _EventBody(Protocol):
-    def aiter_events(self) -> AsyncGenerator[Event, None]: ...
-
-
 class _ByteBody(Protocol):
-    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
+    def aiter_bytes(self) -> AsyncGenerator[bytes, None]: ...
 
 
-def sse_data(response: _EventBody | _ByteBody) -> AsyncGenerator[Event, None]:
+def sse_data(response: _ByteBody) -> AsyncGenerator[Event, None]:
     """(event, data) pairs of a server-sent-events body; comments and keep-alives skipped.
 
     Follows the SSE spec closely enough for the three wire formats tollway speaks: fields
     `event:` and `data:` (several data lines are joined by newlines), a blank line dispatches
-    (router/providers/sse_events.py). The upstream clients' answers parse their own body
-    (`aiter_events`), so the adapters read events from the generator that reads the socket;
-    any other body with `aiter_bytes` (an httpx response) is parsed here.
+    (router/providers/sse_events.py), parsed from each read as it arrives: no generator per line.
     """
-    if hasattr(response, "aiter_events"):
-        return cast(_EventBody, response).aiter_events()
-    return _events_of(cast(_ByteBody, response).aiter_bytes())
-
-
-async def _events_of(chunks: AsyncIterator[bytes]) -> AsyncGenerator[Event, None]:
-    decoder = SSEDecoder()
-    async for chunk in chunks:
-        for event in decoder.feed(chunk):
-            yield event
-    for event in decoder.end():
-        yield event
+    return events_of(response.aiter_bytes())
 
 
 __all__ = [

@@ -31,8 +31,6 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from router.providers.sse_events import Event, SSEDecoder
-
 #: connections per provider: above the concurrency one proxy process serves
 DEFAULT_MAX_CONNECTIONS = 1024
 #: how long an idle upstream connection is kept for reuse
@@ -77,27 +75,19 @@ class StreamedAnswer:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _transport_error(exc) from None
 
-    async def aiter_lines(self) -> AsyncGenerator[str, None]:
-        """The body's lines without their endings (`\\n`, `\\r\\n` or `\\r`), like httpx."""
+    async def aiter_bytes(self) -> AsyncGenerator[bytes, None]:
+        """The body as it arrives, one read at a time."""
         try:
-            async with contextlib.aclosing(iter_lines(self._response.content.iter_any())) as lines:
-                async for line in lines:
-                    yield line
+            async for chunk in self._response.content.iter_any():
+                yield chunk
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _transport_error(exc) from None
 
-    async def aiter_events(self) -> AsyncGenerator[Event, None]:
-        """The body's server-sent events, (name, data), parsed from each read as it arrives
-        (router/providers/sse_events.py): one generator between the socket and the adapter."""
-        decoder = SSEDecoder()
-        try:
-            async for chunk in self._response.content.iter_any():
-                for event in decoder.feed(chunk):
-                    yield event
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _transport_error(exc) from None
-        for event in decoder.end():
-            yield event
+    async def aiter_lines(self) -> AsyncGenerator[str, None]:
+        """The body's lines without their endings (`\\n`, `\\r\\n` or `\\r`), like httpx."""
+        async with contextlib.aclosing(iter_lines(self.aiter_bytes())) as lines:
+            async for line in lines:
+                yield line
 
 
 class StreamedBody(Protocol):
@@ -110,7 +100,7 @@ class StreamedBody(Protocol):
 
     def aiter_lines(self) -> AsyncGenerator[str, None]: ...
 
-    def aiter_events(self) -> AsyncGenerator[Event, None]: ...
+    def aiter_bytes(self) -> AsyncGenerator[bytes, None]: ...
 
 
 class Upstream(Protocol):
@@ -127,7 +117,7 @@ class Upstream(Protocol):
 async def iter_lines(chunks: AsyncIterator[bytes]) -> AsyncGenerator[str, None]:
     """Lines of a body arriving in chunks, without their endings; shared by both clients'
     `aiter_lines` so a body splits the same way over HTTP/1.1 and HTTP/2. (The adapters read
-    server-sent events with `aiter_events` instead, parsed without a generator per line.)
+    server-sent events from `aiter_bytes` instead, parsed without a generator per line.)
 
     The streamed-body generators close the generators they read from with
     `contextlib.aclosing`. A reader that stops early (the adapters stop at `[DONE]`) would

@@ -44,7 +44,6 @@ from router.providers.http import (
     proxy_from_environment,
     tls_context,
 )
-from router.providers.sse_events import Event, SSEDecoder
 
 log = logging.getLogger(__name__)
 
@@ -67,33 +66,22 @@ class Http2StreamedAnswer:
         except httpx.RequestError as exc:
             raise _transport_error(exc) from None
 
-    async def aiter_lines(self) -> AsyncGenerator[str, None]:
-        """The body's lines without their endings, split exactly as the HTTP/1.1 client does."""
+    async def aiter_bytes(self) -> AsyncGenerator[bytes, None]:
+        """The body as it arrives, as the HTTP/1.1 client gives it."""
         try:
             # httpx's aiter_bytes is an async generator, typed as a plain iterator
             body = cast(AsyncGenerator[bytes, None], self._response.aiter_bytes())
-            async with (
-                contextlib.aclosing(body) as chunks,
-                contextlib.aclosing(iter_lines(chunks)) as lines,
-            ):
-                async for line in lines:
-                    yield line
+            async with contextlib.aclosing(body) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         except httpx.RequestError as exc:
             raise _transport_error(exc) from None
 
-    async def aiter_events(self) -> AsyncGenerator[Event, None]:
-        """The body's server-sent events, parsed exactly as the HTTP/1.1 client does."""
-        decoder = SSEDecoder()
-        try:
-            body = cast(AsyncGenerator[bytes, None], self._response.aiter_bytes())
-            async with contextlib.aclosing(body) as chunks:
-                async for chunk in chunks:
-                    for event in decoder.feed(chunk):
-                        yield event
-        except httpx.RequestError as exc:
-            raise _transport_error(exc) from None
-        for event in decoder.end():
-            yield event
+    async def aiter_lines(self) -> AsyncGenerator[str, None]:
+        """The body's lines without their endings, split exactly as the HTTP/1.1 client does."""
+        async with contextlib.aclosing(iter_lines(self.aiter_bytes())) as lines:
+            async for line in lines:
+                yield line
 
 
 class Http2UpstreamClient:
