@@ -26,7 +26,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
-from analytics.ledger import ROW_FORMAT_SETTINGS, Ledger, ledger_lines
+from analytics.ledger import INSERT_SETTINGS, Ledger, ledger_lines
 from analytics.migrate import migrate
 from analytics.store.chdb_store import ChdbStore
 from ingest.worker import LedgerWorker
@@ -95,7 +95,7 @@ async def _raw_consumer(
             if not started:
                 started = time.perf_counter()
             events = [(decode_call_event(v), 0) for v in values]
-            await store.insert_lines("calls", ledger_lines(events), ROW_FORMAT_SETTINGS)
+            await store.insert_lines("calls", ledger_lines(events), INSERT_SETTINGS)
             await consumer.commit()
             done += len(values)
         return done / (time.perf_counter() - started)

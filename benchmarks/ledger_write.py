@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from analytics.ledger import ROW_FORMAT_SETTINGS, Ledger, ledger_lines
+from analytics.ledger import INSERT_SETTINGS, Ledger, ledger_lines
 from analytics.migrate import migrate
 from analytics.store.chdb_store import ChdbStore
 from tollway.events import CallEvent
@@ -59,7 +59,7 @@ async def run(calls: int = 50_000, prefill: int = 200_000) -> list[str]:
             t0 = datetime(2026, 1, 1, tzinfo=UTC)
             for chunk in range(0, prefill, 50_000):
                 rows = [(e, -1) for e in _events(50_000, t0 + timedelta(hours=chunk))]
-                await store.insert_lines("calls", ledger_lines(rows), ROW_FORMAT_SETTINGS)
+                await store.insert_lines("calls", ledger_lines(rows), INSERT_SETTINGS)
 
             fresh_a = _events(calls, t0 + timedelta(days=10))
             fresh_b = _events(calls, t0 + timedelta(days=20))
@@ -67,7 +67,7 @@ async def run(calls: int = 50_000, prefill: int = 200_000) -> list[str]:
 
             async def plain(batch: list[CallEvent]) -> None:
                 lines = ledger_lines((e, -1) for e in batch)
-                await store.insert_lines("calls", lines, ROW_FORMAT_SETTINGS)
+                await store.insert_lines("calls", lines, INSERT_SETTINGS)
 
             baseline = await _time_batches("plain insert (baseline)", split(fresh_a), plain)
             once = await _time_batches("exactly-once write", split(fresh_b), ledger.write)

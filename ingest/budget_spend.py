@@ -38,7 +38,7 @@ from prometheus_client import Counter
 from analytics.budget_status import scope_conditions
 from analytics.store.base import Store, quote_identifier, sql_string
 from tollway.budget_events import BudgetStatus
-from tollway.budgets import budget_window, matches
+from tollway.budgets import Windows, budget_window, matches
 from tollway.config.schema import BudgetConfig, BudgetScope, TollwayConfig
 from tollway.events import CallEvent
 
@@ -115,12 +115,14 @@ class BudgetSpend:
             return
         by_id = {b.id: b for b in budgets}
         deltas: dict[tuple[str, datetime, datetime | None, int], list[Decimal]] = {}
+        windows = Windows()
         for event, partition in inserted:
             if event.status != "ok":
                 continue
+            attrs = _attrs(event)
             for budget in budgets:
-                if matches(budget.scope, _attrs(event), event.tags):
-                    start, end = budget_window(budget, event.ts)
+                if matches(budget.scope, attrs, event.tags):
+                    start, end = windows.of(budget, event.ts)
                     deltas.setdefault((budget.id, start, end, partition), []).append(event.cost_usd)
         changed = []
         for (budget_id, start, end, partition), costs in deltas.items():

@@ -1,4 +1,4 @@
-"""Faust with less per-message overhead: the worker's app, consumer and monitor.
+"""Faust with less per-message overhead: the worker's app, consumer, producer and monitor.
 
 Faust's fetcher hands each fetched message to the conductor through
 `Service.wait_first(callback(message), suspend_flow.wait())`: four asyncio tasks (the callback,
@@ -9,10 +9,14 @@ runs the callback's first step inline and only falls back to `wait_first`, with 
 resumed where it stopped, when it does wait. Ordering, flow control, rebalance suspension and
 offset tracking are Faust's own; only the scheduling of the non-waiting case changes.
 
+Faust's streams give the event loop a turn before every event; `YieldSometimes` makes that
+every hundredth, as the consumer does.
+
 `LeanMonitor` keeps what Faust itself reads of its Monitor (the time each partition last
 reached a stream, for the slow-processing watchdog; end and committed offsets) and drops the
 per-message statistics nothing here reads (counters, per-stream and per-task tallies, event
-runtimes): the worker's metrics are its own Prometheus counters.
+runtimes): the worker's metrics are its own Prometheus counters. `LeanProducer`'s buffer
+answers the conductor's per-message "is the producer backed up?" without a settings lookup.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any, cast
 
 import aiokafka
 import faust
+import faust._cython.streams as faust_c_streams  # type: ignore[import-not-found]
 from faust.sensors.monitor import Monitor
 from faust.serializers.schemas import (
     DecodeFunction,
@@ -32,7 +37,8 @@ from faust.serializers.schemas import (
     _noop_decode_error,
 )
 from faust.transport.consumer import CONSUMER_FETCHING, RecordMap
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Transport
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Producer, Transport
+from faust.transport.producer import ProducerBuffer
 from faust.types import TP, AppT, EventT, Message, StreamT, TransportT
 from mode import Service, ServiceT
 
@@ -226,6 +232,27 @@ class LeanMonitor(Monitor):
         return None
 
 
+class LeanProducerBuffer(ProducerBuffer):
+    """Faust's producer buffer, whose size — which the conductor checks before every message
+    it delivers — is read straight off its queue; Faust's looks a setting up through its
+    settings registry each time, to tell the threaded producer's queue apart."""
+
+    @property
+    def size(self) -> int:
+        return self.pending.qsize()
+
+
+class LeanProducer(Producer):
+    """Faust's aiokafka producer with `LeanProducerBuffer` (the threaded producer, which the
+    worker does not use, keeps Faust's)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.app.conf.producer_threaded:  # not started yet: safe to replace
+            self.buffer = LeanProducerBuffer(loop=self.loop, beacon=self.beacon)
+            self.buffer.app = self.app
+
+
 class RawSchema(faust.Schema):
     """Key and value as the bytes on the wire, which is what Faust's "raw" serializer gives
     too, but without its codec-registry lookups per message: the event is built at once."""
@@ -249,16 +276,49 @@ class RawSchema(faust.Schema):
         return decode
 
 
+class _Ready:
+    """An awaitable that is done at once: awaiting it does not go through the event loop."""
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # a generator that returns at once
+
+
+class YieldSometimes:
+    """The `sleep` of Faust's Cython stream iterator, which awaits `sleep(0)` before every
+    event: a whole event-loop iteration (an epoll call) per event and, while a stream's
+    buffer is full, a switch to the waiting deliverer for every message. This yields before
+    every `every`-th event instead — as Faust's consumer loop does between the messages it
+    delivers. Nothing spins: a stream whose channel is empty still waits on it."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self._since_yield = 0
+
+    def __call__(self, delay: float, result: Any = None) -> Awaitable[Any]:
+        self._since_yield += 1
+        if delay or result is not None or self._since_yield >= self.every:
+            self._since_yield = 0
+            return asyncio.sleep(delay, result)
+        return _Ready()
+
+
 class LeanApp(faust.App):
-    """The worker's Faust app: `LeanConsumer` and `LeanMonitor`, and the table recovery of
-    `ingest.faust_recovery` (no message lost when the budget-spend table is restored)."""
+    """The worker's Faust app: `LeanConsumer`, `LeanProducer` and `LeanMonitor`, and the table
+    recovery of `ingest.faust_recovery` (no message lost when the budget-spend table is
+    restored)."""
 
     def __init__(self, id: str, **options: Any) -> None:
         options.setdefault("monitor", LeanMonitor())
         options.setdefault("TableManager", SeekFirstTableManager)
         super().__init__(id, **options)
+        # the iterator's module-level `sleep` (a process-wide setting: every Faust stream in
+        # a tollway process belongs to a LeanApp)
+        if not isinstance(faust_c_streams.sleep, YieldSometimes):
+            faust_c_streams.sleep = YieldSometimes(every=100)
 
     def _new_transport(self) -> TransportT:
         transport = super()._new_transport()
         transport.Consumer = LeanConsumer  # type: ignore[misc]
+        transport.Producer = LeanProducer  # type: ignore[misc]
         return transport

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from prometheus_client import Counter
 
@@ -28,9 +29,23 @@ LEDGER_DUPLICATES = Counter("tollway_ledger_duplicates_total", "Redelivered call
 REJECTED = Counter("tollway_events_rejected_total", "Poison messages parked", ["reason"])
 
 
+class KafkaMessage(Protocol):
+    """What the sink reads of a Kafka message: Faust's own messages have it, so the worker
+    hands them over as they are."""
+
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class RawMessage:
-    """What the sink needs of a Kafka message, independent of Faust."""
+    """A `KafkaMessage` made by hand (tests, tools reading the topic with aiokafka)."""
 
     value: bytes | None
     topic: str
@@ -45,7 +60,17 @@ class BatchResult:
     rejected: int = 0
 
 
-DeadLetter = Callable[[RawMessage, str], Awaitable[None]]
+@dataclass
+class DecodedBatch:
+    """A batch after `LedgerSink.decode`: what `LedgerSink.write` stores and parks."""
+
+    events: list[CallEvent] = field(default_factory=list)
+    partitions: list[int] = field(default_factory=list)  # each event's source partition
+    rejected: list[tuple[KafkaMessage, EventDecodeError]] = field(default_factory=list)
+    through: dict[int, int] = field(default_factory=dict)  # highest offset per partition
+
+
+DeadLetter = Callable[[KafkaMessage, str], Awaitable[None]]
 #: called with the events a batch actually inserted (and their source partitions), and the
 #: batch's highest offset per partition: every message up to it has then been through the sink
 AfterWrite = Callable[[list[tuple[CallEvent, int]], dict[int, int]], Awaitable[None]]
@@ -63,29 +88,42 @@ class LedgerSink:
     #: reconciliation) never sees a batch in the ledger but not yet counted
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
-    async def process(self, batch: Sequence[RawMessage]) -> BatchResult:
-        result = BatchResult()
-        events: list[CallEvent] = []
-        partitions: list[int] = []
-        through: dict[int, int] = {}  # the batch's highest offset per partition
+    async def process(self, batch: Sequence[KafkaMessage]) -> BatchResult:
+        return await self.write(self.decode(batch))
+
+    @staticmethod
+    def decode(batch: Sequence[KafkaMessage]) -> DecodedBatch:
+        """Validate a batch's messages — CPU work only, so the worker runs it for the next
+        batch while the store is still writing the last one."""
+        decoded = DecodedBatch()
+        through = decoded.through
         for message in batch:
-            through[message.partition] = max(through.get(message.partition, -1), message.offset)
+            partition, offset = message.partition, message.offset
+            if offset > through.get(partition, -1):
+                through[partition] = offset
             try:
-                events.append(decode_call_event(message.value))
-                partitions.append(message.partition)
+                decoded.events.append(decode_call_event(message.value))
+                decoded.partitions.append(partition)
             except EventDecodeError as exc:
-                await self._reject(message, exc)
-                result.rejected += 1
-        if events:
+                decoded.rejected.append((message, exc))
+        return decoded
+
+    async def write(self, batch: DecodedBatch) -> BatchResult:
+        """Park the poison messages, insert the new events and count them; once this returns,
+        every message of the batch may be acknowledged."""
+        result = BatchResult(rejected=len(batch.rejected))
+        for message, exc in batch.rejected:
+            await self._reject(message, exc)
+        if batch.events:
             async with self.lock:
-                inserted = await self._write_until_accepted(events, partitions)
+                inserted = await self._write_until_accepted(batch.events, batch.partitions)
                 if inserted and self.after_write is not None:
-                    await self.after_write(inserted, through)
+                    await self.after_write(inserted, batch.through)
             result.written = len(inserted)
-            result.duplicates = len(events) - result.written
+            result.duplicates = len(batch.events) - result.written
         LEDGER_ROWS.inc(result.written)
         LEDGER_DUPLICATES.inc(result.duplicates)
-        for partition, offset in through.items():
+        for partition, offset in batch.through.items():
             previous = self.written_offsets.get(partition, -1)
             self.written_offsets[partition] = max(previous, offset)
         return result
@@ -102,7 +140,7 @@ class LedgerSink:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff_s)
 
-    async def _reject(self, message: RawMessage, exc: EventDecodeError) -> None:
+    async def _reject(self, message: KafkaMessage, exc: EventDecodeError) -> None:
         reason = f"{exc.reason}: {exc}"
         REJECTED.labels(exc.reason).inc()
         log.warning(

@@ -24,7 +24,7 @@ from ingest.budget_alerts import AlertEvaluator
 from ingest.budget_spend import BudgetSpend
 from ingest.feedback_sink import write_feedback
 from ingest.lean_faust import LeanApp, RawSchema
-from ingest.ledger_sink import LedgerSink, RawMessage
+from ingest.ledger_sink import DecodedBatch, KafkaMessage, LedgerSink
 from ingest.webhooks.dispatcher import WebhookDispatcher, register_dispatcher
 from tollway.config.schema import TollwayConfig
 from tollway.kafka import new_producer
@@ -140,33 +140,31 @@ class LedgerWorker:
         }
 
     async def _consume(self, stream: Any) -> None:
-        """Gather the next batch while the last one is written: the store works in its own
-        thread (chDB and the ClickHouse client release the GIL), Faust's per-message work runs
-        on the loop, so the two overlap. One batch is written at a time, in order, and each
-        batch's messages are acknowledged only after the store accepted it."""
+        """Gather and decode the next batch while the last one is written: the store works in
+        its own thread (chDB and the ClickHouse client release the GIL), Faust's per-message
+        work and the validation run on the loop, so the two overlap. One batch is written at
+        a time, in order, and each batch's messages are acknowledged only after the store
+        accepted it."""
         batch_size, within = self.settings.sink_batch_size, self.settings.sink_batch_seconds
         writing: asyncio.Future[None] | None = None
         try:
             async for events in stream.noack_take(batch_size, within=within):
+                decoded = self.sink.decode([event.message for event in events])
                 if writing is not None:
                     await writing
-                writing = asyncio.ensure_future(self._write(stream, events))
+                writing = asyncio.ensure_future(self._write(stream, events, decoded))
             if writing is not None:
                 await writing
         finally:
             if writing is not None and not writing.done():
                 writing.cancel()  # unacknowledged: Faust redelivers it, the ledger skips it
 
-    async def _write(self, stream: Any, events: list[Any]) -> None:
-        batch = [
-            RawMessage(e.message.value, e.message.topic, e.message.partition, e.message.offset)
-            for e in events
-        ]
-        await self.sink.process(batch)
+    async def _write(self, stream: Any, events: list[Any], decoded: DecodedBatch) -> None:
+        await self.sink.write(decoded)
         for event in events:  # only now may Faust commit these offsets
             await stream.ack(event)
 
-    async def _dead_letter(self, message: RawMessage, reason: str) -> None:
+    async def _dead_letter(self, message: KafkaMessage, reason: str) -> None:
         value = message.value or b""
         await self._producer.send_and_wait(
             self.topics.calls_dlq,

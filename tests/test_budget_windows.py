@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
-from tollway.budgets import EPOCH, matches, period_window
-from tollway.config.schema import BudgetScope
+from tollway.budgets import EPOCH, Windows, budget_window, matches, period_window
+from tollway.config.schema import BudgetConfig, BudgetScope, Period
 
 
 def utc(*args: int) -> datetime:
@@ -76,3 +78,18 @@ CALL = {"business_line": "marketing", "project": "seo", "task_type": "chat", "ke
 )
 def test_scope_matching(scope: BudgetScope, counted: bool) -> None:
     assert matches(scope, CALL, {"team": "growth"}) is counted
+
+
+@pytest.mark.parametrize("period", ["daily", "weekly", "monthly", "quarterly", "total"])
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/New_York"])
+def test_the_window_cache_answers_as_the_computation_does(period: Period, zone: str) -> None:
+    """Calls in time order across DST switches, day, week, month and quarter boundaries, then
+    out of order, and naive times (read as UTC): the reused window is always the right one."""
+    budget = BudgetConfig(id="b", period=period, timezone=zone, limit_usd=Decimal(1))
+    start = utc(2026, 3, 27)  # Europe's DST switch is on the 29th, the US's was on the 8th
+    times = [start + timedelta(hours=7 * i, minutes=13 * i) for i in range(600)]
+    times += [times[i] for i in random.Random(7).sample(range(len(times)), 200)]
+    times += [t.replace(tzinfo=None) for t in times[:50]]
+    windows = Windows()
+    for at in times:
+        assert windows.of(budget, at) == budget_window(budget, at), at

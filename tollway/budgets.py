@@ -55,6 +55,28 @@ def budget_window(budget: BudgetConfig, at: datetime) -> tuple[datetime, datetim
     return period_window(budget.period, budget.timezone, at)
 
 
+class Windows:
+    """`budget_window` for many calls in a row: each (period, time zone)'s last window is
+    reused while the calls fall inside it — a batch of a few seconds' calls almost always
+    does — instead of converting every call's time into the budget's zone."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], tuple[datetime, datetime | None]] = {}
+
+    def of(self, budget: BudgetConfig, at: datetime) -> tuple[datetime, datetime | None]:
+        key = (budget.period, budget.timezone)
+        last = self._last.get(key)
+        if (
+            last is not None
+            and at.tzinfo is not None
+            and last[0] <= at
+            and (last[1] is None or at < last[1])
+        ):
+            return last
+        window = self._last[key] = budget_window(budget, at)
+        return window
+
+
 def _add_months(first_of_month: datetime, months: int) -> datetime:
     index = first_of_month.month - 1 + months
     return first_of_month.replace(year=first_of_month.year + index // 12, month=index % 12 + 1)

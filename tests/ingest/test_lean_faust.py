@@ -1,5 +1,6 @@
 """The worker's leaner Faust pieces, without a broker: a delivery that has to wait is resumed
-where it stopped, and can still be abandoned (a rebalance) the way Faust abandons it."""
+where it stopped, and can still be abandoned (a rebalance) the way Faust abandons it; a
+stream gives the loop a turn every hundredth event, and still sleeps when asked to."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import asyncio
 
 import pytest
 
-from ingest.lean_faust import _Resumed
+import faust._cython.streams as faust_c_streams  # type: ignore[import-not-found]
+
+from ingest.lean_faust import LeanApp, YieldSometimes, _Resumed
 
 
 async def test_a_resumed_delivery_finishes_with_its_result() -> None:
@@ -64,3 +67,31 @@ async def test_an_error_after_resuming_propagates() -> None:
     gate.set_result(None)
     with pytest.raises(ValueError, match="bad message"):
         await task
+
+
+async def test_a_stream_gives_the_loop_a_turn_every_hundredth_event() -> None:
+    turns = 0
+
+    async def other_work() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_work())
+    await asyncio.sleep(0)
+    sleep = YieldSometimes(every=100)
+    before = turns
+    for _ in range(1000):  # what the stream iterator awaits before each event
+        await sleep(0)
+    assert turns - before == 10
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await sleep(0.05, "value") == "value"  # a real delay is a real sleep
+    assert loop.time() - started >= 0.05
+    other.cancel()
+
+
+def test_the_worker_app_installs_it_in_faust_streams() -> None:
+    LeanApp("test-lean-faust", broker="kafka://127.0.0.1:9", store="memory://")
+    assert isinstance(faust_c_streams.sleep, YieldSometimes)
