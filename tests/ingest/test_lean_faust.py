@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 import faust._cython.streams as faust_c_streams  # type: ignore[import-not-found]
+import pytest
 
 from ingest.lean_faust import LeanApp, YieldSometimes, _Resumed
 
