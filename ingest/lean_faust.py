@@ -43,40 +43,10 @@ from faust.types import TP, AppT, EventT, Message, StreamT, TransportT
 from mode import Service, ServiceT
 
 from ingest.faust_recovery import LosslessConsumer, SeekFirstTableManager, SnapshotConsumerThread
+from tollway.eager import Resumed
 
 #: what the conductor's callback returns for a message
 _Delivery = Coroutine[Any, Any, None]
-
-
-class _Resumed(Awaitable[Any]):
-    """Await a coroutine that has already run up to its first suspension.
-
-    `__await__` delegates exactly as `yield from` would: the future the coroutine is waiting
-    on goes to the task running this awaitable, and what the task sends or throws back
-    (a wake-up, a cancellation) goes on to the coroutine."""
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], waiting_on: Any) -> None:
-        self._coro = coro
-        self._waiting_on = waiting_on
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, waiting_on = self._coro, self._waiting_on
-        while True:
-            try:
-                sent = yield waiting_on
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # a cancellation: pass it on
-                try:
-                    waiting_on = coro.throw(exc)
-                except StopIteration as done:
-                    return done.value
-            else:
-                try:
-                    waiting_on = coro.send(sent)
-                except StopIteration as done:
-                    return done.value
 
 
 class LeanConsumerThread(SnapshotConsumerThread):
@@ -203,7 +173,7 @@ class LeanConsumer(LosslessConsumer):
         except BaseException:
             delivery.close()
             raise
-        await self.wait_first(_Resumed(delivery, waiting_on), suspend.wait())
+        await self.wait_first(Resumed(delivery, waiting_on), suspend.wait())
 
 
 class LeanMonitor(Monitor):

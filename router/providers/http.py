@@ -22,7 +22,8 @@ import codecs
 import contextlib
 import os
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+import sys
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,6 +31,8 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 from yarl import URL
+
+from tollway.eager import eagerly
 
 #: connections per provider: above the concurrency one proxy process serves
 DEFAULT_MAX_CONNECTIONS = 1024
@@ -139,6 +142,21 @@ async def iter_lines(chunks: AsyncIterator[bytes]) -> AsyncGenerator[str, None]:
         yield line
 
 
+class _EagerBodyRequest(aiohttp.ClientRequest):
+    """aiohttp's request, sending its body at once.
+
+    On Python before 3.12 aiohttp writes a request's body (and the headers it buffers with
+    it) in a task of its own, which runs only after every callback already due in this turn
+    of the loop: in a burst of calls, each upstream request leaves only once the handlers of
+    all the others have run, and the upstream's answers come back in the same clumps. Here
+    the writing starts at once, as aiohttp itself does on 3.12 with an eager task."""
+
+    if sys.version_info < (3, 12):
+
+        def write_bytes(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, None]:
+            return eagerly(super().write_bytes(*args, **kwargs))
+
+
 class UpstreamClient:
     """One provider's connection pool; the session opens on first use (inside the loop)."""
 
@@ -185,6 +203,7 @@ class UpstreamClient:
                 # upstream sets for one call must not ride along on the next caller's
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=True,
+                request_class=_EagerBodyRequest,
             )
         return session
 

@@ -9,7 +9,8 @@ import asyncio
 import faust._cython.streams as faust_c_streams  # type: ignore[import-not-found]
 import pytest
 
-from ingest.lean_faust import LeanApp, YieldSometimes, _Resumed
+from ingest.lean_faust import LeanApp, YieldSometimes
+from tollway.eager import Resumed as _Resumed
 
 
 async def test_a_resumed_delivery_finishes_with_its_result() -> None:
