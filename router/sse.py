@@ -1,7 +1,8 @@
 """Server-sent events out: frame encoding and a response that always settles its call.
 
 `EventStreamResponse` runs an `on_close` callback when the response ends for ANY reason — the
-body finished, the client disconnected, the server is stopping — shielded from cancellation.
+body finished, the client disconnected, the server is stopping — shielded from cancellation
+(`tollway.eager.shielded`: in place, without a task, when it does not have to wait).
 That callback is where an abandoned stream gets billed: the async generator feeding the body
 cannot be trusted for it, because a generator suspended at `yield` when its task is cancelled
 never runs its `finally` until garbage collection.
@@ -20,10 +21,11 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import anyio
 import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+
+from tollway.eager import shielded
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +64,13 @@ class EventStreamResponse(Response):
         try:
             await _unless_disconnected(self._relay(send), receive)
         finally:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await self._on_close()
-                except Exception:
-                    log.exception("settling a stream failed")
+            await shielded(self._settle())
+
+    async def _settle(self) -> None:
+        try:
+            await self._on_close()
+        except Exception:
+            log.exception("settling a stream failed")
 
     async def _relay(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})

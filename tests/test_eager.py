@@ -1,5 +1,6 @@
 """`eagerly`: a coroutine's first step now, the rest (result, error, cancellation) as if it
-had been awaited all along."""
+had been awaited all along. `shielded`: a coroutine finished even when the task awaiting it
+is cancelled, the cancellation raised afterwards."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 
 import pytest
 
-from tollway.eager import eagerly
+from tollway.eager import eagerly, shielded
 
 
 async def test_the_first_step_runs_at_once_and_the_rest_when_awaited() -> None:
@@ -72,3 +73,46 @@ async def test_cancelling_the_rest_cancels_the_coroutine() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert cleaned_up.is_set()
+
+
+async def test_a_shielded_coroutine_finishes_through_a_cancellation() -> None:
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    steps: list[str] = []
+
+    async def settle() -> str:
+        steps.append("first")
+        await gate
+        steps.append("rest")
+        return "settled"
+
+    task = asyncio.ensure_future(shielded(settle()))
+    await asyncio.sleep(0)
+    assert steps == ["first"]
+    task.cancel()
+    await asyncio.sleep(0)
+    assert not task.done()  # still waiting for settle, not cancelled half-way
+    gate.set_result(None)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert steps == ["first", "rest"]
+
+
+async def test_shielded_runs_in_place_when_nothing_waits() -> None:
+    tasks_before = len(asyncio.all_tasks())
+    seen: list[int] = []
+
+    async def settle() -> int:
+        seen.append(len(asyncio.all_tasks()))
+        return 7
+
+    assert await shielded(settle()) == 7
+    assert seen == [tasks_before]  # no task was made for it
+
+
+async def test_a_shielded_coroutine_that_fails_raises_its_error() -> None:
+    async def settle() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("settling failed")
+
+    with pytest.raises(ValueError, match="settling failed"):
+        await shielded(settle())

@@ -5,12 +5,17 @@ callback already due. Where a burst of calls is served, work handed to a task th
 for all the others' handlers first. `eagerly` runs the first step now and returns a coroutine
 that finishes the rest; most of the time there is no rest (nothing had to wait).
 
-`Resumed` is the awaitable behind it, also used on its own: it awaits a coroutine that has
+`shielded` awaits a coroutine to its end even if the awaiting task is cancelled meanwhile,
+as an anyio cancel scope with `shield=True` does, but with no cancel scope to enter and leave
+and, unless the coroutine has to wait, no task: the first step runs in place.
+
+`Resumed` is the awaitable behind both, also used on its own: it awaits a coroutine that has
 already run up to its first suspension.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Coroutine, Generator
 from typing import Any, TypeVar
 
@@ -70,3 +75,22 @@ async def _raising(exc: BaseException) -> Any:
 
 async def _finishing(rest: Resumed[T]) -> T:
     return await rest
+
+
+async def shielded(coro: Coroutine[Any, Any, T]) -> T:
+    """Await `coro` to its end, through cancellations of the awaiting task; a cancellation
+    that came meanwhile is raised once `coro` is done."""
+    try:
+        waiting_on = coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    rest = asyncio.ensure_future(_finishing(Resumed(coro, waiting_on)))
+    cancelled = False
+    while not rest.done():
+        try:
+            await asyncio.shield(rest)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return rest.result()
