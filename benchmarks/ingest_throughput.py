@@ -21,6 +21,9 @@ import asyncio
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -189,49 +192,56 @@ def _worker(
     return LedgerWorker(settings, bootstrap, Ledger(store), config=config)
 
 
+@dataclass(frozen=True)
+class _Backlog:
+    bootstrap: str
+    topics: Topics
+    store: ChdbStore
+
+
 async def _count(store: ChdbStore) -> int:
     return int((await store.query("SELECT count() AS n FROM calls")).rows[0]["n"])
 
 
-async def _raw_round(tmp: Path, index: int, events: int, batch: int) -> float:
-    """The baseline on its own broker: a fresh backlog drained by the raw consumer."""
-    topics = Topics(f"bench-raw{index}.")
-    store = ChdbStore(tmp / "ch", f"bench_raw{index}")
+@asynccontextmanager
+async def _backlog(tmp: Path, namespace: str, events: int) -> AsyncIterator[_Backlog]:
+    """A broker of its own with `events` calls on its calls topic, and an empty ledger (its
+    database dropped afterwards)."""
+    topics = Topics(namespace)
+    store = ChdbStore(tmp / "ch", namespace.rstrip(".").replace("-", "_"))
     async with EmbeddedBroker() as broker:
         await ensure_topics(broker.bootstrap, topics.specs())
         try:
             await migrate(store)
             await _produce(broker.bootstrap, [topics.calls], [_event(i) for i in range(events)])
-            return await _raw_consumer(broker.bootstrap, topics.calls, store, events, batch)
+            yield _Backlog(broker.bootstrap, topics, store)
         finally:
             await _drop(store)
+
+
+async def _raw_round(tmp: Path, index: int, events: int, batch: int) -> float:
+    """The baseline: a fresh backlog drained by the raw consumer."""
+    async with _backlog(tmp, f"bench-raw{index}.", events) as b:
+        return await _raw_consumer(b.bootstrap, b.topics.calls, b.store, events, batch)
 
 
 async def _worker_round(
     tmp: Path, index: int, events: int, batch: int, fresh: tuple[int, float] | None
 ) -> tuple[float, list[float]]:
-    """The worker on its own broker: the same backlog drained, then, when `fresh` gives a
-    rate and a duration, the freshness of a steady stream."""
+    """The worker: the same backlog drained, then, when `fresh` gives a rate and a duration,
+    the freshness of a steady stream."""
     namespace = f"bench-worker{index}."
-    topics = Topics(namespace)
-    store = ChdbStore(tmp / "ch", f"bench_worker{index}")
-    async with EmbeddedBroker() as broker:
-        await ensure_topics(broker.bootstrap, topics.specs())
-        try:
-            await migrate(store)
-            await _produce(broker.bootstrap, [topics.calls], [_event(i) for i in range(events)])
-            worker = _worker(store, broker.bootstrap, namespace, tmp, batch)
-            delays: list[float] = []
-            async with worker.running():
-                rate = await _until_written(worker, events)
-                if fresh is not None:
-                    delays = await _freshness(broker.bootstrap, topics.calls, store, *fresh)
-            stored = await _count(store)
-            expected = events + len(delays)
-            assert stored == expected, f"ledger holds {stored} calls, expected {expected}"
-            return rate, delays
-        finally:
-            await _drop(store)
+    async with _backlog(tmp, namespace, events) as b:
+        worker = _worker(b.store, b.bootstrap, namespace, tmp, batch)
+        delays: list[float] = []
+        async with worker.running():
+            rate = await _until_written(worker, events)
+            if fresh is not None:
+                delays = await _freshness(b.bootstrap, b.topics.calls, b.store, *fresh)
+        stored = await _count(b.store)
+    expected = events + len(delays)
+    assert stored == expected, f"ledger holds {stored} calls, expected {expected}"
+    return rate, delays
 
 
 async def _drop(store: ChdbStore) -> None:
