@@ -31,13 +31,17 @@ The worker's app (`ingest.lean_faust.LeanApp`) uses them: its consumer derives f
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
+
+from tollway.kafka import end_offsets
 
 
 class SnapshotConsumerThread(driver.AIOKafkaConsumerThread):
@@ -66,6 +70,29 @@ class LosslessConsumer(driver.Consumer):
 
 
 class SeekFirstRecovery(Recovery):
+    async def _build_highwaters(
+        self, consumer: Any, tps: set[TP], destination: Counter[TP], title: str
+    ) -> None:
+        """Faust's highwaters (the last offset of each changelog partition, which recovery
+        replays up to), corrected for Tansu: its ListOffsets reports the base offset of the
+        last record batch plus one, so a changelog whose last batch held several records — a
+        batch's spend counted for two budgets whose keys hash to one partition — was restored
+        without the last of them (`tollway.kafka.end_offsets`)."""
+        await super()._build_highwaters(consumer, tps, destination, title)
+        known = [tp for tp in tps if destination.get(tp, -1) >= 0]
+        if not known:
+            return
+        reader = AIOKafkaConsumer(bootstrap_servers=_bootstrap(self.app), enable_auto_commit=False)
+        await reader.start()
+        try:
+            ends = await end_offsets(
+                reader, [TopicPartition(tp.topic, tp.partition) for tp in known]
+            )
+        finally:
+            await reader.stop()
+        for tp in known:
+            destination[tp] = max(destination[tp], ends[TopicPartition(tp.topic, tp.partition)] - 1)
+
     async def on_recovery_completed(self, generation_id: int = 0) -> None:
         """`Recovery.on_recovery_completed` of faust-streaming 0.15.3, with the seek moved
         before `resume_partitions`."""
@@ -106,6 +133,11 @@ class SeekFirstRecovery(Recovery):
             self.tables.on_standbys_ready()
         app.on_rebalance_end()
         self.log.info("Worker ready")
+
+
+def _bootstrap(app: Any) -> str:
+    """The app's brokers (`kafka://host:port` URLs) as aiokafka's bootstrap servers."""
+    return ",".join(f"{url.host}:{url.port}" for url in app.conf.broker)
 
 
 class SeekFirstTableManager(TableManager):

@@ -27,7 +27,7 @@ from ingest.lean_faust import LeanApp, RawSchema
 from ingest.ledger_sink import DecodedBatch, KafkaMessage, LedgerSink
 from ingest.webhooks.dispatcher import WebhookDispatcher, register_dispatcher
 from tollway.config.schema import TollwayConfig
-from tollway.kafka import new_producer
+from tollway.kafka import end_offsets, new_producer
 from tollway.settings import Settings
 from tollway.topics import Topics
 
@@ -212,30 +212,13 @@ class LedgerWorker:
         return consumer
 
     async def _calls_end_offsets(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
-        """The next offset of each calls-topic partition (its high watermark).
-
-        Tansu answers ListOffsets with the base offset of the last record batch plus one, not
-        the offset after its last record, so the reported end is corrected by fetching that
-        last batch and reading its highest offset — otherwise a drain would stop, and the lag
-        read zero, with up to a whole batch per partition still missing from the ledger."""
+        """The next offset of each calls-topic partition (`tollway.kafka.end_offsets`: right
+        on Tansu too, or a drain would stop, and the lag read zero, with up to a whole batch
+        per partition still missing from the ledger)."""
         partitions = consumer.partitions_for_topic(self.topics.calls) or set()
-        tps = [TopicPartition(self.topics.calls, p) for p in sorted(partitions)]
-        if not tps:
-            return {}
-        ends = await consumer.end_offsets(tps)
-        if consumer.assignment() != set(tps):
-            consumer.assign(tps)
-        waiting = {tp for tp in tps if ends[tp] > 0}
-        for tp in waiting:
-            consumer.seek(tp, ends[tp] - 1)
-        deadline = time.monotonic() + 5.0
-        while waiting and time.monotonic() < deadline:
-            fetched = await consumer.getmany(*waiting, timeout_ms=200)
-            for tp, records in fetched.items():
-                if records:
-                    ends[tp] = max(ends[tp], records[-1].offset + 1)
-                    waiting.discard(tp)
-        return ends
+        return await end_offsets(
+            consumer, [TopicPartition(self.topics.calls, p) for p in partitions]
+        )
 
     async def _done_up_to(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
         """The offset below which a partition is in the ledger: what this process wrote, or

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Iterable
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
@@ -89,3 +90,32 @@ def new_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)
+
+
+async def end_offsets(
+    consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition], timeout_s: float = 5.0
+) -> dict[TopicPartition, int]:
+    """The next offset of each partition (its high watermark), read with `consumer`, which
+    this assigns to the partitions and moves.
+
+    Tansu answers ListOffsets with the base offset of the last record batch plus one, not the
+    offset after its last record, so the reported end is corrected by fetching that last batch
+    and reading its highest offset — a reader that stopped at the reported end would miss up
+    to a whole batch (on a real Kafka broker the fetch just confirms the end)."""
+    tps = sorted(set(partitions))
+    if not tps:
+        return {}
+    ends = await consumer.end_offsets(tps)
+    if consumer.assignment() != set(tps):
+        consumer.assign(tps)
+    waiting = {tp for tp in tps if ends[tp] > 0}
+    for tp in waiting:
+        consumer.seek(tp, ends[tp] - 1)
+    deadline = time.monotonic() + timeout_s
+    while waiting and time.monotonic() < deadline:
+        fetched = await consumer.getmany(*waiting, timeout_ms=200)
+        for tp, records in fetched.items():
+            if records:
+                ends[tp] = max(ends[tp], records[-1].offset + 1)
+                waiting.discard(tp)
+    return ends
