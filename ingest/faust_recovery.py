@@ -1,4 +1,4 @@
-"""No message lost when a Faust worker recovers its tables: two fixes to faust-streaming 0.15.
+"""No message lost when a Faust worker recovers its tables: fixes to faust-streaming 0.15.
 
 After a rebalance — on every worker start — Faust pauses every assigned partition, replays the
 table changelogs (here, the budget-spend table) with its Fetcher already running, pauses the
@@ -23,6 +23,11 @@ committed offset stops at the first of them.
    seek are dropped as already read (https://github.com/faust-streaming/faust/issues/596).
    `SeekFirstRecovery` seeks while the stream partitions are still paused and then resumes
    them, the flow control and the consumer with no await in between.
+
+3. Recovery replays a changelog up to its highwater, the end offset the broker reports.
+   Tansu reports the base offset of the last record batch plus one, so a last batch of
+   several records (two budgets' updates from one batch of calls) was restored without its
+   last records. `SeekFirstRecovery` corrects the highwaters by reading each last batch.
 
 The worker's app (`ingest.lean_faust.LeanApp`) uses them: its consumer derives from
 `LosslessConsumer` and its `TableManager` is `SeekFirstTableManager`.
