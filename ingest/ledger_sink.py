@@ -69,6 +69,20 @@ class DecodedBatch:
     rejected: list[tuple[KafkaMessage, EventDecodeError]] = field(default_factory=list)
     through: dict[int, int] = field(default_factory=dict)  # highest offset per partition
 
+    @classmethod
+    def joined(cls, batches: Sequence[DecodedBatch]) -> DecodedBatch:
+        """Consecutive batches as one, in order (for one write: ingest/group_commit.py)."""
+        if len(batches) == 1:
+            return batches[0]
+        joined = cls()
+        for batch in batches:
+            joined.events += batch.events
+            joined.partitions += batch.partitions
+            joined.rejected += batch.rejected
+            for partition, offset in batch.through.items():
+                joined.through[partition] = max(offset, joined.through.get(partition, -1))
+        return joined
+
 
 DeadLetter = Callable[[KafkaMessage, str], Awaitable[None]]
 #: called with the events a batch actually inserted (and their source partitions), and the

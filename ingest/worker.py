@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,6 +23,7 @@ from analytics.store.base import StoreError
 from ingest.budget_alerts import AlertEvaluator
 from ingest.budget_spend import BudgetSpend
 from ingest.feedback_sink import write_feedback
+from ingest.group_commit import GroupCommit
 from ingest.lean_faust import LeanApp, RawSchema
 from ingest.ledger_sink import DecodedBatch, KafkaMessage, LedgerSink
 from ingest.webhooks.dispatcher import WebhookDispatcher, register_dispatcher
@@ -32,6 +33,9 @@ from tollway.settings import Settings
 from tollway.topics import Topics
 
 log = logging.getLogger(__name__)
+
+#: a gathered batch: Faust's events (acknowledged after the write) and their decoded form
+_Gathered = tuple[list[Any], DecodedBatch]
 
 
 def faust_broker_url(bootstrap: str) -> str:
@@ -140,29 +144,33 @@ class LedgerWorker:
         }
 
     async def _consume(self, stream: Any) -> None:
-        """Gather and decode the next batch while the last one is written: the store works in
-        its own thread (chDB and the ClickHouse client release the GIL), Faust's per-message
-        work and the validation run on the loop, so the two overlap. One batch is written at
-        a time, in order, and each batch's messages are acknowledged only after the store
-        accepted it."""
+        """Gather and decode the next batch while the store writes: the store works in its
+        own thread (chDB and the ClickHouse client release the GIL), Faust's per-message work
+        and the validation run on the loop, so the two overlap. Writes happen one at a time,
+        in order; batches gathered during a write are written together next, up to
+        `sink_max_batch` events (ingest/group_commit.py). A batch's messages are acknowledged
+        only after the store accepted it."""
         batch_size, within = self.settings.sink_batch_size, self.settings.sink_batch_seconds
-        writing: asyncio.Future[None] | None = None
+        writer: GroupCommit[_Gathered] = GroupCommit(
+            lambda batches: self._write(stream, batches),
+            size=lambda gathered: len(gathered[0]),
+            max_events=max(self.settings.sink_max_batch, batch_size),
+            linger_s=within,
+        )
         try:
             async for events in stream.noack_take(batch_size, within=within):
-                decoded = self.sink.decode([event.message for event in events])
-                if writing is not None:
-                    await writing
-                writing = asyncio.ensure_future(self._write(stream, events, decoded))
-            if writing is not None:
-                await writing
+                decoded = self.sink.decode([e.message for e in events])
+                # a full batch means a backlog: the write may wait a moment to take more
+                await writer.put((events, decoded), more_coming=len(events) >= batch_size)
+            await writer.flush()
         finally:
-            if writing is not None and not writing.done():
-                writing.cancel()  # unacknowledged: Faust redelivers it, the ledger skips it
+            writer.cancel()  # what is unwritten is unacknowledged: Faust redelivers it
 
-    async def _write(self, stream: Any, events: list[Any], decoded: DecodedBatch) -> None:
-        await self.sink.write(decoded)
-        for event in events:  # only now may Faust commit these offsets
-            await stream.ack(event)
+    async def _write(self, stream: Any, batches: Sequence[_Gathered]) -> None:
+        await self.sink.write(DecodedBatch.joined([decoded for _, decoded in batches]))
+        for events, _ in batches:  # only now may Faust commit these offsets
+            for event in events:
+                await stream.ack(event)
 
     async def _dead_letter(self, message: KafkaMessage, reason: str) -> None:
         value = message.value or b""

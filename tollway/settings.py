@@ -54,6 +54,12 @@ class Settings(BaseSettings):
 
     sink_batch_size: int = 5000
     sink_batch_seconds: float = 0.5
+    sink_max_batch: int = Field(
+        default=20_000,
+        ge=1,
+        description="The most call events one ledger write takes: batches gathered while the"
+        " store is busy are written together, up to this many.",
+    )
     ready_max_lag: int = Field(
         default=50_000,
         ge=0,
