@@ -31,7 +31,7 @@ class GroupCommit(Generic[B]):
 
     A batch put with `more_coming` (its gathering hit its size bound: a backlog) makes the
     next write linger up to `linger_s` from the first queued batch, or until `max_events`
-    wait or a batch without `more_coming` arrives: a backlog is written in large writes,
+    wait, a batch without `more_coming` arrives, or a batch does not fit: a backlog is written in large writes,
     while a trickle is written as it comes. `put` returns at once unless `max_events` already
     wait (then it waits for the writer to take them: back-pressure on the gathering side).
     A failed write is raised by the next `put` or `flush`; nothing queued after it is written.
@@ -52,6 +52,7 @@ class GroupCommit(Generic[B]):
         self._queued = 0  # events in `_queue`
         self._first_at = 0.0  # loop time the first batch of `_queue` arrived
         self._more_coming = False  # what the last batch put said
+        self._full = False  # a batch waits for room: no more lingering
         self._task: asyncio.Task[None] | None = None
         self._taken = asyncio.Event()  # set each time the writer takes the queue
         self._grown = asyncio.Event()  # set each time a batch is put
@@ -65,8 +66,11 @@ class GroupCommit(Generic[B]):
         nothing says more is coming)."""
         size = self._size(batch)
         while self.writing and self._queue and self._queued + size > self.max_events:
+            self._full = True  # a lingering write goes now
+            self._grown.set()
             self._taken.clear()
             await self._until(self._taken)  # the writer takes the queue, or fails
+        self._full = False
         self._raise_failure()
         if not self._queue:
             self._first_at = asyncio.get_running_loop().time()
@@ -101,7 +105,7 @@ class GroupCommit(Generic[B]):
     async def _linger(self) -> None:
         """While more is coming: until `max_events` wait or `linger_s` has passed."""
         loop = asyncio.get_running_loop()
-        while self._more_coming and self._queued < self.max_events:
+        while self._more_coming and not self._full and self._queued < self.max_events:
             remaining = self._first_at + self.linger_s - loop.time()
             if remaining <= 0:
                 return

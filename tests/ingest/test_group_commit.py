@@ -172,3 +172,16 @@ def test_decoded_batches_join_in_order_with_each_partitions_highest_offset() -> 
     assert [m.offset for m, _ in joined.rejected] == [8]
     assert joined.through == {0: 8, 1: 4, 2: 0}
     assert DecodedBatch.joined([first]) is first
+
+
+async def test_a_batch_that_does_not_fit_ends_the_lingering_at_once() -> None:
+    store = Store()
+    writer = committer(store, max_events=5, linger_s=10.0)
+    await writer.put(["a", "b", "c"], more_coming=True)
+    await asyncio.sleep(0.01)
+    assert store.writes == []  # lingering for more
+    await asyncio.wait_for(writer.put(["d", "e", "f"], more_coming=True), 1.0)
+    await asyncio.sleep(0.01)
+    assert store.writes == [["a", "b", "c"]]  # six would not fit: the three went alone
+    await writer.flush()
+    assert store.writes == [["a", "b", "c"], ["d", "e", "f"]]
