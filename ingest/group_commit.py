@@ -6,8 +6,9 @@ the calls part and the six rollup views' parts, about 50 ms however few the rows
 events arrive faster than the store takes them, writing each gathered batch on its own spends
 the store's time on that fixed cost. `GroupCommit` writes one batch at a time, in order, and
 whatever was gathered meanwhile goes into the next write, up to `max_events`: under a backlog
-the writes grow (and the cost per row falls); when calls trickle in, the store is idle when a
-batch arrives and writes it at once, so freshness is what it was.
+the writes grow (and the cost per row falls), and a batch that filled up (a backlog) lets the
+next write wait a moment for more; when calls trickle in, the store is idle when a batch
+arrives and writes it at once, so freshness is what it was.
 
 Measured on the 2-core machine, a 90,000-event backlog drained by one worker, interleaved
 with the previous commit (which wrote each gathered batch of 5,000 on its own): 12,100 to
@@ -30,11 +31,12 @@ class GroupCommit(Generic[B]):
     together next, up to `max_events`.
 
     A batch put with `more_coming` (its gathering hit its size bound: a backlog) makes the
-    next write linger up to `linger_s` from the first queued batch, or until `max_events`
-    wait, a batch without `more_coming` arrives, or a batch does not fit: a backlog is written in large writes,
-    while a trickle is written as it comes. `put` returns at once unless `max_events` already
-    wait (then it waits for the writer to take them: back-pressure on the gathering side).
-    A failed write is raised by the next `put` or `flush`; nothing queued after it is written.
+    next write linger up to `linger_s` from the first queued batch — or until `max_events`
+    wait, a batch without `more_coming` arrives, or a batch does not fit — so a backlog is
+    written in large writes, while a trickle is written as it comes. `put` returns at once
+    unless the batch does not fit beside what waits (then it waits for the writer to take
+    the queue: back-pressure on the gathering side). A failed write is raised by the next
+    `put` or `flush`; nothing queued after it is written.
     """
 
     def __init__(
