@@ -56,7 +56,7 @@ class GroupCommit(Generic[B]):
         self._more_coming = False  # what the last batch put said
         self._full = False  # a batch waits for room: no more lingering
         self._task: asyncio.Task[None] | None = None
-        self._taken = asyncio.Event()  # set each time the writer takes the queue
+        self._taken = asyncio.Event()  # set each time the writer takes the queue or stops
         self._grown = asyncio.Event()  # set each time a batch is put
 
     @property
@@ -71,7 +71,7 @@ class GroupCommit(Generic[B]):
             self._full = True  # a lingering write goes now
             self._grown.set()
             self._taken.clear()
-            await self._until(self._taken)  # the writer takes the queue, or fails
+            await self._taken.wait()  # the writer takes the queue, or stops
         self._full = False
         self._raise_failure()
         if not self._queue:
@@ -98,11 +98,14 @@ class GroupCommit(Generic[B]):
         self._queue, self._queued = [], 0
 
     async def _drain(self) -> None:
-        while self._queue:
-            await self._linger()
-            batches, self._queue, self._queued = self._queue, [], 0
-            self._taken.set()
-            await self._write(batches)
+        try:
+            while self._queue:
+                await self._linger()
+                batches, self._queue, self._queued = self._queue, [], 0
+                self._taken.set()
+                await self._write(batches)
+        finally:
+            self._taken.set()  # a `put` waiting for room sees the writer stopped
 
     async def _linger(self) -> None:
         """While more is coming: until `max_events` wait or `linger_s` has passed."""
@@ -116,15 +119,6 @@ class GroupCommit(Generic[B]):
                 await asyncio.wait_for(self._grown.wait(), remaining)
             except TimeoutError:
                 return
-
-    async def _until(self, event: asyncio.Event) -> None:
-        """Until `event` is set or the writer stops (finished or failed)."""
-        assert self._task is not None
-        waiter = asyncio.ensure_future(event.wait())
-        try:
-            await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
 
     def _raise_failure(self) -> None:
         task = self._task
