@@ -13,7 +13,9 @@ Freshness: then a steady `rate` events/s for `fresh_seconds`, and the time from 
 to its visibility in `calls_hourly` (the rollup the cost explorer reads). Events are grouped in
 100 ms slots by their `project`, so the rollup — which only has sums — shows when each slot is
 complete; an event's freshness is its slot's visibility time minus the event's send time.
-Everything (broker aside) shares one process and the 2-core machine, as one worker would.
+Everything (broker aside) shares one process and the 2-core machine, as one worker would, and
+the process's garbage collector is tuned as `tollway serve` tunes it once a role has started
+(`tollway.server.tune_gc`; without it, collections cost the worker a fifth of its time).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from tollway.config import load_config
 from tollway.config.schema import BudgetConfig, BudgetScope
 from tollway.events import CallEvent, decode_call_event
 from tollway.kafka import ensure_topics, new_producer
+from tollway.server import tune_gc
 from tollway.settings import Settings
 from tollway.topics import Topics
 
@@ -91,6 +94,7 @@ async def _raw_consumer(
         heartbeat_interval_ms=1000,
     )
     await consumer.start()
+    tune_gc()  # as for the worker: the same process, the same collector
     done, started = 0, 0.0
     try:
         while done < total:
@@ -242,6 +246,7 @@ async def _worker_round(
         worker = _worker(b.store, b.bootstrap, namespace, tmp, batch)
         delays: list[float] = []
         async with worker.running():
+            tune_gc()  # what `tollway serve --role worker` does once the worker has started
             rate = await _until_written(worker, events)
             if fresh is not None:
                 delays = await _freshness(b.bootstrap, b.topics.calls, b.store, *fresh)

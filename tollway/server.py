@@ -13,7 +13,7 @@ Tuned for the proxy's hot path (measured with benchmarks/proxy_overhead.py, prof
   relayed from one upstream read. A socket write is a system call, and on a loopback
   connection one costs about as much as the rest of uvicorn's work for a small answer;
 - once the app has started, everything allocated so far is frozen out of the cyclic garbage
-  collector and its young generation collected less often (`_tune_gc`): with a full tollway
+  collector and its young generation collected less often (`tune_gc`): with a full tollway
   process loaded, collections cost up to a sixth of the CPU a call takes.
 """
 
@@ -41,12 +41,15 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-#: allocations between two young-generation collections (CPython's default is 700). Calls in
-#: flight keep what they allocated alive, so a collection finds it all still live: one process
-#: with 512 calls waiting on a 1,500 ms upstream collected 4 times in 8 s at 20,000 (6 % of
-#: its CPU), once at 50,000; a steady load with few calls in flight frees what it allocates
-#: and triggers none either way
-GC_YOUNG_THRESHOLD = 50_000
+#: allocations between two young-generation collections (CPython's default is 700). What is
+#: in flight stays alive, so a collection finds it all still live and traverses it for nothing:
+#: - a proxy with 512 calls waiting on a 1,500 ms upstream collected 4 times in 8 s at 20,000
+#:   (6 % of its CPU), once at 50,000; a steady load with few calls in flight frees what it
+#:   allocates and triggers none either way;
+#: - a ledger worker holds up to 20,000 decoded events (seven objects each) until the store has
+#:   them: draining a 60,000-event backlog it spent 0.21-0.28 s collecting at 50,000, 0.05-0.10 s
+#:   at 200,000 (7-9 % of its time, then 2-3 %)
+GC_YOUNG_THRESHOLD = 200_000
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
@@ -66,7 +69,7 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
-def _tune_gc() -> None:
+def tune_gc() -> None:
     """Freeze what start-up allocated (modules, config, pydantic schemas: it lives as long as
     the process) so collections no longer traverse it, and collect young objects less often."""
     gc.collect()
@@ -161,7 +164,7 @@ async def serve(
         while not server.started and not task.done():
             await asyncio.sleep(0.05)
         if server.started:
-            _tune_gc()
+            tune_gc()
         if server.started and on_started is not None:
             result = on_started()
             if result is not None:
