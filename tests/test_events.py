@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -40,6 +41,26 @@ def test_wire_format_is_versioned_with_exact_cost_and_utc_millis() -> None:
     assert data["cost_usd"] == "0.000123456"  # a decimal string, never a float
     assert data["ts"] == "2026-11-26T05:00:00.123Z"
     assert "request_content" in data and data["request_content"] is None
+
+
+@pytest.mark.parametrize(
+    ("ts", "wire"),
+    [
+        (datetime(2026, 11, 26, 5, 0, 0, 999_999, tzinfo=UTC), "2026-11-26T05:00:00.999Z"),
+        (datetime(2026, 11, 26, 5, 0, 0), "2026-11-26T05:00:00.000Z"),  # naive: read as UTC
+        (
+            datetime(2026, 11, 26, 1, 30, 0, 5_000, tzinfo=timezone(timedelta(hours=-4))),
+            "2026-11-26T05:30:00.005Z",
+        ),
+        (datetime(2027, 1, 1, 0, 0, tzinfo=ZoneInfo("Europe/Paris")), "2026-12-31T23:00:00.000Z"),
+        (datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC), "0999-01-02T03:04:05.000Z"),
+    ],
+)
+def test_ts_goes_on_the_wire_in_utc_millis(ts: datetime, wire: str) -> None:
+    assert orjson.loads(_event(ts=ts).encode())["ts"] == wire
+    assert wire == ts.replace(tzinfo=ts.tzinfo or UTC).astimezone(UTC).isoformat(
+        timespec="milliseconds"
+    ).replace("+00:00", "Z")  # what isoformat() gives
 
 
 def test_event_ids_are_uuid7_and_time_ordered() -> None:
