@@ -78,9 +78,18 @@ async def _produce(bootstrap: str, topics: list[str], events: list[CallEvent]) -
         await producer.stop()
 
 
+@dataclass(frozen=True)
+class _Drain:
+    """How fast a backlog went, and the process CPU (all its threads) it took an event:
+    the CPU figure moves less than the rate when other processes take the cores."""
+
+    rate: float
+    cpu_us: float
+
+
 async def _raw_consumer(
     bootstrap: str, topic: str, store: ChdbStore, total: int, batch: int
-) -> float:
+) -> _Drain:
     """The baseline: getmany until `batch` messages (or none left) → decode → insert →
     commit, one batch after the other."""
     consumer = AIOKafkaConsumer(
@@ -95,7 +104,7 @@ async def _raw_consumer(
     )
     await consumer.start()
     tune_gc()  # as for the worker: the same process, the same collector
-    done, started = 0, 0.0
+    done, started, cpu = 0, 0.0, 0.0
     try:
         while done < total:
             values: list[bytes | None] = []
@@ -105,7 +114,7 @@ async def _raw_consumer(
                 if not got:
                     break
                 if not started:
-                    started = time.perf_counter()
+                    started, cpu = time.perf_counter(), time.process_time()
                 values += got
             if not values:
                 continue
@@ -113,7 +122,8 @@ async def _raw_consumer(
             await store.insert_lines("calls", ledger_lines(events), INSERT_SETTINGS)
             await consumer.commit()
             done += len(values)
-        return done / (time.perf_counter() - started)
+        rate = done / (time.perf_counter() - started)
+        return _Drain(rate, (time.process_time() - cpu) / done * 1e6)
     finally:
         await consumer.stop()
 
@@ -122,19 +132,20 @@ def _written(worker: LedgerWorker) -> int:
     return sum(offset + 1 for offset in worker.sink.written_offsets.values())
 
 
-async def _until_written(worker: LedgerWorker, total: int, timeout_s: float = 600) -> float:
+async def _until_written(worker: LedgerWorker, total: int, timeout_s: float = 600) -> _Drain:
     """Events/s from the first batch the worker wrote to the last (offsets are contiguous)."""
     deadline = time.monotonic() + timeout_s
     while _written(worker) == 0:
         if time.monotonic() > deadline:
             raise TimeoutError("the worker wrote nothing")
         await asyncio.sleep(0.01)
-    first, started = _written(worker), time.perf_counter()
+    first, started, cpu = _written(worker), time.perf_counter(), time.process_time()
     while _written(worker) < total:
         if time.monotonic() > deadline:
             raise TimeoutError(f"the worker wrote {_written(worker)} of {total}")
         await asyncio.sleep(0.01)
-    return (total - first) / (time.perf_counter() - started)
+    rate = (total - first) / (time.perf_counter() - started)
+    return _Drain(rate, (time.process_time() - cpu) / (total - first) * 1e6)
 
 
 async def _freshness(
@@ -230,7 +241,7 @@ async def _backlog(tmp: Path, namespace: str, events: int) -> AsyncIterator[_Bac
             await _drop(store)
 
 
-async def _raw_round(tmp: Path, index: int, events: int, batch: int) -> float:
+async def _raw_round(tmp: Path, index: int, events: int, batch: int) -> _Drain:
     """The baseline: a fresh backlog drained by the raw consumer."""
     async with _backlog(tmp, f"bench-raw{index}.", events) as b:
         return await _raw_consumer(b.bootstrap, b.topics.calls, b.store, events, batch)
@@ -238,7 +249,7 @@ async def _raw_round(tmp: Path, index: int, events: int, batch: int) -> float:
 
 async def _worker_round(
     tmp: Path, index: int, events: int, batch: int, fresh: tuple[int, float] | None
-) -> tuple[float, list[float]]:
+) -> tuple[_Drain, list[float]]:
     """The worker: the same backlog drained, then, when `fresh` gives a rate and a duration,
     the freshness of a steady stream."""
     namespace = f"bench-worker{index}."
@@ -247,13 +258,25 @@ async def _worker_round(
         delays: list[float] = []
         async with worker.running():
             tune_gc()  # what `tollway serve --role worker` does once the worker has started
-            rate = await _until_written(worker, events)
+            drain = await _until_written(worker, events)
             if fresh is not None:
                 delays = await _freshness(b.bootstrap, b.topics.calls, b.store, *fresh)
         stored = await _count(b.store)
     expected = events + len(delays)
     assert stored == expected, f"ledger holds {stored} calls, expected {expected}"
-    return rate, delays
+    return drain, delays
+
+
+def _summary(name: str, drains: list[_Drain], baseline: list[_Drain]) -> str:
+    """Median rate and range; the median of the rounds' rate ratios to the baseline (each
+    round's pair ran back to back); the median CPU an event."""
+    rates = [d.rate for d in drains]
+    ratio = statistics.median(d.rate / b.rate for d, b in zip(drains, baseline, strict=True))
+    cpu = statistics.median(d.cpu_us for d in drains)
+    return (
+        f"  {name:40} {statistics.median(rates):9.0f} ({min(rates):6.0f} to {max(rates):6.0f})"
+        f" {ratio:11.2f}x {cpu:16.1f}"
+    )
 
 
 async def _drop(store: ChdbStore) -> None:
@@ -276,9 +299,8 @@ async def run(
     is slower); single runs on a shared 2-core machine swing by a third, so the verdict is
     the median of the rounds' ratios. Freshness is measured on the last round's worker."""
     lines: list[str] = []
-    raw: list[float] = []
-    through_worker: list[float] = []
-    ratios: list[float] = []
+    raw: list[_Drain] = []
+    through_worker: list[_Drain] = []
     delays: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for index in range(rounds):
@@ -288,21 +310,18 @@ async def run(
             worker, delays = await _worker_round(Path(tmp), index, events, batch, fresh)
             raw.append(baseline)
             through_worker.append(worker)
-            ratios.append(worker / baseline)
             lines.append(
-                f"  round {index + 1}: raw {baseline:7.0f}  worker {worker:7.0f}"
-                f"  {worker / baseline:5.2f}x"
+                f"  round {index + 1}: raw {baseline.rate:7.0f}  worker {worker.rate:7.0f}"
+                f"  {worker.rate / baseline.rate:5.2f}x   CPU µs an event: raw"
+                f" {baseline.cpu_us:5.1f}  worker {worker.cpu_us:5.1f}"
             )
     q = statistics.quantiles(delays, n=100)
     return [
         f"ingest: a backlog of {events} call events, writes of up to {batch}, one worker process,"
         f" {rounds} rounds",
-        f"  {'':40} {'events/s: median (range)':>28} {'vs baseline':>12}",
-        f"  {'raw aiokafka consumer + insert':40} {statistics.median(raw):9.0f}"
-        f" ({min(raw):6.0f} to {max(raw):6.0f}) {1.0:11.2f}x",
-        f"  {'tollway worker (Faust, exactly-once)':40} {statistics.median(through_worker):9.0f}"
-        f" ({min(through_worker):6.0f} to {max(through_worker):6.0f})"
-        f" {statistics.median(ratios):11.2f}x",
+        f"  {'':40} {'events/s: median (range)':>28} {'vs baseline':>12} {'CPU µs an event':>16}",
+        _summary("raw aiokafka consumer + insert", raw, raw),
+        _summary("tollway worker (Faust, exactly-once)", through_worker, raw),
         *lines,
         f"freshness: {rate} events/s for {fresh_seconds:.0f} s, send → visible in calls_hourly",
         f"  p50 {q[49]:.0f} ms   p95 {q[94]:.0f} ms   max {max(delays):.0f} ms",
