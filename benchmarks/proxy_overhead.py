@@ -9,6 +9,11 @@ tollway's CPU time per call. Then the targets of the router issue, met or missed
 that every call's event reached Kafka exactly once (one record per event id). Each run starts
 once the proxy has finished the calls the previous one left in flight (`_settle`).
 
+A second baseline shows what a proxy with no logic costs on the same libraries: the same
+cells through `benchmarks/passthrough.py`, a uvicorn + aiohttp app that relays each call and
+does nothing else (library defaults, none of tollway's tuning), with as many worker processes
+as tollway's largest run. tollway minus pass-through is what the gateway adds over it.
+
 The load generator is `wrk` (keep-alive connections, a Lua body) when it is installed —
 `apt-get install wrk` or `brew install wrk`. Without it, an aiohttp load generator in this
 process stands in, with a note: it shares this process's CPU with nothing else but is slower
@@ -43,6 +48,7 @@ from benchmarks.load_generators import (
     Result,
     Wrk,
 )
+from benchmarks.passthrough import UPSTREAM_ENV as PASSTHROUGH_UPSTREAM_ENV
 from benchmarks.topic_records import TopicEnd, count_events
 from tollway.broker import EmbeddedBroker, free_port
 from tollway.ids import hash_key, new_key_secret
@@ -62,6 +68,8 @@ class Report:
     generator: str
     direct: dict[Cell, Result] = field(default_factory=dict)
     proxied: dict[int, dict[Cell, Result]] = field(default_factory=dict)  # by worker count
+    passthrough: dict[Cell, Result] = field(default_factory=dict)
+    passthrough_workers: int = 0
     events: tuple[int, int] | None = None  # records on the calls topic, distinct event ids
     proxied_calls: int = 0
 
@@ -215,6 +223,10 @@ async def run(
                 for cell in cells:
                     duration = slow_seconds if cell.upstream_ms else seconds
                     report.direct[cell] = await load.run(direct_url, secret, cell, duration)
+                report.passthrough_workers = max(workers)
+                report.passthrough = await _through_passthrough(
+                    load, direct_url, max(workers), secret, cells, seconds, slow_seconds
+                )
                 for count in workers:
                     report.proxied[count] = await _through_tollway(
                         load, broker.bootstrap, config_path, Path(tmp), count, secret, cells,
@@ -227,6 +239,40 @@ async def run(
             finally:
                 _stop(upstream)
     return _lines(report, cells)
+
+
+async def _through_passthrough(
+    load: Wrk | AiohttpLoad,
+    upstream_url: str,
+    workers: int,
+    secret: str,
+    cells: list[Cell],
+    seconds: float,
+    slow_seconds: float,
+) -> dict[Cell, Result]:
+    """The cells through the do-nothing proxy, warmed up as tollway is; between runs, the
+    previous run's upstream delay and a second, for the calls it left in flight."""
+    port = free_port()
+    env = {**os.environ, PASSTHROUGH_UPSTREAM_ENV: upstream_url}
+    command = [sys.executable, "-m", "uvicorn", "benchmarks.passthrough:app"]
+    command += ["--port", str(port), "--workers", str(workers), "--http", "httptools"]
+    command += ["--no-access-log", "--log-level", "warning", "--backlog", "4096"]
+    proxy = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    results: dict[Cell, Result] = {}
+    try:
+        await _wait_http(f"http://127.0.0.1:{port}/")
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        warm = Cell(0, False, max(c.concurrency for c in cells))
+        await load.run(url, secret, warm, 1.0)
+        previous = warm
+        for cell in cells:
+            await asyncio.sleep(previous.upstream_ms / 1000 + 1.0)
+            previous = cell
+            duration = slow_seconds if cell.upstream_ms else seconds
+            results[cell] = await load.run(url, secret, cell, duration)
+    finally:
+        _stop(proxy)
+    return results
 
 
 async def _through_tollway(
@@ -294,6 +340,7 @@ def _lines(report: Report, cells: list[Cell]) -> list[str]:
                 f" | {t.rps / d.rps if d.rps else 0:4.2f}x {t.p50_ms - d.p50_ms:7.2f}"
                 f" {t.p99_ms - d.p99_ms:7.2f} | {t.failures + d.failures:>4} {cpu} {kafka:>5}"
             )
+    lines += _passthrough_lines(report, cells)
     lines += _targets(report)
     if report.events is not None:
         records, distinct = report.events
@@ -310,6 +357,30 @@ def _lines(report: Report, cells: list[Cell]) -> list[str]:
         "per call answered — below 100 % by the calls of the run's last moments, far below "
         "when the proxy's publisher falls behind and spools to disk)"
     )
+    return lines
+
+
+def _passthrough_lines(report: Report, cells: list[Cell]) -> list[str]:
+    """The do-nothing proxy beside tollway with as many workers, and what the gateway adds
+    over it."""
+    mine = report.proxied.get(report.passthrough_workers, {})
+    if not report.passthrough or not mine:
+        return []
+    count = report.passthrough_workers
+    lines = [
+        f"  pass-through proxy (benchmarks/passthrough.py: uvicorn + aiohttp relaying each call,"
+        f" nothing else), {count} worker process{'es' if count > 1 else ''}, against tollway's:",
+        f"  {'upstream':>8} {'stream':>6} {'conc':>4} | {'pass/s':>8} {'p50':>7} {'p99':>7}"
+        f" | {'tollway/s':>9} {'p50':>7} {'p99':>7} | {'+p50':>7} {'+p99':>7}",
+    ]
+    for cell in cells:
+        p, t = report.passthrough[cell], mine[cell]
+        lines.append(
+            f"  {cell.upstream_ms:>6}ms {'yes' if cell.stream else 'no':>6} "
+            f"{cell.concurrency:>4} | {p.rps:8.0f} {p.p50_ms:7.2f} {p.p99_ms:7.2f}"
+            f" | {t.rps:9.0f} {t.p50_ms:7.2f} {t.p99_ms:7.2f}"
+            f" | {t.p50_ms - p.p50_ms:7.2f} {t.p99_ms - p.p99_ms:7.2f}"
+        )
     return lines
 
 
@@ -348,10 +419,12 @@ def _targets(report: Report) -> list[str]:
                 continue
             t = results[cell]
             ok = t.failures == 0 and t.p99_ms <= SLOW_MS + 100
+            floor = report.passthrough.get(cell)
+            beside = f" (pass-through proxy: {floor.p99_ms:.0f} ms)" if floor else ""
             lines.append(
                 f"    {SLOW_MS} ms upstream, 512 clients{', streamed' if stream else ''}, "
                 f"{workers(w)}: {t.failures} failures, p99 {t.p99_ms:.0f} ms "
-                f"(<= {SLOW_MS + 100}) — {verdict(ok)}"
+                f"(<= {SLOW_MS + 100}) — {verdict(ok)}{beside}"
             )
     return lines
 
