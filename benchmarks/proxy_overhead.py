@@ -19,7 +19,7 @@ The load generator is `wrk` (keep-alive connections, a Lua body) when it is inst
 process stands in, with a note: it shares this process's CPU with nothing else but is slower
 than wrk, so its figures understate what the proxy can do.
 
-Run: `python -m benchmarks proxy_overhead` (about 6–8 minutes), or
+Run: `python -m benchmarks proxy_overhead` (about 6 to 8 minutes), or
 `python -m benchmarks.proxy_overhead --workers 2 --seconds 3 --slow-seconds 5`.
 """
 
