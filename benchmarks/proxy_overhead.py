@@ -74,6 +74,29 @@ class Report:
     proxied_calls: int = 0
 
 
+@dataclass(frozen=True)
+class Matrix:
+    """The runs every target gets: the cells, by this load generator with this key."""
+
+    load: Wrk | AiohttpLoad
+    secret: str
+    cells: list[Cell]
+    seconds: float  # a run against the fast upstream
+    slow_seconds: float  # a run against the slow one
+
+    def duration(self, cell: Cell) -> float:
+        return self.slow_seconds if cell.upstream_ms else self.seconds
+
+    async def run(self, url: str, cell: Cell) -> Result:
+        return await self.load.run(url, self.secret, cell, self.duration(cell))
+
+    async def warm_up(self, url: str) -> Cell:
+        """Connections and caches, not measured: a second at the largest concurrency."""
+        warm = Cell(0, False, max(c.concurrency for c in self.cells))
+        await self.load.run(url, self.secret, warm, 1.0)
+        return warm
+
+
 def _config(upstream_port: int, key_hash: str) -> dict[str, object]:
     def model(name: str) -> dict[str, object]:
         return {
@@ -204,6 +227,7 @@ async def run(
             Wrk(Path(tmp) / "bench.lua") if shutil.which("wrk") else AiohttpLoad()
         )
         report = Report(load.name)
+        matrix = Matrix(load, secret, cells, seconds, slow_seconds)
         config_path = Path(tmp) / "tollway.yaml"
         config_path.write_text(yaml.safe_dump(_config(upstream_port, hash_key(secret))))
         async with EmbeddedBroker() as broker:
@@ -221,17 +245,13 @@ async def run(
                 direct_url = f"http://127.0.0.1:{upstream_port}/v1/chat/completions"
                 await _wait_http(f"http://127.0.0.1:{upstream_port}/")
                 for cell in cells:
-                    duration = slow_seconds if cell.upstream_ms else seconds
-                    report.direct[cell] = await load.run(direct_url, secret, cell, duration)
+                    report.direct[cell] = await matrix.run(direct_url, cell)
                 report.passthrough_workers = max(workers)
-                report.passthrough = await _through_passthrough(
-                    load, direct_url, max(workers), secret, cells, seconds, slow_seconds
-                )
+                report.passthrough = await _through_passthrough(matrix, direct_url, max(workers))
                 for count in workers:
                     report.proxied[count] = await _through_tollway(
-                        load, broker.bootstrap, config_path, Path(tmp), count, secret, cells,
-                        seconds, slow_seconds,
-                    )  # fmt: skip
+                        matrix, broker.bootstrap, config_path, Path(tmp), count
+                    )
                 report.proxied_calls = sum(
                     r.calls for by_cell in report.proxied.values() for r in by_cell.values()
                 )
@@ -242,13 +262,7 @@ async def run(
 
 
 async def _through_passthrough(
-    load: Wrk | AiohttpLoad,
-    upstream_url: str,
-    workers: int,
-    secret: str,
-    cells: list[Cell],
-    seconds: float,
-    slow_seconds: float,
+    matrix: Matrix, upstream_url: str, workers: int
 ) -> dict[Cell, Result]:
     """The cells through the do-nothing proxy, warmed up as tollway is; between runs, the
     previous run's upstream delay and a second, for the calls it left in flight."""
@@ -262,45 +276,31 @@ async def _through_passthrough(
     try:
         await _wait_http(f"http://127.0.0.1:{port}/")
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
-        warm = Cell(0, False, max(c.concurrency for c in cells))
-        await load.run(url, secret, warm, 1.0)
-        previous = warm
-        for cell in cells:
+        previous = await matrix.warm_up(url)
+        for cell in matrix.cells:
             await asyncio.sleep(previous.upstream_ms / 1000 + 1.0)
             previous = cell
-            duration = slow_seconds if cell.upstream_ms else seconds
-            results[cell] = await load.run(url, secret, cell, duration)
+            results[cell] = await matrix.run(url, cell)
     finally:
         _stop(proxy)
     return results
 
 
 async def _through_tollway(
-    load: Wrk | AiohttpLoad,
-    bootstrap: str,
-    config_path: Path,
-    tmp: Path,
-    workers: int,
-    secret: str,
-    cells: list[Cell],
-    seconds: float,
-    slow_seconds: float,
+    matrix: Matrix, bootstrap: str, config_path: Path, tmp: Path, workers: int
 ) -> dict[Cell, Result]:
     proxy, port = start_proxy(bootstrap, config_path, tmp / f"proxy-{workers}", workers)
     results: dict[Cell, Result] = {}
     try:
         await _wait_http(f"http://127.0.0.1:{port}/healthz")
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
-        warm = Cell(0, False, max(c.concurrency for c in cells))
-        await load.run(url, secret, warm, 1.0)  # connections and caches, not measured
+        previous = await matrix.warm_up(url)
         async with TopicEnd(bootstrap, Topics(NAMESPACE).calls) as topic:
-            previous = warm
-            for cell in cells:
-                duration = slow_seconds if cell.upstream_ms else seconds
+            for cell in matrix.cells:
                 await _settle(proxy.pid, topic, quiet_s=previous.upstream_ms / 1000 + 1.0)
                 previous = cell
                 records_before, cpu_before = await topic.records(), _cpu_seconds(proxy.pid)
-                result = await load.run(url, secret, cell, duration)
+                result = await matrix.run(url, cell)
                 cpu_after, records_after = _cpu_seconds(proxy.pid), await topic.records()
                 if cpu_before is not None and cpu_after is not None and result.calls:
                     result.cpu_us_per_call = (cpu_after - cpu_before) / result.calls * 1e6
