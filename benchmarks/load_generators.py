@@ -14,6 +14,7 @@ import orjson
 
 FAST_MODEL = "bench-model"  # the upstream answers at once
 SLOW_MODEL = "bench-slow"  # the upstream answers after SLOW_MS
+SLOW_MS = 1500
 PROMPT = "hello " * 100
 
 WRK_SCRIPT = """
