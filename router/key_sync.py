@@ -117,7 +117,9 @@ class KeySync:
     def _write_snapshot(self) -> None:
         if self.snapshot is None:
             return
-        data = orjson.dumps([k.model_dump(mode="json") for k in self.registry.records()])
+        # the topic's records only: the file's keys come from the file, so a key deleted
+        # from it is not brought back by a restart
+        data = orjson.dumps([k.model_dump(mode="json") for k in self.registry.topic_records()])
         tmp = self.snapshot.with_suffix(".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, self.snapshot)

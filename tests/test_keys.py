@@ -15,6 +15,7 @@ import openai
 import pytest
 
 from tollway.config import load_config
+from tollway.config.loader import dump_config
 from tollway.config.schema import KeyConfig
 from tollway.ids import hash_key, new_key_secret
 from tollway.server import serving
@@ -104,6 +105,42 @@ async def test_keys_propagate_and_revocation_reaches_every_replica(
             await http.post(f"{a}/v1/admin/keys", headers=admin, json={"business_line": "nope"})
         ).status_code == 400
         assert (await http.delete(f"{a}/v1/admin/keys/k_missing", headers=admin)).status_code == 404
+
+
+async def test_keys_follow_an_edited_file_and_revocations_stick(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    """Deleting a key from tollway.yaml refuses it on the next reload; a file key revoked
+    through the API stays revoked when the file is edited again and still lists it."""
+    keys = {name: KeyConfig(id=name, hash=hash_key(f"secret-{name}"), business_line="support")
+            for name in ("k_keep", "k_drop", "k_revoked")}  # fmt: skip
+    path = tmp_path / "tollway.yaml"
+    config = load_config(None)
+    path.write_text(dump_config(config.model_copy(update={"keys": list(keys.values())})))
+    settings = Settings(
+        config=path, config_reload_s=0.1, topic_namespace=namespace, data_dir=tmp_path
+    )
+    runtime = Runtime(
+        settings=settings, config=load_config(path), bootstrap=kafka_bootstrap,
+        roles=frozenset({"proxy"}), admin_key=ADMIN,
+    )  # fmt: skip
+    async with serving(build_app(runtime)) as base, httpx.AsyncClient() as http:
+        assert [await _chat(base, f"secret-{name}") for name in keys] == [200, 200, 200]
+        revoked = await http.delete(
+            f"{base}/v1/admin/keys/k_revoked", headers={"authorization": f"Bearer {ADMIN}"}
+        )
+        assert revoked.json()["state"] == "revoked"
+
+        kept = [keys["k_keep"], keys["k_revoked"]]
+        path.write_text(dump_config(config.model_copy(update={"keys": kept})))
+        assert await _eventually(lambda: _chat(base, "secret-k_drop"), 401) == 401
+        assert await _chat(base, "secret-k_keep") == 200
+        assert await _chat(base, "secret-k_revoked") == 401
+        listed = await http.get(
+            f"{base}/v1/admin/keys", headers={"authorization": f"Bearer {ADMIN}"}
+        )
+        states = {k["id"]: k["state"] for k in listed.json()["keys"]}
+        assert states == {"k_keep": "active", "k_revoked": "revoked"}
 
 
 async def test_an_expired_key_is_refused(

@@ -69,18 +69,32 @@ ADMIN = Principal(key_id="admin", role="admin")
 class KeyRegistry:
     """Every known key by hash and by id; the hot path is one dict lookup.
 
-    Keys come from tollway.yaml and from the keys topic (`apply`, fed by every replica's key
-    sync), so a key revoked through one replica is refused by all of them within the topic's
-    propagation lag. Updates swap whole dicts, so readers never see a half-applied change.
+    Keys come from two places, kept apart:
+    - the file's: tollway.yaml (and the data dir's demo key), replaced as a whole when the file
+      is reloaded (`replace_file_keys`), so a key deleted from the file stops working;
+    - the topic's (`apply`, fed by every replica's key sync): keys created and revoked through
+      the admin API or `tollway keys`, so a key revoked through one replica is refused by all of
+      them within the topic's propagation lag.
+
+    Where both know a key id, the topic's record wins: a file key revoked through the API stays
+    revoked whatever the file says later (to let its holder back in, issue a new key). Updates
+    swap whole dicts, so readers never see a half-applied change.
     """
 
     def __init__(self, keys: Iterable[KeyConfig] = (), admin_key: str | None = None) -> None:
-        self._by_id: dict[str, KeyConfig] = {k.id: k for k in keys}
-        self._by_hash: dict[str, tuple[KeyConfig | None, Principal]] = {
-            k.hash: (k, Principal.from_key(k)) for k in self._by_id.values()
+        self._file: dict[str, KeyConfig] = {k.id: k for k in keys}
+        self._topic: dict[str, KeyConfig] = {}
+        self._admin_hash = hash_key(admin_key) if admin_key else None
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        by_id = {**self._file, **self._topic}
+        by_hash: dict[str, tuple[KeyConfig | None, Principal]] = {
+            k.hash: (k, Principal.from_key(k)) for k in by_id.values()
         }
-        if admin_key:
-            self._by_hash[hash_key(admin_key)] = (None, ADMIN)
+        if self._admin_hash is not None:
+            by_hash[self._admin_hash] = (None, ADMIN)
+        self._by_id, self._by_hash = by_id, by_hash
 
     def resolve(self, secret: str) -> Principal | None:
         """The principal of an active key, or None; raises AuthError for revoked/expired keys."""
@@ -94,22 +108,26 @@ class KeyRegistry:
         return principal
 
     def apply(self, key: KeyConfig) -> None:
-        """Add, update or revoke (a record with `revoked_at`) one key."""
-        by_hash = dict(self._by_hash)
-        previous = self._by_id.get(key.id)
-        if previous is not None and previous.hash != key.hash:
-            by_hash.pop(previous.hash, None)
-        by_hash[key.hash] = (key, Principal.from_key(key))
-        self._by_id = {**self._by_id, key.id: key}
-        self._by_hash = by_hash
+        """Add, update or revoke (a record with `revoked_at`) one key from the keys topic."""
+        self._topic = {**self._topic, key.id: key}
+        self._rebuild()
 
-    add = apply
+    def replace_file_keys(self, keys: Iterable[KeyConfig]) -> None:
+        """The keys a reloaded tollway.yaml declares: new ones work at once, changed ones
+        change, and the ones no longer there are refused as unknown."""
+        self._file = {k.id: k for k in keys}
+        self._rebuild()
 
     def get(self, key_id: str) -> KeyConfig | None:
         return self._by_id.get(key_id)
 
     def records(self) -> list[KeyConfig]:
+        """Every key, the file's and the topic's."""
         return sorted(self._by_id.values(), key=lambda k: k.id)
+
+    def topic_records(self) -> list[KeyConfig]:
+        """The keys the topic holds (created or revoked through the API), not the file's."""
+        return sorted(self._topic.values(), key=lambda k: k.id)
 
 
 def presented_key(request: Request) -> str | None:

@@ -5,8 +5,9 @@ rewrites the same content changes nothing), validates a changed file exactly as 
 and hands a valid config to the roles' `reload` callbacks. An invalid file is logged with the
 loader's file:line message and ignored: the running config stays in force, so a typo never takes
 the gateway down. What follows a reload: budgets (a new or changed budget counts spend since its
-period start from the ledger), routes and prices, providers, keys declared in the file, and
-alerts. Webhook endpoints and the settings (TOLLWAY_*) still need a restart.
+period start from the ledger), routes and prices, providers, keys declared in the file (one
+deleted from it is refused from then on), and alerts. Webhook endpoints and the settings
+(TOLLWAY_*) still need a restart.
 """
 
 from __future__ import annotations

@@ -207,8 +207,7 @@ def _reloader(app: FastAPI, runtime: Runtime) -> Callable[[TollwayConfig], Await
     async def reload(config: TollwayConfig) -> None:
         runtime.config = config
         app.state.config = config
-        for key in config.keys:
-            app.state.keys.apply(key)
+        app.state.keys.replace_file_keys([*config.keys, *runtime.extra_keys])
         if gateway := getattr(app.state, "gateway", None):
             await gateway.reload(config)
         if worker := getattr(app.state, "worker", None):

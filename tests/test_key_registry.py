@@ -1,0 +1,84 @@
+"""The key registry's two sources: tollway.yaml's keys, replaced as a whole on reload, and the
+keys topic's records (API-created keys, revocations), which win where both know a key id."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from router.key_sync import KeySync
+from tollway.auth import AuthError, KeyRegistry
+from tollway.config.schema import KeyConfig
+from tollway.ids import hash_key
+
+ADMIN = "tw-admin-secret"
+
+
+def key(key_id: str, **fields: object) -> KeyConfig:
+    return KeyConfig(id=key_id, hash=hash_key(f"secret-{key_id}"), business_line="ops", **fields)  # type: ignore[arg-type]
+
+
+def resolves(registry: KeyRegistry, key_id: str) -> str:
+    """'active', 'unknown', or the refusal's wording for a revoked or expired key."""
+    try:
+        principal = registry.resolve(f"secret-{key_id}")
+    except AuthError as exc:
+        return str(exc)
+    return "unknown" if principal is None else "active"
+
+
+def test_a_key_deleted_from_the_file_is_unknown_after_a_reload() -> None:
+    registry = KeyRegistry([key("k_a"), key("k_b")], ADMIN)
+    registry.replace_file_keys([key("k_b")])
+    assert resolves(registry, "k_a") == "unknown"
+    assert resolves(registry, "k_b") == "active"
+    assert registry.get("k_a") is None
+    assert [k.id for k in registry.records()] == ["k_b"]
+    assert registry.resolve(ADMIN) is not None  # the admin key is not the file's
+
+
+def test_a_reload_adds_and_changes_file_keys() -> None:
+    registry = KeyRegistry([key("k_a")])
+    registry.replace_file_keys([key("k_a", project="new-project"), key("k_new")])
+    principal = registry.resolve("secret-k_a")
+    assert principal is not None and principal.project == "new-project"
+    assert resolves(registry, "k_new") == "active"
+
+
+def test_a_key_revoked_through_the_topic_stays_revoked_whatever_the_file_says() -> None:
+    file_key = key("k_a")
+    registry = KeyRegistry([file_key])
+    registry.apply(file_key.model_copy(update={"revoked_at": datetime.now(UTC)}))
+    assert resolves(registry, "k_a") == "API key k_a is revoked"
+    registry.replace_file_keys([key("k_a", project="edited")])  # an unrelated edit of the file
+    assert resolves(registry, "k_a") == "API key k_a is revoked"
+
+
+def test_keys_from_the_topic_outlive_reloads_of_the_file() -> None:
+    registry = KeyRegistry([key("k_file")])
+    registry.apply(key("k_api"))
+    registry.replace_file_keys([])
+    assert resolves(registry, "k_api") == "active"
+    assert resolves(registry, "k_file") == "unknown"
+    assert [k.id for k in registry.topic_records()] == ["k_api"]
+
+
+def test_a_key_whose_secret_changed_in_the_file_no_longer_takes_the_old_secret() -> None:
+    registry = KeyRegistry([key("k_a")])
+    rotated = KeyConfig(id="k_a", hash=hash_key("rotated"), business_line="ops")
+    registry.replace_file_keys([rotated])
+    assert resolves(registry, "k_a") == "unknown"
+    assert registry.resolve("rotated") is not None
+
+
+async def test_the_snapshot_holds_the_topics_records_only(tmp_path: Path) -> None:
+    """The embedded broker's snapshot is replayed onto the topic at start-up: with the file's
+    keys in it, a key deleted from the file would come back as a topic record."""
+    registry = KeyRegistry([key("k_file")])
+    snapshot = tmp_path / "keys.json"
+    sync = KeySync("127.0.0.1:1", "tollway.keys.v1", registry, snapshot=snapshot)
+    registry.apply(key("k_api"))
+    sync._write_snapshot()
+    assert [r["id"] for r in orjson.loads(snapshot.read_bytes())] == ["k_api"]
