@@ -63,6 +63,7 @@ def install_proxy(app: GatewayApp) -> None:
     app.fast_lane = FastLane(
         {
             "/v1/chat/completions": openai_api.chat_completions,
+            "/v1/embeddings": openai_api.embeddings,
             "/v1/messages": anthropic_api.messages,
         },
         handlers=lambda: app.exception_handlers,

@@ -124,6 +124,8 @@ def unfit(model: ModelConfig, needs: Needs) -> str | None:
     missing = needs.capabilities - set(model.capabilities)
     if missing:
         return "lacks " + ", ".join(sorted(missing))
+    if "embeddings" in model.capabilities and "embeddings" not in needs.capabilities:
+        return "is an embeddings model"
     if needs.prompt_tokens + needs.output_tokens > model.context_window:
         return f"context {model.context_window} < {needs.prompt_tokens + needs.output_tokens}"
     return None

@@ -2,7 +2,9 @@
 
 One `Gateway` per proxy process, kept on `app.state.gateway`. `call_chat` is the path of
 one chat call: plan the models, try them in order, price the usage, publish one CallEvent.
-`open_stream` is the same for a streamed call, up to its first chunk (see router/streaming.py).
+`open_stream` is the same for a streamed call, up to its first chunk (see router/streaming.py);
+`embed` for an embeddings call. The three share admission (`_admit`: plan, budget gate, the
+event's first fields), whatever the endpoint asked, through an `Ask`.
 Retries, timeouts, fallbacks and circuit breakers live in router/resilience.py.
 Both work on the one internal shape (OpenAI chat completions); the caller's protocol is the
 endpoint's business.
@@ -29,14 +31,14 @@ from router.errors import (
     UpstreamUnavailable,
 )
 from router.events import EventPublisher
-from router.needs import needs_of
+from router.needs import embedding_needs, needs_of
 from router.policy import RoutePlan, RoutePolicy
-from router.providers import ChatResult, Provider, ProviderError, build_provider
+from router.providers import ChatResult, EmbeddingResult, Provider, ProviderError, build_provider
 from router.resilience import AttemptLoop, Exhausted, Served
 from router.routing_feed import RoutingView
-from router.schemas import ChatCompletionRequest, Usage
+from router.schemas import ChatCompletionRequest, EmbeddingsRequest, Usage
 from router.streaming import ChatStream
-from router.tokens import estimate_prompt_tokens
+from router.tokens import embedding_input_tokens
 from router.upstream import ChatChunk
 from tollway.config.schema import ModelConfig, TollwayConfig
 from tollway.events import CallEvent, Endpoint
@@ -49,9 +51,32 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class ChatOutcome:
+class CallOutcome:
     body: dict[str, Any]
     event: CallEvent
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What admission needs to know of a call, whichever endpoint it came through."""
+
+    model: str  # the catalogue model or route the caller named
+    needs: Needs
+    reserve: Usage  # the most the call may use: what a budget holds as pending until it is billed
+    stream: bool = False
+
+    @classmethod
+    def chat(cls, request: ChatCompletionRequest, task_type: str) -> Ask:
+        needs = needs_of(request, task_type)
+        output = request.output_limit or DEFAULT_OUTPUT_ESTIMATE
+        reserve = Usage(input_tokens=needs.prompt_tokens, output_tokens=output)
+        return cls(request.model, needs, reserve, request.stream)
+
+    @classmethod
+    def embeddings(cls, request: EmbeddingsRequest, task_type: str) -> Ask:
+        tokens = embedding_input_tokens(request.inputs)
+        needs = embedding_needs(tokens, task_type)
+        return cls(request.model, needs, Usage(input_tokens=sum(tokens)))
 
 
 class Gateway:
@@ -96,31 +121,21 @@ class Gateway:
         for provider in [*self.providers.values(), *self._retired]:
             await provider.close()
 
-    def _plan(self, request: ChatCompletionRequest, who: Attribution) -> tuple[RoutePlan, Needs]:
-        needs = needs_of(request, who.task_type)
-        return self.policy.plan(request.model, needs), needs
-
     def _admit(
-        self,
-        request: ChatCompletionRequest,
-        who: Attribution,
-        endpoint: Endpoint,
-        started: datetime,
+        self, ask: Ask, who: Attribution, endpoint: Endpoint, started: datetime
     ) -> tuple[Decision, RoutePlan, CallEvent]:
         """Plan the call, then the budget gate: block (publishing the refused call's event),
         downgrade (to the route's economy tier or the budget's target), or pass."""
-        plan, needs = self._plan(request, who)
+        plan = self.policy.plan(ask.model, ask.needs)
         first = plan.models[0] if plan.models else None
 
         def estimate() -> Decimal:  # priced only when a budget counts the call
-            return self._estimate(request, first.name) if first else Decimal(0)
+            return self._estimate(ask, first.name) if first else Decimal(0)
 
-        decision = self.budgets.admit(
-            who, first.name if first else request.model, estimate, started
-        )
+        decision = self.budgets.admit(who, first.name if first else ask.model, estimate, started)
         if decision.action == "downgraded":
-            plan = self._downgraded(plan, needs, decision)
-        event = self._new_event(request, who, endpoint, plan, started, decision)
+            plan = self._downgraded(plan, ask.needs, decision)
+        event = self._new_event(ask, who, endpoint, plan, started, decision)
         if decision.refusal is not None:
             self.publisher.publish(
                 event.model_copy(
@@ -166,14 +181,10 @@ class Gateway:
         """Feedback on a call this proxy routed counts for routing at once (routing_feed.py)."""
         self.policy.view.scored(event_id, score)
 
-    def _estimate(self, request: ChatCompletionRequest, model: str) -> Decimal:
-        """What the call may cost, before it is made: the prompt estimate plus the most it may
-        generate (its max_tokens, or 1,000 tokens)."""
-        usage = Usage(
-            input_tokens=estimate_prompt_tokens(request.messages),
-            output_tokens=request.output_limit or DEFAULT_OUTPUT_ESTIMATE,
-        )
-        return self._price(model, datetime.now(UTC), usage).cost_usd
+    def _estimate(self, ask: Ask, model: str) -> Decimal:
+        """What the call may cost, before it is made: for a chat call the prompt estimate plus
+        the most it may generate (its max_tokens, or 1,000 tokens)."""
+        return self._price(model, datetime.now(UTC), ask.reserve).cost_usd
 
     def _price(self, model: str, at: datetime, usage: Usage) -> Costing:
         """The call's cost from the catalogue; a model without a price (allowed only when no
@@ -192,7 +203,7 @@ class Gateway:
 
     def _new_event(
         self,
-        request: ChatCompletionRequest,
+        ask: Ask,
         who: Attribution,
         endpoint: Endpoint,
         plan: RoutePlan,
@@ -204,8 +215,8 @@ class Gateway:
             budget_action=decision.action,  # type: ignore[arg-type]
             budget_ids=decision.budget_ids,
             endpoint=endpoint,
-            requested_model=request.model,
-            stream=request.stream,
+            requested_model=ask.model,
+            stream=ask.stream,
             route=plan.route,
             route_reason=plan.reason,
             **_attribution_fields(who),
@@ -216,10 +227,11 @@ class Gateway:
         request: ChatCompletionRequest,
         who: Attribution,
         endpoint: Endpoint = "chat.completions",
-    ) -> ChatOutcome:
+    ) -> CallOutcome:
         started = datetime.now(UTC)
         clock = time.perf_counter()
-        decision, plan, event = self._admit(request, who, endpoint, started)
+        ask = Ask.chat(request, who.task_type)
+        decision, plan, event = self._admit(ask, who, endpoint, started)
 
         async def complete(provider: Provider, model: ModelConfig) -> ChatResult:
             return await provider.chat(request, model)
@@ -228,10 +240,43 @@ class Gateway:
             served = await self._attempts(plan, complete)
         except Exhausted as exhausted:
             self.budgets.settle(decision, Decimal(0))
-            raise self._all_failed(request, event, exhausted, clock) from None
-        result, model = served.value, served.model
-        usage = result.usage
-        costing = self._price(model.name, started, usage)
+            raise self._all_failed(ask, event, exhausted, clock) from None
+        event = self._billed(event, decision, plan, served, served.value.usage, started, clock)
+        return CallOutcome(body={**served.value.body, "model": served.model.name}, event=event)
+
+    async def embed(self, request: EmbeddingsRequest, who: Attribution) -> CallOutcome:
+        """One embeddings call: admitted, tried, priced (input tokens only) and published as
+        a chat call is, on a model with the `embeddings` capability."""
+        started = datetime.now(UTC)
+        clock = time.perf_counter()
+        ask = Ask.embeddings(request, who.task_type)
+        decision, plan, event = self._admit(ask, who, "embeddings", started)
+
+        async def embed(provider: Provider, model: ModelConfig) -> EmbeddingResult:
+            return await provider.embed(request, model)
+
+        try:
+            served = await self._attempts(plan, embed)
+        except Exhausted as exhausted:
+            self.budgets.settle(decision, Decimal(0))
+            raise self._all_failed(ask, event, exhausted, clock) from None
+        usage = served.value.usage.model_copy(update={"output_tokens": 0})
+        event = self._billed(event, decision, plan, served, usage, started, clock)
+        return CallOutcome(body={**served.value.body, "model": served.model.name}, event=event)
+
+    def _billed(
+        self,
+        event: CallEvent,
+        decision: Decision,
+        plan: RoutePlan,
+        served: Served[Any],
+        usage: Usage,
+        started: datetime,
+        clock: float,
+    ) -> CallEvent:
+        """A served call's event, complete (who served it, its usage and cost), published;
+        its cost settles the budget gate's hold."""
+        costing = self._price(served.model.name, started, usage)
         event = event.model_copy(
             update={
                 **_routing_fields(plan, served),
@@ -246,7 +291,7 @@ class Gateway:
             }
         )
         self._published(event, self.budgets.settle(decision, costing.cost_usd))
-        return ChatOutcome(body={**result.body, "model": model.name}, event=event)
+        return event
 
     async def open_stream(
         self,
@@ -261,7 +306,8 @@ class Gateway:
         the call (and publishes its event however the stream ends)."""
         started = datetime.now(UTC)
         clock = time.perf_counter()
-        decision, plan, event = self._admit(request, who, endpoint, started)
+        ask = Ask.chat(request, who.task_type)
+        decision, plan, event = self._admit(ask, who, endpoint, started)
 
         def publish(final: CallEvent) -> None:  # however the stream ends
             # the worker counts `ok` calls only: a stream cut by the upstream is never in
@@ -283,7 +329,7 @@ class Gateway:
             served = await self._attempts(plan, first_chunk)
         except Exhausted as exhausted:
             self.budgets.settle(decision, Decimal(0))
-            raise self._all_failed(request, event, exhausted, clock) from None
+            raise self._all_failed(ask, event, exhausted, clock) from None
         upstream, first = served.value
         return ChatStream(
             request=request,
@@ -312,7 +358,7 @@ class Gateway:
 
     def _all_failed(
         self,
-        request: ChatCompletionRequest,
+        ask: Ask,
         event: CallEvent,
         exhausted: Exhausted,
         clock: float,
@@ -321,7 +367,7 @@ class Gateway:
         deadline ran out, 503 when every candidate's circuit is open, else 502."""
         error: UpstreamError
         status = exhausted.last_error.status if exhausted.last_error else None
-        message = f"no provider could serve {request.model!r}: {exhausted}"
+        message = f"no provider could serve {ask.model!r}: {exhausted}"
         if exhausted.deadline_hit:
             error = UpstreamTimeout(message, upstream_status=status)
         elif not exhausted.attempts and exhausted.skipped:
@@ -388,4 +434,4 @@ def _ms_since(clock: float) -> int:
     return int((time.perf_counter() - clock) * 1000)
 
 
-__all__ = ["ChatOutcome", "ChatStream", "Gateway"]
+__all__ = ["CallOutcome", "ChatStream", "Gateway"]

@@ -1,4 +1,4 @@
-"""What a chat request needs from the model that serves it, read off the request itself."""
+"""What a request needs from the model that serves it, read off the request itself."""
 
 from __future__ import annotations
 
@@ -36,4 +36,16 @@ def needs_of(request: ChatCompletionRequest, task_type: str = "") -> Needs:
 def _has_image(content: object) -> bool:
     return isinstance(content, list) and any(
         isinstance(part, dict) and part.get("type") in IMAGE_PARTS for part in content
+    )
+
+
+def embedding_needs(input_tokens: list[int], task_type: str = "") -> Needs:
+    """An embeddings model whose context holds the longest input (each input is embedded on
+    its own); nothing to generate."""
+    return Needs(
+        capabilities=frozenset({"embeddings"}),
+        prompt_tokens=max(input_tokens, default=0),
+        output_tokens=0,
+        output_capped=True,
+        task_type=task_type,
     )

@@ -1,4 +1,5 @@
-"""The OpenAI-compatible endpoints: `/v1/chat/completions` (plain and streamed) and `/v1/models`.
+"""The OpenAI-compatible endpoints: `/v1/chat/completions` (plain and streamed),
+`/v1/embeddings` and `/v1/models`.
 
 A stream answers in OpenAI's SSE framing: `data: {chat.completion.chunk}` frames, the usage
 chunk (empty `choices`) only when the caller set `stream_options.include_usage`, then
@@ -19,7 +20,7 @@ from router.gateway import Gateway
 from router.headers import call_headers
 from router.policy import ensure_allowed
 from router.responses import JSONBytes, body_schema, parse_body
-from router.schemas import ChatCompletionRequest
+from router.schemas import ChatCompletionRequest, EmbeddingsRequest
 from router.sse import EventStreamResponse, data_frame
 from router.streaming import ChatStream
 from tollway.auth import Principal, authenticate, principal_of
@@ -54,6 +55,16 @@ async def chat_completions(request: Request) -> Response:
 
         return EventStreamResponse(frames, on_close=settle, headers=stream_headers(stream))
     outcome = await gateway.call_chat(body, who)
+    return JSONBytes(outcome.body, headers=call_headers(outcome.event))
+
+
+@router.post("/v1/embeddings", openapi_extra=body_schema(EmbeddingsRequest))
+async def embeddings(request: Request) -> Response:
+    principal = principal_of(request)
+    body = await parse_body(request, EmbeddingsRequest)
+    ensure_allowed(principal, body.model)
+    who = attribute(principal, request.headers, body.user)
+    outcome = await _gateway(request).embed(body, who)
     return JSONBytes(outcome.body, headers=call_headers(outcome.event))
 
 

@@ -54,6 +54,9 @@ class RoutePolicy:
         config = self.config()
         model = config.model(requested)
         if model is not None:
+            wrong = _wrong_kind(model, needs)
+            if wrong:
+                raise InvalidRequest(wrong, details={"param": "model"})
             return RoutePlan(route="", reason="model requested directly", models=[model])
         route = config.route(requested)
         if route is None:
@@ -133,6 +136,21 @@ def cost_function(prices: PriceCatalogue) -> CostOf:
             return Decimal(0)
 
     return cost_of
+
+
+def _wrong_kind(model: ModelConfig, needs: Needs) -> str | None:
+    """A model asked for by name is trusted with the request's features (the upstream has the
+    last word on those), but not across kinds: an embeddings model does not chat, and a chat
+    model does not embed."""
+    embeds = "embeddings" in model.capabilities
+    if "embeddings" in needs.capabilities and not embeds:
+        return (
+            f"model {model.name!r} does not create embeddings (a model that does has the "
+            "`embeddings` capability in tollway.yaml)"
+        )
+    if embeds and "embeddings" not in needs.capabilities:
+        return f"model {model.name!r} is an embeddings model: use POST /v1/embeddings"
+    return None
 
 
 def _models(config: TollwayConfig, names: list[str]) -> list[ModelConfig]:

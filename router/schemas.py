@@ -7,9 +7,18 @@ through to OpenAI-compatible upstreams, so new SDK parameters work without a tol
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 
 class ChatMessage(BaseModel):
@@ -85,3 +94,64 @@ class Usage(BaseModel):
             "prompt_tokens_details": {"cached_tokens": self.cached_input_tokens},
             "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
         }
+
+
+#: OpenAI's limit on the inputs of one embeddings request
+MAX_EMBEDDING_INPUTS = 2048
+#: the longest vector a caller may ask for (today's largest models give 3,072)
+MAX_EMBEDDING_DIMENSIONS = 8192
+
+TokenIds = list[Annotated[int, Field(ge=0)]]
+
+
+class EmbeddingsRequest(BaseModel):
+    """`POST /v1/embeddings`: one text, a list of texts, or token ids (one list or a list of
+    lists, as LangChain's `OpenAIEmbeddings` sends), to be turned into vectors."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1, examples=["text-embedding-3-small"])
+    input: (
+        Annotated[str, Field(min_length=1)]
+        | Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+        | Annotated[TokenIds, Field(min_length=1)]
+        | Annotated[list[Annotated[TokenIds, Field(min_length=1)]], Field(min_length=1)]
+    ) = Field(examples=["The food was delicious"])
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1, le=MAX_EMBEDDING_DIMENSIONS)
+    user: str | None = None
+
+    @field_validator("input", mode="wrap")
+    @classmethod
+    def _one_input_shape(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """One clear message for a bad `input`, not one per shape of the union it missed."""
+        try:
+            return handler(value)
+        except ValidationError:
+            raise PydanticCustomError(
+                "embeddings_input",
+                "input must be a non-empty string, a non-empty list of non-empty strings, "
+                "a non-empty list of token ids (integers >= 0), or a list of such lists",
+            ) from None
+
+    @model_validator(mode="after")
+    def _not_too_many(self) -> EmbeddingsRequest:
+        if len(self.inputs) > MAX_EMBEDDING_INPUTS:
+            raise ValueError(f"at most {MAX_EMBEDDING_INPUTS} inputs in one request")
+        return self
+
+    @property
+    def inputs(self) -> list[str] | list[list[int]]:
+        """The inputs as a list: of texts, or of token-id lists."""
+        given = self.input
+        if isinstance(given, str):
+            return [given]
+        if given and isinstance(given[0], int):
+            return [given]  # type: ignore[list-item]
+        return given  # type: ignore[return-value]
+
+    @property
+    def texts(self) -> list[str] | None:
+        """The inputs as texts, or None when they are token ids."""
+        inputs = self.inputs
+        return inputs if isinstance(inputs[0], str) else None  # type: ignore[return-value]

@@ -43,3 +43,8 @@ def estimate_prompt_tokens(messages: Iterable[Any]) -> int:
         count += 1
         chars += len(text_of(message.content))
     return PROMPT_FRAMING_TOKENS + MESSAGE_FRAMING_TOKENS * count + tokens_for_chars(chars)
+
+
+def embedding_input_tokens(inputs: Iterable[str] | Iterable[list[int]]) -> list[int]:
+    """Tokens of each embeddings input: counted for token ids, estimated for texts."""
+    return [len(i) if isinstance(i, list) else estimate_text_tokens(i) for i in inputs]

@@ -53,3 +53,12 @@ class ProviderError(Exception):
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+@dataclass
+class EmbeddingResult:
+    """An OpenAI embeddings `list` body (vectors in the caller's `encoding_format`) plus the
+    usage tollway bills: input tokens only."""
+
+    body: dict[str, Any]
+    usage: Usage

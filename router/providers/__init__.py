@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from router.providers.anthropic import AnthropicProvider
-from router.providers.base import ChatChunk, ChatResult, Provider, ProviderError
+from router.providers.base import ChatChunk, ChatResult, EmbeddingResult, Provider, ProviderError
 from router.providers.gemini import GeminiProvider
 from router.providers.openai_compatible import OpenAICompatibleProvider
 from router.providers.sim import SimProvider
@@ -32,6 +32,7 @@ def build_provider(config: ProviderConfig) -> Provider:
 __all__ = [
     "ChatChunk",
     "ChatResult",
+    "EmbeddingResult",
     "Provider",
     "ProviderError",
     "UnsupportedProvider",

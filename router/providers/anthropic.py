@@ -5,6 +5,7 @@ sent with `x-api-key` and `anthropic-version: 2023-06-01`, and the answer transl
 Usage comes from `input_tokens`, `output_tokens`, `cache_read_input_tokens` and
 `cache_creation_input_tokens`; in a stream from `message_start` (the prompt) and
 `message_delta` (the cumulative output), so an abandoned stream still knows its prompt size.
+Anthropic has no embeddings API: a model on this provider cannot be an embeddings model.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import orjson
 from router.providers.base import (
     ChatChunk,
     ChatResult,
+    EmbeddingResult,
     ProviderError,
     TransportError,
     Upstream,
@@ -28,7 +30,7 @@ from router.providers.base import (
     status_error,
     transport_error,
 )
-from router.schemas import ChatCompletionRequest
+from router.schemas import ChatCompletionRequest, EmbeddingsRequest
 from router.translate.anthropic_stream import AnthropicStreamDecoder
 from router.translate.anthropic_upstream import chat_to_anthropic_request, message_to_chat
 from tollway.config.schema import ModelConfig, ProviderConfig
@@ -84,6 +86,11 @@ class AnthropicProvider:
                             return
         except TransportError as exc:
             raise transport_error(self.config, exc) from None
+
+    async def embed(self, request: EmbeddingsRequest, model: ModelConfig) -> EmbeddingResult:
+        raise ProviderError(
+            f"{self.config.name}: Anthropic has no embeddings API", status=400, retryable=False
+        )
 
     async def close(self) -> None:
         await self._client.aclose()

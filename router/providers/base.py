@@ -1,5 +1,6 @@
 """The provider adapter contract: one OpenAI-shaped chat request in, a completion (or a stream
-of completion chunks) out, always in OpenAI shape — the gateway's one internal shape.
+of completion chunks) out, always in OpenAI shape — the gateway's one internal shape; and one
+OpenAI-shaped embeddings request in, OpenAI's embeddings `list` out.
 
 Adapters for other wire formats (Anthropic, Gemini) translate at their edge, so the gateway,
 the accounting and the caller-facing protocols never see a provider's own format.
@@ -17,8 +18,8 @@ import orjson
 
 from router.providers.http import TransportError, Upstream, UpstreamClient
 from router.providers.sse_events import Event, events_of
-from router.schemas import ChatCompletionRequest
-from router.upstream import ChatChunk, ChatResult, ProviderError
+from router.schemas import ChatCompletionRequest, EmbeddingsRequest
+from router.upstream import ChatChunk, ChatResult, EmbeddingResult, ProviderError
 from tollway.config.schema import ModelConfig, ProviderConfig
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
@@ -33,6 +34,10 @@ class Provider(Protocol):
         self, request: ChatCompletionRequest, model: ModelConfig
     ) -> AsyncIterator[ChatChunk]:
         """An async generator of chunks; raises ProviderError (before or during the stream)."""
+        ...
+
+    async def embed(self, request: EmbeddingsRequest, model: ModelConfig) -> EmbeddingResult:
+        """Vectors in the request's `encoding_format`; raises ProviderError."""
         ...
 
     async def close(self) -> None: ...
@@ -167,6 +172,7 @@ def sse_data(response: _ByteBody) -> AsyncGenerator[Event, None]:
 __all__ = [
     "ChatChunk",
     "ChatResult",
+    "EmbeddingResult",
     "Provider",
     "ProviderError",
     "TransportError",

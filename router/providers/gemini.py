@@ -3,6 +3,8 @@
 The key goes in the `x-goog-api-key` header — never in the `?key=` query parameter, which
 would put the secret into URLs that proxies and error messages repeat. Usage comes from
 `usageMetadata` (see router/translate/gemini.py for how its counts map to tollway's).
+Embeddings use `models/{model}:batchEmbedContents`, which takes texts and reports no token
+counts: they are estimated, and the event says so.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import orjson
 from router.providers.base import (
     ChatChunk,
     ChatResult,
+    EmbeddingResult,
     ProviderError,
     TransportError,
     Upstream,
@@ -27,7 +30,9 @@ from router.providers.base import (
     status_error,
     transport_error,
 )
-from router.schemas import ChatCompletionRequest
+from router.schemas import ChatCompletionRequest, EmbeddingsRequest, Usage
+from router.tokens import embedding_input_tokens
+from router.translate.embeddings import gemini_embed_request, gemini_vectors, openai_embeddings
 from router.translate.gemini import GeminiStreamDecoder, chat_to_gemini_request, gemini_to_chat
 from tollway.config.schema import ModelConfig, ProviderConfig
 
@@ -43,8 +48,7 @@ class GeminiProvider:
         self._client = client or new_http_client(config, base_url, headers)
 
     def _path(self, model: ModelConfig, method: str) -> str:
-        name = (model.upstream_name or model.name).removeprefix("models/")
-        return f"models/{quote(name, safe='.-_')}:{method}"
+        return f"models/{quote(_name(model), safe='.-_')}:{method}"
 
     async def chat(self, request: ChatCompletionRequest, model: ModelConfig) -> ChatResult:
         payload = chat_to_gemini_request(request)
@@ -88,5 +92,32 @@ class GeminiProvider:
         except TransportError as exc:
             raise transport_error(self.config, exc) from None
 
+    async def embed(self, request: EmbeddingsRequest, model: ModelConfig) -> EmbeddingResult:
+        texts = request.texts
+        if texts is None:
+            raise ProviderError(
+                f"{self.config.name}: Gemini embeds texts, not token ids",
+                status=400,
+                retryable=False,
+            )
+        payload = gemini_embed_request(texts, _name(model), request.dimensions)
+        path = self._path(model, "batchEmbedContents")
+        answer = await post_json(self._client, self.config, path, payload, self._secret)
+        try:
+            vectors = gemini_vectors(answer)
+        except ValueError as exc:
+            raise ProviderError(f"{self.config.name}: {exc}", status=502) from None
+        if len(vectors) != len(texts):
+            raise ProviderError(
+                f"{self.config.name}: {len(vectors)} embeddings for {len(texts)} texts", status=502
+            )
+        usage = Usage(input_tokens=sum(embedding_input_tokens(texts)), estimated=True)
+        body = openai_embeddings(vectors, model.name, usage, request.encoding_format)
+        return EmbeddingResult(body, usage)
+
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _name(model: ModelConfig) -> str:
+    return (model.upstream_name or model.name).removeprefix("models/")

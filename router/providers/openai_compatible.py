@@ -4,7 +4,8 @@ The request is forwarded as the caller sent it (unknown fields included), with t
 replaced by the provider's own model id. Usage comes from the provider's `usage` object,
 including cached prompt tokens and reasoning tokens where reported. Streams always ask the
 upstream for the final usage chunk (`stream_options.include_usage`), whatever the caller
-asked, because that chunk is what the call is billed on.
+asked, because that chunk is what the call is billed on. Embeddings go to `/embeddings` as sent,
+billed on the answer's `usage.prompt_tokens` (estimated, and marked so, when a server gives none).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import orjson
 from router.providers.base import (
     ChatChunk,
     ChatResult,
+    EmbeddingResult,
     ProviderError,
     TransportError,
     Upstream,
@@ -29,7 +31,8 @@ from router.providers.base import (
     status_error,
     transport_error,
 )
-from router.schemas import ChatCompletionRequest, Usage
+from router.schemas import ChatCompletionRequest, EmbeddingsRequest, Usage
+from router.tokens import embedding_input_tokens
 from tollway.config.schema import ModelConfig, ProviderConfig
 
 DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1"}
@@ -96,6 +99,19 @@ class OpenAICompatibleProvider:
                             yield ChatChunk(usage=usage_from_openai(usage), final=True)
         except TransportError as exc:
             raise transport_error(self.config, exc) from None
+
+    async def embed(self, request: EmbeddingsRequest, model: ModelConfig) -> EmbeddingResult:
+        payload = request.model_dump(exclude_unset=True, exclude_none=True)
+        payload["model"] = model.upstream_name or model.name
+        body = await post_json(self._client, self.config, "embeddings", payload, self._secret)
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise ProviderError(f"{self.config.name}: the answer holds no embeddings", status=502)
+        counted = (body.get("usage") or {}).get("prompt_tokens")
+        if isinstance(counted, int):
+            usage = Usage(input_tokens=counted)
+        else:
+            usage = Usage(input_tokens=sum(embedding_input_tokens(request.inputs)), estimated=True)
+        return EmbeddingResult(body, usage)
 
     def _chunk(self, data: str) -> dict[str, Any]:
         """One SSE data payload decoded; a malformed one or an error object raises."""

@@ -4,22 +4,32 @@ The same request always yields the same text, token counts and latency, so a tes
 the expected cost from the catalogue, and a benchmark measures tollway rather than a network.
 A stream carries exactly the non-streamed answer, one word (one token) per chunk, with the
 latency spread the same way (`latency_ms` before the first word, `ms_per_output_token` per
-word), so a streamed call and a plain one cost the same.
+word), so a streamed call and a plain one cost the same. Embeddings are unit vectors drawn from
+a hash of the model and the input (`SIM_EMBEDDING_DIMENSIONS` of them unless the request asks
+for fewer or more): the same text always gets the same vector.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
+import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from router.providers.base import ChatChunk, ChatResult, ProviderError
-from router.schemas import ChatCompletionRequest, Usage
-from router.tokens import estimate_prompt_tokens, text_of
+from router.providers.base import ChatChunk, ChatResult, EmbeddingResult, ProviderError
+from router.schemas import ChatCompletionRequest, EmbeddingsRequest, Usage
+from router.tokens import embedding_input_tokens, estimate_prompt_tokens, text_of
+from router.translate.embeddings import openai_embeddings
 from tollway.config.schema import ModelConfig, ProviderConfig
+
+#: the length of a simulated embedding when the request does not ask for `dimensions`
+SIM_EMBEDDING_DIMENSIONS = 256
+#: the most numbers one simulated embeddings answer holds (inputs times dimensions)
+SIM_EMBEDDING_MAX_VALUES = 1_000_000
 
 _WORDS = [
     "the",
@@ -150,5 +160,32 @@ class SimProvider:
         yield chunk({}, answer.finish_reason)
         yield ChatChunk(usage=answer.usage, final=True)
 
+    async def embed(self, request: EmbeddingsRequest, model: ModelConfig) -> EmbeddingResult:
+        sim = self.config.sim
+        inputs = request.inputs
+        seed = hashlib.sha256(f"{model.name}\x1e{inputs}".encode()).digest()
+        if sim.error_rate and int.from_bytes(seed[:4]) / 2**32 < sim.error_rate:
+            raise ProviderError("simulated upstream failure", status=503)
+        await asyncio.sleep(sim.latency_ms / 1000)
+        dimensions = request.dimensions or SIM_EMBEDDING_DIMENSIONS
+        if len(inputs) * dimensions > SIM_EMBEDDING_MAX_VALUES:
+            raise ProviderError(
+                f"{self.config.name}: the simulator makes at most {SIM_EMBEDDING_MAX_VALUES:,} "
+                f"numbers an answer ({len(inputs)} inputs of {dimensions} asked)",
+                status=400,
+                retryable=False,
+            )
+        vectors = [_unit_vector(f"{model.name}\x1e{item}", dimensions) for item in inputs]
+        usage = Usage(input_tokens=sum(embedding_input_tokens(inputs)))
+        body = openai_embeddings(vectors, model.name, usage, request.encoding_format)
+        return EmbeddingResult(body, usage)
+
     async def close(self) -> None:
         return None
+
+
+def _unit_vector(text: str, dimensions: int) -> list[float]:
+    draw = random.Random(hashlib.sha256(text.encode()).digest())
+    vector = [draw.gauss(0.0, 1.0) for _ in range(dimensions)]
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [x / norm for x in vector]

@@ -37,6 +37,7 @@ SECRETS = {
 
 def _config(urls: dict[str, str]) -> TollwayConfig:
     price = {"input_per_mtok": 0.15, "output_per_mtok": 0.60, "cached_input_per_mtok": 0.075}
+    embedding_price = {"input_per_mtok": 0.02, "output_per_mtok": 0, "capabilities": ["embeddings"]}
     return TollwayConfig.model_validate(
         {
             "providers": [
@@ -120,9 +121,30 @@ def _config(urls: dict[str, str]) -> TollwayConfig:
                 },
                 {"name": "gpt-4o-badkey", "provider": "openai-badkey", **price},
                 {"name": "claude-badkey", "provider": "anthropic-badkey", **price},
+                {"name": "sim-embed", "provider": "sim", **embedding_price},
+                {"name": "down-embed", "provider": "sim-down", **embedding_price},
+                {
+                    "name": "text-embedding-3-small",
+                    "provider": "openai-fake",
+                    "upstream_name": "text-embedding-3-small-upstream",
+                    **embedding_price,
+                },
+                {
+                    "name": "gemini-embedding",
+                    "provider": "gemini-fake",
+                    "upstream_name": "gemini-embedding-001",
+                    "input_per_mtok": 0.15,
+                    "output_per_mtok": 0,
+                    "capabilities": ["embeddings"],
+                },
             ],
             "routes": [
                 {"name": "resilient", "candidates": ["down-mini"], "fallbacks": ["gpt-4o-mini"]},
+                {
+                    "name": "embed",
+                    "candidates": ["gpt-4o-mini", "down-embed"],
+                    "fallbacks": ["sim-embed"],
+                },
             ],
         }
     )

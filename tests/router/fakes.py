@@ -3,12 +3,14 @@
 Each fake is a small Starlette app shaped after the provider's published API reference:
 - OpenAI `POST /v1/chat/completions` — `chat.completion` bodies and SSE `chat.completion.chunk`
   frames ending in `data: [DONE]`, the usage chunk (empty `choices`) only with
-  `stream_options.include_usage`; `Authorization: Bearer`.
+  `stream_options.include_usage`; `Authorization: Bearer`. `POST /v1/embeddings` — a `list` of
+  `embedding` objects, floats or (`encoding_format: base64`) little-endian float32 in base64.
 - Anthropic `POST /v1/messages` — `message` bodies and the SSE event sequence message_start,
   content_block_start, ping, content_block_delta, content_block_stop, message_delta,
   message_stop; `x-api-key` plus `anthropic-version: 2023-06-01`.
 - Gemini `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse`
-  (`data:` frames of `GenerateContentResponse`, running `usageMetadata`); `x-goog-api-key`.
+  (`data:` frames of `GenerateContentResponse`, running `usageMetadata`), `:batchEmbedContents`
+  (`{"embeddings": [{"values": [...]}]}`, no token counts); `x-goog-api-key`.
 
 A wrong key is refused the way each provider does it, with the presented key echoed in the
 message (worse than the real services, on purpose: tollway must redact it). Every request is
@@ -17,7 +19,9 @@ recorded on `app.state.requests` (headers and JSON body) for assertions.
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -34,6 +38,13 @@ BREAK_MID_STREAM = "please fail after two words"
 OPENAI_USAGE = {"prompt": 21, "cached": 5, "reasoning": 2}
 ANTHROPIC_USAGE = {"input": 12, "cache_read": 8, "cache_write": 3}
 GEMINI_USAGE = {"prompt": 30, "cached": 10, "thoughts": 4}
+OPENAI_EMBEDDING_TOKENS = 7  # per input
+EMBEDDING_DIMENSIONS = 8
+
+
+def fake_vector(index: int, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """The vector a fake upstream returns for its `index`-th input (exact in float32)."""
+    return [index + d / 8 for d in range(dimensions)]
 
 
 async def _record(request: Request) -> dict[str, Any]:
@@ -173,7 +184,36 @@ def openai_app(secret: str) -> Starlette:
         frames.append(b"data: [DONE]\n\n")
         return _sse(frames)
 
-    app = Starlette(routes=[Route("/v1/chat/completions", chat_completions, methods=["POST"])])
+    async def embeddings(request: Request) -> Response:
+        presented = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if presented != secret:
+            return JSONResponse(
+                {"error": {"message": f"Incorrect API key provided: {presented}.",
+                           "type": "invalid_request_error", "code": "invalid_api_key"}},
+                status_code=401,
+            )  # fmt: skip
+        body = await _record(request)
+        given = body["input"]
+        count = 1 if isinstance(given, str) or isinstance(given[0], int) else len(given)
+        data = []
+        for i in range(count):
+            vector = fake_vector(i, body.get("dimensions") or EMBEDDING_DIMENSIONS)
+            encoded: Any = vector
+            if body.get("encoding_format") == "base64":
+                encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": encoded})
+        tokens = OPENAI_EMBEDDING_TOKENS * count
+        return JSONResponse(
+            {"object": "list", "data": data, "model": body["model"],
+             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        )  # fmt: skip
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
+        ]
+    )
     app.state.requests = []
     return app
 
@@ -365,6 +405,18 @@ def gemini_app(secret: str) -> Starlette:
                     "usageMetadata": usage(len(WORDS)),
                     "modelVersion": model,
                     "responseId": "gem-fake",
+                }
+            )
+        if action == "batchEmbedContents":
+            requests = body["requests"]
+            if any(r.get("model") != f"models/{model}" for r in requests):
+                return JSONResponse({"error": {"code": 400, "message": "model mismatch"}}, 400)
+            return JSONResponse(
+                {
+                    "embeddings": [
+                        {"values": fake_vector(i, r.get("outputDimensionality") or 8)}
+                        for i, r in enumerate(requests)
+                    ]
                 }
             )
         if action != "streamGenerateContent" or request.query_params.get("alt") != "sse":

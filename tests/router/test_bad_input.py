@@ -1,9 +1,9 @@
 """Bad input, table-driven: each case gets the caller's protocol error shape and the right 4xx.
 
-OpenAI's shape on `/v1/chat/completions` (`{"error": {"type", "message", ...}}`), Anthropic's on
-`/v1/messages` (`{"type": "error", "error": {"type", "message"}}`); never a 500, and the server
-keeps serving afterwards. The schemathesis run at the end fuzzes both endpoints from the app's
-own OpenAPI document and asserts no 5xx.
+OpenAI's shape on `/v1/chat/completions` and `/v1/embeddings` (`{"error": {"type", "message",
+...}}`), Anthropic's on `/v1/messages` (`{"type": "error", "error": {"type", "message"}}`);
+never a 500, and the server keeps serving afterwards. The schemathesis run at the end fuzzes
+the three endpoints from the app's own OpenAPI document and asserts no 5xx.
 """
 
 from __future__ import annotations
@@ -23,11 +23,13 @@ import pytest
 from tests.router.conftest import Stack
 
 OPENAI = "/v1/chat/completions"
+EMBEDDINGS = "/v1/embeddings"
 ANTHROPIC = "/v1/messages"
 KEY = object()  # placeholder for the stack's valid key
 MIB = 1024 * 1024
 
 GOOD_OPENAI = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+GOOD_EMBEDDINGS = {"model": "sim-embed", "input": ["hello", "world"]}
 GOOD_ANTHROPIC = {
     "model": "gpt-4o-mini",
     "max_tokens": 16,
@@ -78,6 +80,21 @@ CASES = [
     Case("oa-too-large", OPENAI, _big(GOOD_OPENAI, 5 * MIB), 413, "invalid_request_error"),
     Case("oa-too-large-chunked", OPENAI, _big(GOOD_OPENAI, 5 * MIB), 413, "invalid_request_error", chunked=True),
     Case("oa-wrong-method", OPENAI, None, 405, "invalid_request_error", method="GET"),
+    # --- OpenAI embeddings ---
+    Case("em-malformed-json", EMBEDDINGS, b'{"model": "sim-embed", "input": [', 400, "invalid_request_error"),
+    Case("em-missing-input", EMBEDDINGS, _with(GOOD_EMBEDDINGS, input=...), 400, "invalid_request_error"),
+    Case("em-empty-text", EMBEDDINGS, _with(GOOD_EMBEDDINGS, input=""), 400, "invalid_request_error"),
+    Case("em-empty-list", EMBEDDINGS, _with(GOOD_EMBEDDINGS, input=[]), 400, "invalid_request_error"),
+    Case("em-mixed-list", EMBEDDINGS, _with(GOOD_EMBEDDINGS, input=["a", 1]), 400, "invalid_request_error"),
+    Case("em-negative-token", EMBEDDINGS, _with(GOOD_EMBEDDINGS, input=[-1]), 400, "invalid_request_error"),
+    Case("em-input-object", EMBEDDINGS, _with(GOOD_EMBEDDINGS, input={"text": "a"}), 400, "invalid_request_error"),
+    Case("em-too-many-inputs", EMBEDDINGS, _with(GOOD_EMBEDDINGS, input=["a"] * 2049), 400, "invalid_request_error"),
+    Case("em-bad-format", EMBEDDINGS, _with(GOOD_EMBEDDINGS, encoding_format="binary"), 400, "invalid_request_error"),
+    Case("em-zero-dimensions", EMBEDDINGS, _with(GOOD_EMBEDDINGS, dimensions=0), 400, "invalid_request_error"),
+    Case("em-chat-model", EMBEDDINGS, _with(GOOD_EMBEDDINGS, model="gpt-4o-mini"), 400, "invalid_request_error"),
+    Case("em-unknown-model", EMBEDDINGS, _with(GOOD_EMBEDDINGS, model="no-such-model"), 404, "invalid_request_error"),
+    Case("em-no-key", EMBEDDINGS, GOOD_EMBEDDINGS, 401, "authentication_error", headers={}),
+    Case("em-too-large", EMBEDDINGS, _with(GOOD_EMBEDDINGS, input="x" * (5 * MIB)), 413, "invalid_request_error"),
     # --- Anthropic protocol ---
     Case("an-malformed-json", ANTHROPIC, b'{"model": ', 400, "invalid_request_error"),
     Case("an-not-utf8", ANTHROPIC, b"\xc3\x28", 400, "invalid_request_error"),
@@ -167,7 +184,7 @@ def _schemathesis() -> str | None:
 
 @pytest.mark.skipif(_schemathesis() is None, reason="schemathesis is not installed (dev extra)")
 async def test_schemathesis_finds_no_server_errors(stack: Stack, tmp_path: Path) -> None:
-    """Fuzz both protocol endpoints from the app's OpenAPI document: no answer may be a 5xx.
+    """Fuzz the protocol endpoints from the app's OpenAPI document: no answer may be a 5xx.
 
     Runs the CLI in a child process so the proxy keeps serving on this event loop."""
     command = [
@@ -178,7 +195,7 @@ async def test_schemathesis_finds_no_server_errors(stack: Stack, tmp_path: Path)
         "--checks",
         "not_a_server_error",
         "--include-path-regex",
-        "^/v1/(chat/completions|messages)$",
+        "^/v1/(chat/completions|embeddings|messages)$",
         "--header",
         f"Authorization: Bearer {stack.key}",
         "--max-examples",
@@ -197,4 +214,4 @@ async def test_schemathesis_finds_no_server_errors(stack: Stack, tmp_path: Path)
     output, _ = await asyncio.wait_for(process.communicate(), timeout=240)
     text = output.decode(errors="replace")
     assert process.returncode == 0, text[-6000:]
-    assert "Tested: 2" in text, text[-3000:]  # both endpoints were reached
+    assert "Tested: 3" in text, text[-3000:]  # every endpoint was reached

@@ -34,7 +34,9 @@ MODELS = [
     "gemini-2.0-flash",
     "auto",
 ]
-TASKS = {"chat": 60, "summarisation": 600, "classification": 25}  # task type → prompt words
+TASKS = {"chat": 60, "summarisation": 600, "classification": 25, "retrieval": 40}  # → words
+#: retrieval calls embed a few passages instead of chatting
+EMBEDDING_MODEL = "text-embedding-3-small"
 PROJECTS = {"marketing": ["campaigns", "seo"], "support": ["helpdesk"]}
 
 
@@ -75,17 +77,23 @@ async def _one(
     words = " ".join(
         rng.choice(["cost", "budget", "ticket", "launch", "report"]) for _ in range(TASKS[task])
     )
+    if task == "retrieval":
+        path = "/v1/embeddings"
+        body: dict[str, object] = {"model": EMBEDDING_MODEL, "input": [words] * rng.randint(1, 8)}
+    else:
+        path = "/v1/chat/completions"
+        body = {"model": rng.choice(MODELS), "messages": [{"role": "user", "content": words}],
+                "max_tokens": 200}  # fmt: skip
     response = await http.post(
-        "/v1/chat/completions",
+        path,
         headers={
             "authorization": f"Bearer {keys[line]}",
             "x-tollway-project": rng.choice(PROJECTS[line]),
             "x-tollway-task-type": task,
             "x-tollway-user": f"user{rng.randint(1, 20)}",
         },
-        json={"model": rng.choice(MODELS), "messages": [{"role": "user", "content": words}],
-              "max_tokens": 200},
-    )  # fmt: skip
+        json=body,
+    )
     tally.calls += 1
     if response.status_code == 429:
         tally.blocked += 1
