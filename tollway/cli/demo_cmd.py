@@ -152,7 +152,7 @@ def traffic(
         f"{tally.blocked} blocked by budgets, {tally.errors} errors; spent ${tally.cost:.4f}"
     )
     for model, count in sorted(tally.models.items(), key=lambda item: -item[1]):
-        out.print(f"  {model:20} {count}")
+        out.print(f"  {model:24} {count}")
 
 
 def _read(path: Path) -> str | None:
