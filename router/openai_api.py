@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from router.attribution import attribute
-from router.errors import GatewayError, openai_error_body
+from router.errors import GatewayError, ModelNotFound, openai_error_body
 from router.gateway import Gateway
 from router.headers import call_headers
 from router.policy import ensure_allowed
@@ -98,11 +98,26 @@ async def openai_frames(stream: ChatStream, *, include_usage: bool) -> AsyncGene
 async def list_models(
     principal: Principal = Depends(authenticate), gateway: Gateway = Depends(gateway_of)
 ) -> dict[str, object]:
+    """The catalogue models and routes this key may call."""
     created = int(time.time())
-    names = [m.name for m in gateway.config.models] + [r.name for r in gateway.config.routes]
     return {
         "object": "list",
-        "data": [
-            {"id": n, "object": "model", "created": created, "owned_by": "tollway"} for n in names
-        ],
+        "data": [_model_object(n, created) for n in _names(gateway) if principal.may_use(n)],
     }
+
+
+@router.get("/v1/models/{model:path}")
+async def retrieve_model(
+    model: str, principal: Principal = Depends(authenticate), gateway: Gateway = Depends(gateway_of)
+) -> dict[str, object]:
+    if model not in _names(gateway) or not principal.may_use(model):
+        raise ModelNotFound(f"the model {model!r} does not exist or this key may not use it")
+    return _model_object(model, int(time.time()))
+
+
+def _names(gateway: Gateway) -> list[str]:
+    return [m.name for m in gateway.config.models] + [r.name for r in gateway.config.routes]
+
+
+def _model_object(name: str, created: int) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": created, "owned_by": "tollway"}
