@@ -36,6 +36,7 @@ class Needs:
     output_tokens: int = 256  # the request's cap, or what such calls are assumed to produce
     output_capped: bool = False  # True when output_tokens is the caller's own max_tokens
     task_type: str = ""
+    choices: int = 1  # the caller's `n`
 
 
 @dataclass(frozen=True)

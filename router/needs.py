@@ -14,7 +14,8 @@ JSON_FORMATS = {"json_object", "json_schema"}
 
 
 def needs_of(request: ChatCompletionRequest, task_type: str = "") -> Needs:
-    """Capabilities (tools, vision, JSON mode), prompt size, output cap and task type."""
+    """Capabilities (tools, vision, JSON mode), prompt size, output cap, task type and the
+    number of choices asked for."""
     capabilities: set[str] = set()
     if request.tools or (request.model_extra or {}).get("functions"):
         capabilities.add("tools")
@@ -30,6 +31,7 @@ def needs_of(request: ChatCompletionRequest, task_type: str = "") -> Needs:
         output_tokens=cap or DEFAULT_OUTPUT_TOKENS,
         output_capped=cap is not None,
         task_type=task_type,
+        choices=request.n or 1,
     )
 
 

@@ -54,9 +54,9 @@ class RoutePolicy:
         config = self.config()
         model = config.model(requested)
         if model is not None:
-            wrong = _wrong_kind(model, needs)
+            wrong = _wrong_kind(model, needs) or _one_choice_only(config, model, needs)
             if wrong:
-                raise InvalidRequest(wrong, details={"param": "model"})
+                raise InvalidRequest(f"model {model.name!r} {wrong}", details={"param": "model"})
             return RoutePlan(route="", reason="model requested directly", models=[model])
         route = config.route(requested)
         if route is None:
@@ -74,6 +74,8 @@ class RoutePolicy:
         names = route.economy if economy else None
         names = names or (rule.candidates if rule and rule.candidates else route.candidates)
         candidates = _models(config, names)
+        if needs.choices > 1:  # a model whose provider cannot give `n` choices is no candidate
+            candidates = [m for m in candidates if not _one_choice_only(config, m, needs)]
         fit = [m for m in candidates if unfit(m, needs) is None]
         observed = self.view.observed(route.name, needs.task_type)
         if route.strategy == "cost_aware":
@@ -105,11 +107,15 @@ class RoutePolicy:
         fallbacks = [
             m
             for m in _models(config, route.fallbacks)
-            if m.name not in chosen and unfit(m, needs) is None
+            if m.name not in chosen
+            and unfit(m, needs) is None
+            and not _one_choice_only(config, m, needs)
         ]
         models = [*order.models, *fallbacks]
         if not models:
             unable = "; ".join(f"{m.name} {unfit(m, needs)}" for m in candidates)
+            if not candidates:
+                unable = f"none of its models gives {needs.choices} choices in one call"
             raise InvalidRequest(
                 f"no model of route {route.name!r} can serve this request ({unable})",
                 details={"param": "model"},
@@ -138,6 +144,10 @@ def cost_function(prices: PriceCatalogue) -> CostOf:
     return cost_of
 
 
+#: provider types whose API answers with one choice a call (no `n`)
+ONE_CHOICE_PROVIDERS = frozenset({"anthropic"})
+
+
 def _wrong_kind(model: ModelConfig, needs: Needs) -> str | None:
     """A model asked for by name is trusted with the request's features (the upstream has the
     last word on those), but not across kinds: an embeddings model does not chat, and a chat
@@ -145,11 +155,21 @@ def _wrong_kind(model: ModelConfig, needs: Needs) -> str | None:
     embeds = "embeddings" in model.capabilities
     if "embeddings" in needs.capabilities and not embeds:
         return (
-            f"model {model.name!r} does not create embeddings (a model that does has the "
-            "`embeddings` capability in tollway.yaml)"
+            "does not create embeddings (a model that does has the `embeddings` capability "
+            "in tollway.yaml)"
         )
     if embeds and "embeddings" not in needs.capabilities:
-        return f"model {model.name!r} is an embeddings model: use POST /v1/embeddings"
+        return "is an embeddings model: use POST /v1/embeddings"
+    return None
+
+
+def _one_choice_only(config: TollwayConfig, model: ModelConfig, needs: Needs) -> str | None:
+    """Why `model` cannot give the `n` choices asked for, or None."""
+    if needs.choices <= 1:
+        return None
+    provider = config.provider(model.provider)
+    if provider is not None and provider.type in ONE_CHOICE_PROVIDERS:
+        return f"gives one choice a call ({provider.type} has no `n`): ask with n = 1"
     return None
 
 

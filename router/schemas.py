@@ -54,6 +54,7 @@ class ChatCompletionRequest(BaseModel):
     stop: str | list[str] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
+    n: int | None = Field(default=None, ge=1, le=128)  # choices to generate
     user: str | None = None
 
     @property

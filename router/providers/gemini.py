@@ -62,7 +62,7 @@ class GeminiProvider:
         self, request: ChatCompletionRequest, model: ModelConfig
     ) -> AsyncIterator[ChatChunk]:
         payload = chat_to_gemini_request(request)
-        decoder = GeminiStreamDecoder(model.name)
+        decoder = GeminiStreamDecoder(model.name, choices=request.n or 1)
         path = self._path(model, "streamGenerateContent")
         try:
             async with self._client.stream(f"{path}?alt=sse", payload) as response:

@@ -66,13 +66,14 @@ _WORDS = [
 @dataclass(frozen=True)
 class _Answer:
     id: str
-    words: list[str]
+    choices: list[list[str]]  # the words of each of the `n` choices
     prompt_tokens: int
     finish_reason: str
 
     @property
     def usage(self) -> Usage:
-        return Usage(input_tokens=self.prompt_tokens, output_tokens=len(self.words))
+        output = sum(len(words) for words in self.choices)
+        return Usage(input_tokens=self.prompt_tokens, output_tokens=output)
 
 
 class SimProvider:
@@ -95,12 +96,14 @@ class SimProvider:
             raise ProviderError("simulated upstream failure", status=503)
         prompt_tokens = estimate_prompt_tokens(request.messages)
         output_tokens = self._output_tokens(request, prompt_tokens)
-        start = digest[4] % len(_WORDS)
-        words = [_WORDS[(start + i) % len(_WORDS)] for i in range(output_tokens)]
+        choices = []
+        for choice in range(request.n or 1):  # each choice starts elsewhere in the text
+            start = (digest[4] + 7 * choice) % len(_WORDS)
+            choices.append([_WORDS[(start + i) % len(_WORDS)] for i in range(output_tokens)])
         limited = request.output_limit and output_tokens >= request.output_limit
         return _Answer(
             id="chatcmpl-sim-" + digest[:12].hex(),
-            words=words,
+            choices=choices,
             prompt_tokens=prompt_tokens,
             finish_reason="length" if limited else "stop",
         )
@@ -108,7 +111,9 @@ class SimProvider:
     async def chat(self, request: ChatCompletionRequest, model: ModelConfig) -> ChatResult:
         sim = self.config.sim
         answer = self._answer(request, model)
-        await asyncio.sleep((sim.latency_ms + sim.ms_per_output_token * len(answer.words)) / 1000)
+        await asyncio.sleep(
+            (sim.latency_ms + sim.ms_per_output_token * len(answer.choices[0])) / 1000
+        )
         usage = answer.usage
         body: dict[str, Any] = {
             "id": answer.id,
@@ -117,11 +122,12 @@ class SimProvider:
             "model": model.name,
             "choices": [
                 {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": " ".join(answer.words)},
+                    "index": index,
+                    "message": {"role": "assistant", "content": " ".join(words)},
                     "finish_reason": answer.finish_reason,
                     "logprobs": None,
                 }
+                for index, words in enumerate(answer.choices)
             ],
             "usage": {
                 "prompt_tokens": usage.input_tokens,
@@ -138,7 +144,7 @@ class SimProvider:
         answer = self._answer(request, model)
         created = int(time.time())
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> ChatChunk:
+        def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> ChatChunk:
             return ChatChunk(
                 data={
                     "id": answer.id,
@@ -146,18 +152,22 @@ class SimProvider:
                     "created": created,
                     "model": model.name,
                     "choices": [
-                        {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+                        {"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}
                     ],
                 }
             )
 
         await asyncio.sleep(sim.latency_ms / 1000)
-        yield chunk({"role": "assistant", "content": ""})
-        for i, word in enumerate(answer.words):
+        for index in range(len(answer.choices)):
+            yield chunk(index, {"role": "assistant", "content": ""})
+        # the choices advance together, a word each, as an upstream generating them would
+        for i in range(len(answer.choices[0])):
             if sim.ms_per_output_token:
                 await asyncio.sleep(sim.ms_per_output_token / 1000)
-            yield chunk({"content": word if i == 0 else " " + word})
-        yield chunk({}, answer.finish_reason)
+            for index, words in enumerate(answer.choices):
+                yield chunk(index, {"content": words[i] if i == 0 else " " + words[i]})
+        for index in range(len(answer.choices)):
+            yield chunk(index, {}, answer.finish_reason)
         yield ChatChunk(usage=answer.usage, final=True)
 
     async def embed(self, request: EmbeddingsRequest, model: ModelConfig) -> EmbeddingResult:

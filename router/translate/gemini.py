@@ -103,6 +103,8 @@ def chat_to_gemini_request(request: ChatCompletionRequest) -> dict[str, Any]:
         config["topP"] = request.top_p
     if request.stop_sequences:
         config["stopSequences"] = request.stop_sequences
+    if request.n and request.n > 1:
+        config["candidateCount"] = request.n
     if config:
         body["generationConfig"] = config
     if request.tools:
@@ -158,9 +160,11 @@ def _tool_config(choice: str | dict[str, Any] | None) -> dict[str, Any] | None:
     return None
 
 
-def _candidate(body: dict[str, Any]) -> dict[str, Any]:
-    candidates = body.get("candidates") or [{}]
-    return candidates[0] if isinstance(candidates[0], dict) else {}
+def _candidates(body: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """(choice index, candidate) of each candidate in a response; one empty candidate when
+    there is none (a response blocked by a safety filter has no candidates)."""
+    candidates = [c for c in body.get("candidates") or [] if isinstance(c, dict)] or [{}]
+    return [(int(c.get("index", i)), c) for i, c in enumerate(candidates)]
 
 
 def _split_parts(candidate: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
@@ -186,27 +190,30 @@ def _tool_call(call: dict[str, Any], index: int, response_id: str) -> dict[str, 
 
 
 def gemini_to_chat(body: dict[str, Any], model: str) -> tuple[dict[str, Any], Usage]:
-    """A `generateContent` response as an OpenAI `chat.completion` body, with its usage."""
+    """A `generateContent` response as an OpenAI `chat.completion` body, with its usage: a
+    choice per candidate (several when the request set `candidateCount`, OpenAI's `n`)."""
     response_id = str(body.get("responseId") or "")
-    candidate = _candidate(body)
-    text, calls = _split_parts(candidate)
-    message: dict[str, Any] = {"role": "assistant", "content": text or None}
-    if calls:
-        message["tool_calls"] = [_tool_call(c, i, response_id) for i, c in enumerate(calls)]
+    choices = []
+    for index, candidate in _candidates(body):
+        text, calls = _split_parts(candidate)
+        message: dict[str, Any] = {"role": "assistant", "content": text or None}
+        if calls:
+            message["tool_calls"] = [_tool_call(c, i, response_id) for i, c in enumerate(calls)]
+        choices.append(
+            {
+                "index": index,
+                "message": message,
+                "finish_reason": finish_reason(candidate.get("finishReason"), bool(calls)),
+                "logprobs": None,
+            }
+        )
     usage = usage_from_gemini(body.get("usageMetadata"))
     completion = {
         "id": response_id,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "finish_reason": finish_reason(candidate.get("finishReason"), bool(calls)),
-                "logprobs": None,
-            }
-        ],
+        "choices": choices,
         "usage": usage.openai(),
     }
     return completion, usage
@@ -216,45 +223,52 @@ class GeminiStreamDecoder:
     """`streamGenerateContent?alt=sse` payloads → OpenAI chunks (and usage).
 
     Every payload is a partial `GenerateContentResponse`; its `usageMetadata` is cumulative,
-    so the latest one is the usage so far, and the one with a `finishReason` is final.
+    so the latest one is the usage so far, and the final one comes once every candidate (one
+    per choice with `candidateCount`) has its `finishReason`.
     """
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, choices: int = 1) -> None:
         self.model = model
+        self.choices = choices
         self.created = int(time.time())
-        self._started = False
-        self._tool_calls = 0
+        self._started: set[int] = set()
+        self._tool_calls: dict[int, int] = {}  # choice → function calls so far
+        self._finished: set[int] = set()
 
     def feed(self, payload: dict[str, Any]) -> list[ChatChunk]:
         response_id = str(payload.get("responseId") or "")
         items: list[ChatChunk] = []
-        if not self._started:
-            self._started = True
-            items.append(self._chunk(response_id, {"role": "assistant", "content": ""}))
-        candidate = _candidate(payload)
-        text, calls = _split_parts(candidate)
-        if text:
-            items.append(self._chunk(response_id, {"content": text}))
-        for call in calls:
-            index = self._tool_calls
-            self._tool_calls += 1
-            items.append(
-                self._chunk(
-                    response_id,
-                    {"tool_calls": [{"index": index, **_tool_call(call, index, response_id)}]},
-                )
-            )
-        reason = candidate.get("finishReason")
-        if reason:
-            finish = finish_reason(reason, self._tool_calls > 0)
-            items.append(self._chunk(response_id, {}, finish))
+        for index, candidate in _candidates(payload):
+            items += self._candidate_chunks(response_id, index, candidate)
         if payload.get("usageMetadata"):
             usage = usage_from_gemini(payload["usageMetadata"])
-            items.append(ChatChunk(usage=usage, final=bool(reason)))
+            items.append(ChatChunk(usage=usage, final=len(self._finished) >= self.choices))
+        return items
+
+    def _candidate_chunks(
+        self, response_id: str, index: int, candidate: dict[str, Any]
+    ) -> list[ChatChunk]:
+        items: list[ChatChunk] = []
+        if index not in self._started:
+            self._started.add(index)
+            items.append(self._chunk(response_id, index, {"role": "assistant", "content": ""}))
+        text, calls = _split_parts(candidate)
+        if text:
+            items.append(self._chunk(response_id, index, {"content": text}))
+        for call in calls:
+            number = self._tool_calls.get(index, 0)
+            self._tool_calls[index] = number + 1
+            call_delta = {"index": number, **_tool_call(call, number, response_id)}
+            items.append(self._chunk(response_id, index, {"tool_calls": [call_delta]}))
+        reason = candidate.get("finishReason")
+        if reason:
+            self._finished.add(index)
+            finish = finish_reason(reason, self._tool_calls.get(index, 0) > 0)
+            items.append(self._chunk(response_id, index, {}, finish))
         return items
 
     def _chunk(
-        self, response_id: str, delta: dict[str, Any], finish: str | None = None
+        self, response_id: str, index: int, delta: dict[str, Any], finish: str | None = None
     ) -> ChatChunk:
         return ChatChunk(
             data={
@@ -262,6 +276,6 @@ class GeminiStreamDecoder:
                 "object": "chat.completion.chunk",
                 "created": self.created,
                 "model": self.model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                "choices": [{"index": index, "delta": delta, "finish_reason": finish}],
             }
         )

@@ -145,6 +145,11 @@ def _config(urls: dict[str, str]) -> TollwayConfig:
                     "candidates": ["gpt-4o-mini", "down-embed"],
                     "fallbacks": ["sim-embed"],
                 },
+                {
+                    "name": "choices",
+                    "candidates": ["claude-sonnet-4"],
+                    "fallbacks": ["gpt-4o-mini"],
+                },
             ],
         }
     )

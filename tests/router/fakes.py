@@ -387,6 +387,7 @@ def gemini_app(secret: str) -> Starlette:
         declarations = [
             d for t in body.get("tools") or [] for d in t.get("functionDeclarations", [])
         ]
+        count = int((body.get("generationConfig") or {}).get("candidateCount") or 1)
         if action == "generateContent":
             parts: list[dict[str, Any]] = (
                 [{"functionCall": {"name": declarations[0]["name"], "args": TOOL_ARGS}}]
@@ -399,10 +400,11 @@ def gemini_app(secret: str) -> Starlette:
                         {
                             "content": {"role": "model", "parts": parts},
                             "finishReason": "STOP",
-                            "index": 0,
+                            "index": index,
                         }
+                        for index in range(count)
                     ],
-                    "usageMetadata": usage(len(WORDS)),
+                    "usageMetadata": usage(len(WORDS) * count),
                     "modelVersion": model,
                     "responseId": "gem-fake",
                 }
@@ -427,15 +429,18 @@ def gemini_app(secret: str) -> Starlette:
             pair = WORDS[i : i + 2]
             text = " ".join(pair) if i == 0 else " " + " ".join(pair)
             last = i + 2 >= len(WORDS)
-            candidate: dict[str, Any] = {
-                "content": {"role": "model", "parts": [{"text": text}]},
-                "index": 0,
-            }
-            if last:
-                candidate["finishReason"] = "STOP"
+            candidates = []
+            for index in range(count):
+                candidate: dict[str, Any] = {
+                    "content": {"role": "model", "parts": [{"text": text}]},
+                    "index": index,
+                }
+                if last:
+                    candidate["finishReason"] = "STOP"
+                candidates.append(candidate)
             payload = {
-                "candidates": [candidate],
-                "usageMetadata": usage(min(i + 2, len(WORDS))),
+                "candidates": candidates,
+                "usageMetadata": usage(min(i + 2, len(WORDS)) * count),
                 "modelVersion": model,
                 "responseId": "gem-fake",
             }

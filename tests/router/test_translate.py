@@ -295,6 +295,28 @@ def test_gemini_request_and_stream() -> None:
     assert last[-1].final and last[-1].usage == Usage(input_tokens=3, output_tokens=2)
 
 
+def test_gemini_candidates_are_choices_and_the_usage_is_final_once_all_finished() -> None:
+    chat = ChatCompletionRequest(model="g", messages=[{"role": "user", "content": "hi"}], n=2)
+    assert chat_to_gemini_request(chat)["generationConfig"] == {"candidateCount": 2}
+
+    def candidate(index: int, text: str, finish: str | None = None) -> dict[str, object]:
+        out: dict[str, object] = {"index": index, "content": {"parts": [{"text": text}]}}
+        return {**out, "finishReason": finish} if finish else out
+
+    decoder = GeminiStreamDecoder("g", choices=2)
+    usage = {"promptTokenCount": 3, "candidatesTokenCount": 2}
+    one_done = decoder.feed(
+        {"candidates": [candidate(0, "a", "STOP"), candidate(1, "b")], "usageMetadata": usage}
+    )
+    chunks = [i.data["choices"][0] for i in one_done if i.data]
+    assert [(c["index"], c["delta"].get("content"), c["finish_reason"]) for c in chunks] == [
+        (0, "", None), (0, "a", None), (0, None, "stop"), (1, "", None), (1, "b", None),
+    ]  # fmt: skip
+    assert not one_done[-1].final  # choice 1 is still being generated
+    both_done = decoder.feed({"candidates": [candidate(1, "c", "STOP")], "usageMetadata": usage})
+    assert both_done[-1].final
+
+
 async def test_sse_parser_and_error_redaction() -> None:
     body = (
         b': keep-alive\n\nevent: a\ndata: {"x": 1}\n\ndata: line1\ndata: line2\r\n\r\n'
