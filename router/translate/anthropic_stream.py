@@ -5,7 +5,8 @@
   `content_block_delta` (`text_delta` / `input_json_delta`), `content_block_stop`,
   `message_delta` (stop_reason, usage), `message_stop`.
 - `AnthropicStreamDecoder` (provider side): an Anthropic upstream's events → OpenAI chunks
-  plus the usage from `message_start` (input, partial) and `message_delta` (output, final).
+  plus the usage from `message_start` (input, partial) and `message_delta` (output, final);
+  the JSON tool's input (JSON mode, see anthropic_upstream.py) streams as the text.
 
 OpenAI reports usage after the finish chunk, so the encoder holds `message_delta` until
 `finish` is called with the stream's usage.
@@ -23,6 +24,7 @@ from router.translate.anthropic import (
     stop_reason,
     usage_from_anthropic,
 )
+from router.translate.anthropic_upstream import JSON_TOOL
 from router.upstream import ChatChunk, ProviderError
 
 Event = tuple[str, dict[str, Any]]
@@ -151,6 +153,7 @@ class AnthropicStreamDecoder:
         self.created = int(time.time())
         self._usage: dict[str, Any] = {}
         self._tools: dict[int, int] = {}  # Anthropic block index → OpenAI tool_calls index
+        self._json_blocks: set[int] = set()  # blocks of the JSON tool: their input is the text
         self.done = False
 
     def feed(self, event: str, data: dict[str, Any]) -> list[ChatChunk]:
@@ -167,6 +170,9 @@ class AnthropicStreamDecoder:
             block = data.get("content_block") or {}
             if block.get("type") == "text" and block.get("text"):
                 return [self._chunk({"content": block["text"]})]
+            if block.get("type") == "tool_use" and block.get("name") == JSON_TOOL:
+                self._json_blocks.add(data.get("index", 0))
+                return []
             if block.get("type") == "tool_use":
                 index = self._tools[data.get("index", 0)] = len(self._tools)
                 call = {
@@ -181,6 +187,11 @@ class AnthropicStreamDecoder:
             delta = data.get("delta") or {}
             if delta.get("type") == "text_delta":
                 return [self._chunk({"content": delta.get("text", "")})]
+            if (
+                delta.get("type") == "input_json_delta"
+                and data.get("index", 0) in self._json_blocks
+            ):
+                return [self._chunk({"content": delta.get("partial_json", "")})]
             if delta.get("type") == "input_json_delta":
                 index = self._tools.get(data.get("index", 0), 0)
                 call = {"index": index, "function": {"arguments": delta.get("partial_json", "")}}
@@ -191,6 +202,8 @@ class AnthropicStreamDecoder:
                 {k: v for k, v in (data.get("usage") or {}).items() if v is not None}
             )
             reason = finish_reason((data.get("delta") or {}).get("stop_reason"))
+            if reason == "tool_calls" and self._json_blocks and not self._tools:
+                reason = "stop"  # it answered through the JSON tool
             return [
                 self._chunk({}, reason),
                 ChatChunk(usage=usage_from_anthropic(self._usage), final=True),

@@ -3,6 +3,12 @@
 The internal OpenAI-shaped request becomes an Anthropic Messages request
 (`chat_to_anthropic_request`), and the upstream's message becomes an internal completion
 (`message_to_chat`). Pure functions; the caller side is in `anthropic.py`.
+
+JSON mode: Anthropic has no `response_format`, but a tool's input always follows the tool's
+schema. So a request with `response_format` (`json_object`, or `json_schema` with an object at
+its root) gets one more tool, `JSON_TOOL`, whose schema is the answer's, and the model is made
+to call it (or, when the caller has tools of its own, to call one tool or the other); the
+call's input comes back as the message's text, with finish reason `stop`.
 """
 
 from __future__ import annotations
@@ -82,9 +88,45 @@ def chat_to_anthropic_request(request: ChatCompletionRequest, model: ModelConfig
         choice = _tool_choice_to_anthropic(request.tool_choice)
         if choice:
             payload["tool_choice"] = choice
+    json_tool = json_answer_tool(request)
+    if json_tool is not None:
+        payload["tools"] = [*payload.get("tools", []), json_tool]
+        choice = payload.get("tool_choice")
+        if not request.tools or choice == {"type": "none"}:
+            payload["tool_choice"] = {"type": "tool", "name": JSON_TOOL}
+        elif choice is None:  # auto: the caller's tools, or the answer through the JSON tool
+            payload["tool_choice"] = {"type": "any"}
     if request.user:
         payload["metadata"] = {"user_id": request.user}
     return payload
+
+
+#: the tool an Anthropic model answers through in JSON mode (see the module's docstring)
+JSON_TOOL = "tollway_json_answer"
+
+
+def json_answer_tool(request: ChatCompletionRequest) -> dict[str, Any] | None:
+    """The JSON tool for the request's `response_format`, or None without one."""
+    response_format = (request.model_extra or {}).get("response_format")
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "json_object":
+        schema: Any = {"type": "object"}
+        description = "Give your whole answer as one JSON object, through this tool."
+    elif kind == "json_schema":
+        spec = response_format.get("json_schema") or {}  # type: ignore[union-attr]
+        schema = spec.get("schema") or {"type": "object"}
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            raise InvalidRequest(
+                "an Anthropic model answers a json_schema response_format only when the "
+                "schema's root is an object",
+                details={"param": "response_format"},
+            )
+        description = spec.get("description") or (
+            "Give your whole answer through this tool, as JSON matching its schema."
+        )
+    else:
+        return None
+    return {"name": JSON_TOOL, "description": description, "input_schema": schema}
 
 
 def _openai_content_blocks(content: str | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
@@ -143,9 +185,13 @@ def message_to_chat(body: dict[str, Any], model: str) -> tuple[dict[str, Any], U
     """An Anthropic `message` as an OpenAI `chat.completion` body, with its usage."""
     texts: list[str] = []
     tool_calls: list[dict[str, Any]] = []
+    answered_in_json = False
     for block in body.get("content") or []:
         if block.get("type") == "text":
             texts.append(str(block.get("text", "")))
+        elif block.get("type") == "tool_use" and block.get("name") == JSON_TOOL:
+            answered_in_json = True
+            texts = [json.dumps(block.get("input") or {})]  # the answer, without any preamble
         elif block.get("type") == "tool_use":
             tool_calls.append(
                 {
@@ -160,6 +206,9 @@ def message_to_chat(body: dict[str, Any], model: str) -> tuple[dict[str, Any], U
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
     if tool_calls:
         message["tool_calls"] = tool_calls
+    finish = finish_reason(body.get("stop_reason"))
+    if answered_in_json and not tool_calls and finish == "tool_calls":
+        finish = "stop"
     usage = usage_from_anthropic(body.get("usage"))
     completion = {
         "id": str(body.get("id") or ""),
@@ -170,7 +219,7 @@ def message_to_chat(body: dict[str, Any], model: str) -> tuple[dict[str, Any], U
             {
                 "index": 0,
                 "message": message,
-                "finish_reason": finish_reason(body.get("stop_reason")),
+                "finish_reason": finish,
                 "logprobs": None,
             }
         ],

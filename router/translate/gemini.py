@@ -105,6 +105,7 @@ def chat_to_gemini_request(request: ChatCompletionRequest) -> dict[str, Any]:
         config["stopSequences"] = request.stop_sequences
     if request.n and request.n > 1:
         config["candidateCount"] = request.n
+    config.update(_json_mode(request))
     if config:
         body["generationConfig"] = config
     if request.tools:
@@ -113,6 +114,22 @@ def chat_to_gemini_request(request: ChatCompletionRequest) -> dict[str, Any]:
         if tool_config:
             body["toolConfig"] = tool_config
     return body
+
+
+def _json_mode(request: ChatCompletionRequest) -> dict[str, Any]:
+    """OpenAI's `response_format` as Gemini's: JSON output, following the JSON schema if one
+    is given (`responseJsonSchema`)."""
+    response_format = (request.model_extra or {}).get("response_format")
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "json_object":
+        return {"responseMimeType": "application/json"}
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")  # type: ignore[union-attr]
+        config: dict[str, Any] = {"responseMimeType": "application/json"}
+        if schema:
+            config["responseJsonSchema"] = schema
+        return config
+    return {}
 
 
 def _parts(content: str | list[dict[str, Any]] | None) -> list[dict[str, Any]]:

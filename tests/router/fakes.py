@@ -248,13 +248,10 @@ def anthropic_app(secret: str) -> Starlette:
         model = body["model"]
         content: list[dict[str, Any]] = []
         if tools:
+            choice = body.get("tool_choice") or {}
+            called = choice.get("name") if choice.get("type") == "tool" else tools[0]["name"]
             content.append(
-                {
-                    "type": "tool_use",
-                    "id": "toolu_fake",
-                    "name": tools[0]["name"],
-                    "input": TOOL_ARGS,
-                }
+                {"type": "tool_use", "id": "toolu_fake", "name": called, "input": TOOL_ARGS}
             )
         else:
             content.append({"type": "text", "text": TEXT})
