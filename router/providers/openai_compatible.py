@@ -51,6 +51,19 @@ def usage_from_openai(usage: dict[str, Any] | None) -> Usage:
     )
 
 
+def _drop_cache_marks(payload: dict[str, Any]) -> None:
+    """Remove Anthropic's prompt-caching marks (`cache_control`, router/translate/anthropic.py)
+    from content parts and tools: OpenAI caches long prompts by itself and refuses fields it
+    does not know."""
+    for message in payload["messages"]:
+        content = message.get("content")
+        if isinstance(content, list):
+            for part in content:
+                part.pop("cache_control", None)
+    for tool in payload.get("tools") or ():
+        tool.pop("cache_control", None)
+
+
 class OpenAICompatibleProvider:
     def __init__(self, config: ProviderConfig, client: Upstream | None = None) -> None:
         self.config = config
@@ -62,8 +75,9 @@ class OpenAICompatibleProvider:
         self._client = client or new_http_client(config, base_url, headers)
 
     def _payload(self, request: ChatCompletionRequest, model: ModelConfig) -> dict[str, Any]:
-        payload = request.model_dump(exclude_none=True)
+        payload = request.model_dump(exclude_none=True)  # copies: the request stays as it was
         payload["model"] = model.upstream_name or model.name
+        _drop_cache_marks(payload)
         return payload
 
     async def chat(self, request: ChatCompletionRequest, model: ModelConfig) -> ChatResult:

@@ -5,6 +5,11 @@ Caller side (`/v1/messages`): an Anthropic request becomes the internal OpenAI-s
 (`chat_to_message`). The provider side (the `anthropic` adapter) is in `anthropic_upstream.py`;
 stop reasons, usage and tool arguments are converted the same way for both, here.
 
+Prompt caching survives the trip: `cache_control` marks on system blocks, content blocks,
+tool results and tools ride on the internal request's content parts and tools (the convention
+LiteLLM's callers use too), and the provider side puts them back; the OpenAI-compatible adapter
+drops them (router/providers/openai_compatible.py).
+
 Token semantics differ: Anthropic's `input_tokens` excludes cache reads and cache writes,
 tollway's `input_tokens` is the whole prompt. `usage_from_anthropic` and `anthropic_usage`
 convert between the two (cache writes are billed as ordinary input: the catalogue has no
@@ -94,8 +99,10 @@ def system_text(system: str | list[dict[str, Any]] | None) -> str:
 def messages_to_chat(request: MessagesRequest) -> ChatCompletionRequest:
     """An Anthropic Messages request as the gateway's OpenAI-shaped request."""
     messages: list[dict[str, Any]] = []
-    system = system_text(request.system)
-    if system:
+    if isinstance(request.system, list) and _marked(request.system):
+        parts = [_text_part(b) for b in request.system if b.get("type") == "text"]
+        messages.append({"role": "system", "content": parts})
+    elif system := system_text(request.system):
         messages.append({"role": "system", "content": system})
     for message in request.messages:
         if message.role == "user":
@@ -138,25 +145,42 @@ def _user_to_openai(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]
     for block in content:
         kind = block.get("type")
         if kind == "text":
-            parts.append({"type": "text", "text": block.get("text", "")})
+            parts.append(_text_part(block))
         elif kind == "image":
-            parts.append({"type": "image_url", "image_url": {"url": _image_url(block)}})
+            image = {"type": "image_url", "image_url": {"url": _image_url(block)}}
+            parts.append(_with_mark(image, block))
         elif kind == "tool_result":
+            result_text = _tool_result_text(block)
+            result: str | list[dict[str, Any]] = result_text
+            if "cache_control" in block:
+                result = [_with_mark({"type": "text", "text": result_text}, block)]
             tool_messages.append(
-                {
-                    "role": "tool",
-                    "tool_call_id": block.get("tool_use_id", ""),
-                    "content": _tool_result_text(block),
-                }
+                {"role": "tool", "tool_call_id": block.get("tool_use_id", ""), "content": result}
             )
         else:
             raise InvalidRequest(f"content block type {kind!r} is not supported in user turns")
     messages = tool_messages
     if parts:
-        only_text = all(p["type"] == "text" for p in parts)
+        only_text = all(p["type"] == "text" for p in parts) and not _marked(parts)
         text = "\n".join(p["text"] for p in parts) if only_text else None
         messages.append({"role": "user", "content": text if only_text else parts})
     return messages
+
+
+def _marked(blocks: list[dict[str, Any]]) -> bool:
+    """Whether any block carries a prompt-caching mark."""
+    return any("cache_control" in block for block in blocks)
+
+
+def _with_mark(part: dict[str, Any], block: dict[str, Any]) -> dict[str, Any]:
+    """`part` with `block`'s prompt-caching mark, if it has one."""
+    if "cache_control" in block:
+        part["cache_control"] = block["cache_control"]
+    return part
+
+
+def _text_part(block: dict[str, Any]) -> dict[str, Any]:
+    return _with_mark({"type": "text", "text": block.get("text", "")}, block)
 
 
 def _image_url(block: dict[str, Any]) -> str:
@@ -177,12 +201,12 @@ def _tool_result_text(block: dict[str, Any]) -> str:
 def _assistant_to_openai(content: str | list[dict[str, Any]]) -> dict[str, Any]:
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
-    texts: list[str] = []
+    texts: list[dict[str, Any]] = []
     tool_calls: list[dict[str, Any]] = []
     for block in content:
         kind = block.get("type")
         if kind == "text":
-            texts.append(str(block.get("text", "")))
+            texts.append(_text_part(block))
         elif kind == "tool_use":
             tool_calls.append(
                 {
@@ -198,7 +222,8 @@ def _assistant_to_openai(content: str | list[dict[str, Any]]) -> dict[str, Any]:
             continue  # the model's own reasoning; not part of the conversation elsewhere
         else:
             raise InvalidRequest(f"content block type {kind!r} is not supported in assistant turns")
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
+    joined = "".join(t["text"] for t in texts) or None
+    message: dict[str, Any] = {"role": "assistant", "content": texts if _marked(texts) else joined}
     if tool_calls:
         message["tool_calls"] = tool_calls
     return message
@@ -213,7 +238,7 @@ def _tool_to_openai(tool: dict[str, Any]) -> dict[str, Any]:
     }
     if tool.get("description"):
         function["description"] = tool["description"]
-    return {"type": "function", "function": function}
+    return _with_mark({"type": "function", "function": function}, tool)
 
 
 def _tool_choice_to_openai(choice: dict[str, Any]) -> str | dict[str, Any] | None:

@@ -31,7 +31,7 @@ from tollway.config.schema import ModelConfig
 
 def chat_to_anthropic_request(request: ChatCompletionRequest, model: ModelConfig) -> dict:
     """The gateway's request as an Anthropic Messages request for `model`."""
-    system: list[str] = []
+    system: list[dict[str, Any]] = []  # text blocks, with their prompt-caching marks
     messages: list[dict[str, Any]] = []
 
     def add(role: str, blocks: list[dict[str, Any]]) -> None:
@@ -43,7 +43,7 @@ def chat_to_anthropic_request(request: ChatCompletionRequest, model: ModelConfig
 
     for message in request.messages:
         if message.role in ("system", "developer"):
-            system.append(text_of(message.content))
+            system += _system_blocks(message.content)
         elif message.role == "user":
             add("user", _openai_content_blocks(message.content))
         elif message.role == "assistant":
@@ -60,23 +60,21 @@ def chat_to_anthropic_request(request: ChatCompletionRequest, model: ModelConfig
                 )
             add("assistant", blocks)
         elif message.role in ("tool", "function"):
-            add(
-                "user",
-                [
-                    {
-                        "type": "tool_result",
-                        "tool_use_id": message.tool_call_id or message.name or "",
-                        "content": text_of(message.content),
-                    }
-                ],
-            )
+            result = {
+                "type": "tool_result",
+                "tool_use_id": message.tool_call_id or message.name or "",
+                "content": text_of(message.content),
+            }
+            add("user", [_carry_mark(result, message.content)])
     payload: dict[str, Any] = {
         "model": model.upstream_name or model.name,
         "messages": messages,
         "max_tokens": request.output_limit or model.max_output_tokens or DEFAULT_MAX_TOKENS,
     }
-    if system:
-        payload["system"] = "\n\n".join(s for s in system if s)
+    if any("cache_control" in block for block in system):
+        payload["system"] = system
+    elif system:
+        payload["system"] = "\n\n".join(b["text"] for b in system if b["text"])
     if request.temperature is not None:
         payload["temperature"] = min(request.temperature, 1.0)
     if request.top_p is not None:
@@ -137,13 +135,32 @@ def _openai_content_blocks(content: str | list[dict[str, Any]] | None) -> list[d
     blocks: list[dict[str, Any]] = []
     for part in content:
         if part.get("type") == "text":
-            blocks.append({"type": "text", "text": part.get("text", "")})
+            block: dict[str, Any] = {"type": "text", "text": part.get("text", "")}
         elif part.get("type") == "image_url":
             url = str((part.get("image_url") or {}).get("url", ""))
-            blocks.append({"type": "image", "source": _image_source(url)})
+            block = {"type": "image", "source": _image_source(url)}
         else:
             raise InvalidRequest(f"content part type {part.get('type')!r} cannot go to Anthropic")
+        if "cache_control" in part:
+            block["cache_control"] = part["cache_control"]
+        blocks.append(block)
     return blocks
+
+
+def _system_blocks(content: str | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """A system message as Anthropic system text blocks."""
+    if isinstance(content, list):
+        return [b for b in _openai_content_blocks(content) if b["type"] == "text"]
+    return [{"type": "text", "text": text_of(content)}]
+
+
+def _carry_mark(block: dict[str, Any], content: str | list[dict[str, Any]] | None) -> dict:
+    """`block` with the prompt-caching mark of any of the message's parts."""
+    if isinstance(content, list):
+        for part in content:
+            if "cache_control" in part:
+                block["cache_control"] = part["cache_control"]
+    return block
 
 
 def _image_source(url: str) -> dict[str, str]:
@@ -164,6 +181,8 @@ def _tool_to_anthropic(tool: dict[str, Any]) -> dict[str, Any]:
     }
     if function.get("description"):
         result["description"] = function["description"]
+    if "cache_control" in tool:
+        result["cache_control"] = tool["cache_control"]
     return result
 
 
