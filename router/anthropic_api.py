@@ -25,7 +25,7 @@ from router.headers import call_headers
 from router.openai_api import stream_headers
 from router.policy import ensure_allowed
 from router.responses import JSONBytes, body_schema, parse_body
-from router.schemas import ChatCompletionRequest, Usage
+from router.schemas import ChatCompletionRequest
 from router.sse import EventStreamResponse, event_frame
 from router.streaming import ChatStream
 from router.tokens import estimate_prompt_tokens
@@ -93,7 +93,7 @@ async def messages(request: Request) -> Response:
         return EventStreamResponse(frames, on_close=settle, headers=stream_headers(stream))
     outcome = await gateway.call_chat(chat, who, endpoint="messages")
     event = outcome.event
-    message = chat_to_message(outcome.body, event_usage(outcome.event), event.model, _msg_id(event))
+    message = chat_to_message(outcome.body, outcome.usage, event.model, _msg_id(event))
     return JSONBytes(message, headers=call_headers(event))
 
 
@@ -128,16 +128,6 @@ async def anthropic_frames(stream: ChatStream) -> AsyncGenerator[bytes, None]:
         return
     for name, payload in encoder.finish(stream.usage):
         yield event_frame(name, payload)
-
-
-def event_usage(event: CallEvent) -> Usage:
-    """The billed usage of a finished call, as recorded in its event."""
-    return Usage(
-        input_tokens=event.input_tokens,
-        output_tokens=event.output_tokens,
-        cached_input_tokens=event.cached_input_tokens,
-        reasoning_tokens=event.reasoning_tokens,
-    )
 
 
 def _msg_id(event: CallEvent) -> str:

@@ -54,6 +54,7 @@ T = TypeVar("T")
 class CallOutcome:
     body: dict[str, Any]
     event: CallEvent
+    usage: Usage  # as billed (with what the event has no field for: cache writes)
 
 
 @dataclass(frozen=True)
@@ -189,14 +190,16 @@ class Gateway:
     def _price(self, model: str, at: datetime, usage: Usage) -> Costing:
         """The call's cost from the catalogue; a model without a price (allowed only when no
         budget counts it, e.g. a self-hosted model) costs 0 under price version `unpriced`."""
+        cached = min(usage.cached_input_tokens, usage.input_tokens)
         try:
             return self.prices.cost(
                 model,
                 at,
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
-                cached_input_tokens=min(usage.cached_input_tokens, usage.input_tokens),
+                cached_input_tokens=cached,
                 reasoning_tokens=min(usage.reasoning_tokens, usage.output_tokens),
+                cache_write_tokens=min(usage.cache_write_tokens, usage.input_tokens - cached),
             )
         except UnpricedModel:
             return _unpriced()
@@ -241,8 +244,10 @@ class Gateway:
         except Exhausted as exhausted:
             self.budgets.settle(decision, Decimal(0))
             raise self._all_failed(ask, event, exhausted, clock) from None
-        event = self._billed(event, decision, plan, served, served.value.usage, started, clock)
-        return CallOutcome(body={**served.value.body, "model": served.model.name}, event=event)
+        usage = served.value.usage
+        event = self._billed(event, decision, plan, served, usage, started, clock)
+        body = {**served.value.body, "model": served.model.name}
+        return CallOutcome(body=body, event=event, usage=usage)
 
     async def embed(self, request: EmbeddingsRequest, who: Attribution) -> CallOutcome:
         """One embeddings call: admitted, tried, priced (input tokens only) and published as
@@ -262,7 +267,8 @@ class Gateway:
             raise self._all_failed(ask, event, exhausted, clock) from None
         usage = served.value.usage.model_copy(update={"output_tokens": 0})
         event = self._billed(event, decision, plan, served, usage, started, clock)
-        return CallOutcome(body={**served.value.body, "model": served.model.name}, event=event)
+        body = {**served.value.body, "model": served.model.name}
+        return CallOutcome(body=body, event=event, usage=usage)
 
     def _billed(
         self,

@@ -76,14 +76,16 @@ class ChatCompletionRequest(BaseModel):
 class Usage(BaseModel):
     """Token counts as the provider reported them (or as tollway estimated them).
 
-    `input_tokens` includes `cached_input_tokens`; `output_tokens` includes `reasoning_tokens`
-    (the semantics `PriceCatalogue.cost` expects; adapters normalise to them).
+    `input_tokens` includes `cached_input_tokens` and `cache_write_tokens` (prompt tokens read
+    from and written to a prompt cache); `output_tokens` includes `reasoning_tokens` (the
+    semantics `PriceCatalogue.cost` expects; adapters normalise to them).
     """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
     estimated: bool = False
 
     def openai(self) -> dict[str, Any]:

@@ -86,6 +86,7 @@ class ChatStream:
             output_tokens=max(reported.output_tokens, tokens_for_chars(self._chars)),
             cached_input_tokens=reported.cached_input_tokens,
             reasoning_tokens=reported.reasoning_tokens,
+            cache_write_tokens=reported.cache_write_tokens,
             estimated=True,
         )
 

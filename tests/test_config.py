@@ -30,7 +30,7 @@ def test_demo_config_loads() -> None:
     assert len(cfg.model("gpt-4o").price_points()) == 2  # type: ignore[union-attr]
     assert {r.name for r in cfg.routes} == {"auto", "smart"}
     assert sum(len(b.projects) for b in cfg.organisation.business_lines) == 3
-    assert cfg.organisation.task_types == ["chat", "summarisation", "classification"]
+    assert cfg.organisation.task_types == ["chat", "summarisation", "classification", "retrieval"]
     assert cfg.keys == [] and cfg.webhooks == []
     assert cfg.logging.content is False
     assert load_config(DEMO_CONFIG) == cfg

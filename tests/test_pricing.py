@@ -110,6 +110,41 @@ def test_reasoning_tokens() -> None:
     assert plain.cost_usd == Decimal("0.00132")
 
 
+def test_cache_writes_billed_at_the_cache_write_price() -> None:
+    cat = catalogue(
+        {
+            "name": "claude-sonnet-4",
+            "input_per_mtok": 3,
+            "output_per_mtok": 15,
+            "cached_input_per_mtok": 0.30,
+            "cache_write_per_mtok": 3.75,
+        },
+        {"name": "claude-3-5-haiku", "input_per_mtok": 0.80, "output_per_mtok": 4},
+    )
+    # 10,000 prompt tokens: 6,000 read from the cache, 3,000 written to it, 1,000 neither
+    priced = cat.cost(
+        "claude-sonnet-4",
+        AFTER,
+        input_tokens=10_000,
+        output_tokens=0,
+        cached_input_tokens=6_000,
+        cache_write_tokens=3_000,
+    )
+    assert (
+        priced.cost_usd == (1_000 * 3 + 6_000 * Decimal("0.30") + 3_000 * Decimal("3.75")) / 10**6
+    )
+    # without a cache-write price, written tokens are input tokens
+    plain = cat.cost(
+        "claude-3-5-haiku", AFTER, input_tokens=100, output_tokens=0, cache_write_tokens=40
+    )
+    assert plain.cost_usd == Decimal("0.00008")
+    with pytest.raises(ValueError, match="must include both"):
+        cat.cost(
+            "claude-sonnet-4", AFTER, input_tokens=10, output_tokens=0,
+            cached_input_tokens=6, cache_write_tokens=5,
+        )  # fmt: skip
+
+
 def test_exact_decimal_quantized_half_even() -> None:
     cat = catalogue(
         {

@@ -181,13 +181,15 @@ class PriceCatalogue:
         output_tokens: int,
         cached_input_tokens: int = 0,
         reasoning_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> Costing:
         """What a call cost, with the price in effect at `at` (its start time).
 
         Token semantics (adapters normalise provider usage to these):
-        - `input_tokens` is the whole prompt, INCLUDING `cached_input_tokens`; the cached ones are
-          billed at `cached_input_per_mtok` (the input price when that is not set), the rest at
-          `input_per_mtok`.
+        - `input_tokens` is the whole prompt, INCLUDING `cached_input_tokens` (read from a prompt
+          cache) and `cache_write_tokens` (written to one); the cached ones are billed at
+          `cached_input_per_mtok`, the written ones at `cache_write_per_mtok` (each the input
+          price when not set), the rest at `input_per_mtok`.
         - `output_tokens` is the whole completion, INCLUDING `reasoning_tokens`; the reasoning
           ones are billed at `reasoning_per_mtok` when set, otherwise at `output_per_mtok`.
 
@@ -196,15 +198,23 @@ class PriceCatalogue:
         millions of calls).
         """
         _check_tokens(input_tokens, output_tokens, cached_input_tokens, reasoning_tokens)
+        if cached_input_tokens + cache_write_tokens > input_tokens or cache_write_tokens < 0:
+            raise ValueError(
+                f"cached ({cached_input_tokens}) and cache-write ({cache_write_tokens}) tokens "
+                f"exceed input_tokens ({input_tokens}): input_tokens must include both"
+            )
         point = self.price_at(model, at)
         cached_price = point.cached_input_per_mtok
+        write_price = point.cache_write_per_mtok
         reasoning_price = point.reasoning_per_mtok
         with localcontext() as ctx:
             ctx.prec = 60
             micro_usd = (
-                (input_tokens - cached_input_tokens) * point.input_per_mtok
+                (input_tokens - cached_input_tokens - cache_write_tokens) * point.input_per_mtok
                 + cached_input_tokens
                 * (point.input_per_mtok if cached_price is None else cached_price)
+                + cache_write_tokens
+                * (point.input_per_mtok if write_price is None else write_price)
                 + (output_tokens - reasoning_tokens) * point.output_per_mtok
                 + reasoning_tokens
                 * (point.output_per_mtok if reasoning_price is None else reasoning_price)

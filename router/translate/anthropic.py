@@ -12,8 +12,8 @@ drops them (router/providers/openai_compatible.py).
 
 Token semantics differ: Anthropic's `input_tokens` excludes cache reads and cache writes,
 tollway's `input_tokens` is the whole prompt. `usage_from_anthropic` and `anthropic_usage`
-convert between the two (cache writes are billed as ordinary input: the catalogue has no
-cache-write price).
+convert between the two; cache writes are billed at the model's `cache_write_per_mtok`
+(its input price when the catalogue gives none).
 """
 
 from __future__ import annotations
@@ -70,15 +70,16 @@ def usage_from_anthropic(usage: dict[str, Any] | None) -> Usage:
         input_tokens=int(usage.get("input_tokens") or 0) + cache_read + cache_write,
         output_tokens=int(usage.get("output_tokens") or 0),
         cached_input_tokens=cache_read,
+        cache_write_tokens=cache_write,
     )
 
 
 def anthropic_usage(usage: Usage) -> dict[str, int]:
-    """tollway usage → Anthropic usage (uncached input apart from cache reads)."""
+    """tollway usage → Anthropic usage (input apart from cache reads and writes)."""
     return {
-        "input_tokens": usage.input_tokens - usage.cached_input_tokens,
+        "input_tokens": usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens,
         "output_tokens": usage.output_tokens,
-        "cache_creation_input_tokens": 0,
+        "cache_creation_input_tokens": usage.cache_write_tokens,
         "cache_read_input_tokens": usage.cached_input_tokens,
     }
 

@@ -111,6 +111,7 @@ def _config(urls: dict[str, str]) -> TollwayConfig:
                     "input_per_mtok": 3.00,
                     "output_per_mtok": 15.00,
                     "cached_input_per_mtok": 0.30,
+                    "cache_write_per_mtok": 3.75,
                 },
                 {
                     "name": "gemini-2.0-flash",
@@ -164,15 +165,17 @@ class Stack:
     fakes: dict[str, Starlette]
 
     def expected_cost(
-        self, model: str, input_tokens: int, output_tokens: int, cached: int = 0
+        self, model: str, input_tokens: int, output_tokens: int, cached: int = 0, writes: int = 0
     ) -> Decimal:
         entry = self.config.model(model)
         assert entry is not None and entry.input_per_mtok is not None
         assert entry.output_per_mtok is not None
         cached_price = entry.cached_input_per_mtok or entry.input_per_mtok
+        write_price = entry.cache_write_per_mtok or entry.input_per_mtok
         usd = (
-            (input_tokens - cached) * entry.input_per_mtok
+            (input_tokens - cached - writes) * entry.input_per_mtok
             + cached * cached_price
+            + writes * write_price
             + output_tokens * entry.output_per_mtok
         ) / Decimal(1_000_000)
         return usd.quantize(Decimal("1e-9"))

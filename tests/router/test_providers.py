@@ -150,8 +150,13 @@ async def test_openai_sdk_to_anthropic_served_model(stack: Stack) -> None:
     assert int(row["input_tokens"]) == prompt
     assert int(row["cached_input_tokens"]) == ANTHROPIC_USAGE["cache_read"]
     assert not bool(row["usage_estimated"]) and row["ttft_ms"] is not None
+    # cache writes at the model's cache-write price (1.25x its input price)
     assert Decimal(row["cost"]) == stack.expected_cost(
-        "claude-sonnet-4", prompt, len(WORDS), ANTHROPIC_USAGE["cache_read"]
+        "claude-sonnet-4",
+        prompt,
+        len(WORDS),
+        cached=ANTHROPIC_USAGE["cache_read"],
+        writes=ANTHROPIC_USAGE["cache_write"],
     )
 
     # streamed tool call, rebuilt from content_block_start + input_json_delta
@@ -174,10 +179,19 @@ async def test_anthropic_sdk_to_anthropic_served_model(stack: Stack) -> None:
     ) as stream:
         final = await stream.get_final_message()
     assert final.content[0].text == TEXT  # type: ignore[union-attr]
-    assert final.usage.input_tokens + (final.usage.cache_read_input_tokens or 0) == (
-        ANTHROPIC_USAGE["input"] + ANTHROPIC_USAGE["cache_read"] + ANTHROPIC_USAGE["cache_write"]
-    )
+    # the upstream's usage as it reported it: uncached input, cache reads, cache writes
+    assert (
+        final.usage.input_tokens,
+        final.usage.cache_read_input_tokens,
+        final.usage.cache_creation_input_tokens,
+    ) == (ANTHROPIC_USAGE["input"], ANTHROPIC_USAGE["cache_read"], ANTHROPIC_USAGE["cache_write"])
     assert final.usage.output_tokens == len(WORDS)
+    plain = await client.messages.create(
+        model="claude-sonnet-4",
+        max_tokens=100,
+        messages=[{"role": "user", "content": "Hello upstream"}],
+    )
+    assert plain.usage == final.usage
 
 
 async def test_gemini_upstream_plain_and_streamed(stack: Stack) -> None:

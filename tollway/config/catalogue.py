@@ -80,6 +80,7 @@ class PricePoint(_Strict):
     input_per_mtok: Price
     output_per_mtok: Price
     cached_input_per_mtok: Price | None = None
+    cache_write_per_mtok: Price | None = None
     reasoning_per_mtok: Price | None = None
 
 
@@ -91,6 +92,8 @@ class ModelConfig(_Strict):
     input_per_mtok: Price | None = None
     output_per_mtok: Price | None = None
     cached_input_per_mtok: Price | None = None
+    #: prompt tokens written to a provider's prompt cache (Anthropic: 1.25x input for 5 min)
+    cache_write_per_mtok: Price | None = None
     reasoning_per_mtok: Price | None = None
     price_effective_from: date = date(1970, 1, 1)
     price_history: list[PricePoint] = Field(
@@ -121,6 +124,7 @@ class ModelConfig(_Strict):
                     input_per_mtok=self.input_per_mtok,
                     output_per_mtok=self.output_per_mtok,
                     cached_input_per_mtok=self.cached_input_per_mtok,
+                    cache_write_per_mtok=self.cache_write_per_mtok,
                     reasoning_per_mtok=self.reasoning_per_mtok,
                 )
             )
