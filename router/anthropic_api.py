@@ -1,4 +1,5 @@
-"""The Anthropic-compatible endpoint: `POST /v1/messages`, plain and streamed.
+"""The Anthropic-compatible endpoints: `POST /v1/messages`, plain and streamed, and
+`POST /v1/messages/count_tokens`.
 
 The request is translated into the gateway's internal (OpenAI) shape, served by whichever
 model the name or route resolves to — Claude, GPT, Gemini or the simulator — and the answer
@@ -17,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from router.anthropic_schemas import MessagesRequest
+from router.anthropic_schemas import CountTokensRequest, MessagesRequest
 from router.attribution import attribute
 from router.errors import GatewayError, InvalidRequest, anthropic_error_body
 from router.gateway import Gateway
@@ -95,6 +96,23 @@ async def messages(request: Request) -> Response:
     event = outcome.event
     message = chat_to_message(outcome.body, outcome.usage, event.model, _msg_id(event))
     return JSONBytes(message, headers=call_headers(event))
+
+
+@router.post(
+    "/v1/messages/count_tokens",
+    openapi_extra={**_VERSIONED_BODY, **body_schema(CountTokensRequest)},
+)
+async def count_tokens(request: Request) -> Response:
+    """How many input tokens the request's prompt is, as Anthropic's API answers it (coding
+    tools ask before they send): counted by Anthropic for a model it serves, estimated for any
+    other. Nothing is billed."""
+    principal = principal_of(request)
+    _version(request.headers.get("anthropic-version"))
+    body = await parse_body(request, CountTokensRequest)
+    chat = _translated(body)
+    ensure_allowed(principal, chat.model)
+    gateway: Gateway = request.app.state.gateway
+    return JSONBytes({"input_tokens": await gateway.count_tokens(chat)})
 
 
 def _translated(body: MessagesRequest) -> ChatCompletionRequest:

@@ -12,6 +12,7 @@ endpoint's business.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -38,7 +39,7 @@ from router.resilience import AttemptLoop, Exhausted, Served
 from router.routing_feed import RoutingView
 from router.schemas import ChatCompletionRequest, EmbeddingsRequest, Usage
 from router.streaming import ChatStream
-from router.tokens import embedding_input_tokens
+from router.tokens import embedding_input_tokens, estimate_request_tokens
 from router.upstream import ChatChunk
 from tollway.config.schema import ModelConfig, TollwayConfig
 from tollway.events import CallEvent, Endpoint
@@ -48,6 +49,8 @@ from tollway.pricing import Costing, PriceCatalogue, UnpricedModel
 DEFAULT_OUTPUT_ESTIMATE = 1000
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -269,6 +272,21 @@ class Gateway:
         event = self._billed(event, decision, plan, served, usage, started, clock)
         body = {**served.value.body, "model": served.model.name}
         return CallOutcome(body=body, event=event, usage=usage)
+
+    async def count_tokens(self, request: ChatCompletionRequest) -> int:
+        """The prompt's input tokens on the model the request resolves to (a route: its first
+        choice): counted by the provider where it can (Anthropic), else estimated. Free, and
+        no call: nothing is billed or published."""
+        plan = self.policy.plan(request.model, needs_of(request))
+        model = plan.models[0]
+        provider = self.providers[model.provider]
+        count = getattr(provider, "count_tokens", None)
+        if count is not None:
+            try:
+                return int(await count(request, model))
+            except ProviderError as exc:
+                log.warning("counting tokens on %s failed, estimating: %s", model.name, exc)
+        return estimate_request_tokens(request)
 
     def _billed(
         self,

@@ -8,6 +8,7 @@ with `usage_estimated`, so the ledger tells a counted call from an estimated one
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -48,3 +49,12 @@ def estimate_prompt_tokens(messages: Iterable[Any]) -> int:
 def embedding_input_tokens(inputs: Iterable[str] | Iterable[list[int]]) -> list[int]:
     """Tokens of each embeddings input: counted for token ids, estimated for texts."""
     return [len(i) if isinstance(i, list) else estimate_text_tokens(i) for i in inputs]
+
+
+def estimate_request_tokens(request: Any) -> int:
+    """Prompt tokens of a chat request (an object with `.messages` and `.tools`): its messages
+    and its tool definitions, which count towards the prompt too."""
+    tools = request.tools or []
+    return estimate_prompt_tokens(request.messages) + tokens_for_chars(
+        len(json.dumps(tools)) if tools else 0
+    )

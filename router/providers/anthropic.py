@@ -39,6 +39,10 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
 
 
+#: what `/v1/messages/count_tokens` takes of a Messages request
+COUNTED_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
+
+
 class AnthropicProvider:
     def __init__(self, config: ProviderConfig, client: Upstream | None = None) -> None:
         self.config = config
@@ -86,6 +90,17 @@ class AnthropicProvider:
                             return
         except TransportError as exc:
             raise transport_error(self.config, exc) from None
+
+    async def count_tokens(self, request: ChatCompletionRequest, model: ModelConfig) -> int:
+        """The prompt's input tokens, counted by Anthropic (`/v1/messages/count_tokens`)."""
+        payload = chat_to_anthropic_request(request, model)
+        counted = {k: v for k, v in payload.items() if k in COUNTED_FIELDS}
+        path = "v1/messages/count_tokens"
+        answer = await post_json(self._client, self.config, path, counted, self._secret)
+        tokens = answer.get("input_tokens") if isinstance(answer, dict) else None
+        if not isinstance(tokens, int):
+            raise ProviderError(f"{self.config.name}: no input_tokens in the count", status=502)
+        return tokens
 
     async def embed(self, request: EmbeddingsRequest, model: ModelConfig) -> EmbeddingResult:
         raise ProviderError(

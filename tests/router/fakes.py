@@ -7,7 +7,8 @@ Each fake is a small Starlette app shaped after the provider's published API ref
   `embedding` objects, floats or (`encoding_format: base64`) little-endian float32 in base64.
 - Anthropic `POST /v1/messages` — `message` bodies and the SSE event sequence message_start,
   content_block_start, ping, content_block_delta, content_block_stop, message_delta,
-  message_stop; `x-api-key` plus `anthropic-version: 2023-06-01`.
+  message_stop; `POST /v1/messages/count_tokens` — `{"input_tokens": n}`; `x-api-key` plus
+  `anthropic-version: 2023-06-01`.
 - Gemini `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse`
   (`data:` frames of `GenerateContentResponse`, running `usageMetadata`), `:batchEmbedContents`
   (`{"embeddings": [{"values": [...]}]}`, no token counts); `x-goog-api-key`.
@@ -37,6 +38,7 @@ BREAK_MID_STREAM = "please fail after two words"
 
 OPENAI_USAGE = {"prompt": 21, "cached": 5, "reasoning": 2}
 ANTHROPIC_USAGE = {"input": 12, "cache_read": 8, "cache_write": 3}
+ANTHROPIC_COUNT = 1234  # what the fake's count_tokens answers
 GEMINI_USAGE = {"prompt": 30, "cached": 10, "thoughts": 4}
 OPENAI_EMBEDDING_TOKENS = 7  # per input
 EMBEDDING_DIMENSIONS = 8
@@ -348,7 +350,23 @@ def anthropic_app(secret: str) -> Starlette:
         frames.append(event("message_stop", {"type": "message_stop"}))
         return _sse(frames)
 
-    app = Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
+    async def count_tokens(request: Request) -> Response:
+        if request.headers.get("x-api-key") != secret:
+            return JSONResponse({"type": "error", "error": {"type": "authentication_error",
+                                 "message": "invalid x-api-key"}}, status_code=401)  # fmt: skip
+        body = await _record(request)
+        if "max_tokens" in body or "stream" in body:
+            message = "max_tokens: Extra inputs are not permitted"
+            error = {"type": "invalid_request_error", "message": message}
+            return JSONResponse({"type": "error", "error": error}, status_code=400)
+        return JSONResponse({"input_tokens": ANTHROPIC_COUNT})
+
+    app = Starlette(
+        routes=[
+            Route("/v1/messages", messages, methods=["POST"]),
+            Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+        ]
+    )
     app.state.requests = []
     return app
 

@@ -25,6 +25,7 @@ from tests.router.conftest import Stack
 OPENAI = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"
 ANTHROPIC = "/v1/messages"
+COUNT = "/v1/messages/count_tokens"
 KEY = object()  # placeholder for the stack's valid key
 MIB = 1024 * 1024
 
@@ -112,6 +113,9 @@ CASES = [
     Case("an-garbled-version", ANTHROPIC, GOOD_ANTHROPIC, 400, "invalid_request_error", headers={"key": KEY, "anthropic-version": "latest"}),
     Case("an-too-large", ANTHROPIC, _big(GOOD_ANTHROPIC, 5 * MIB), 413, "request_too_large"),
     Case("an-too-large-chunked", ANTHROPIC, _big(GOOD_ANTHROPIC, 5 * MIB), 413, "request_too_large", chunked=True),
+    Case("ct-no-messages", COUNT, {"model": "gpt-4o-mini"}, 400, "invalid_request_error"),
+    Case("ct-unknown-model", COUNT, _with(GOOD_ANTHROPIC, model="claude-nope"), 404, "not_found_error"),
+    Case("ct-no-key", COUNT, GOOD_ANTHROPIC, 401, "authentication_error", headers={}),
 ]  # fmt: skip
 
 
@@ -119,8 +123,9 @@ def _request_args(case: Case, key: str) -> dict[str, Any]:
     headers: dict[str, str] = {}
     for name, value in case.headers.items():
         if value is KEY:
-            headers["x-api-key" if case.path == ANTHROPIC else "authorization"] = (
-                key if case.path == ANTHROPIC else f"Bearer {key}"
+            anthropic = case.path.startswith(ANTHROPIC)
+            headers["x-api-key" if anthropic else "authorization"] = (
+                key if anthropic else f"Bearer {key}"
             )
         else:
             headers[name] = value
@@ -144,7 +149,7 @@ async def test_bad_input(stack: Stack, case: Case) -> None:
         response = await http.request(case.method, case.path, **_request_args(case, stack.key))
     assert response.status_code == case.status, response.text[:500]
     body = response.json()
-    if case.path == ANTHROPIC:
+    if case.path.startswith(ANTHROPIC):
         assert body["type"] == "error"
         assert body["error"]["type"] == case.error_type
         assert body["error"]["message"]
@@ -195,7 +200,7 @@ async def test_schemathesis_finds_no_server_errors(stack: Stack, tmp_path: Path)
         "--checks",
         "not_a_server_error",
         "--include-path-regex",
-        "^/v1/(chat/completions|embeddings|messages)$",
+        "^/v1/(chat/completions|embeddings|messages|messages/count_tokens)$",
         "--header",
         f"Authorization: Bearer {stack.key}",
         "--max-examples",
@@ -214,4 +219,4 @@ async def test_schemathesis_finds_no_server_errors(stack: Stack, tmp_path: Path)
     output, _ = await asyncio.wait_for(process.communicate(), timeout=240)
     text = output.decode(errors="replace")
     assert process.returncode == 0, text[-6000:]
-    assert "Tested: 3" in text, text[-3000:]  # every endpoint was reached
+    assert "Tested: 4" in text, text[-3000:]  # every endpoint was reached
