@@ -5,9 +5,9 @@ one chat call: plan the models, try them in order, price the usage, publish one 
 `open_stream` is the same for a streamed call, up to its first chunk (see router/streaming.py);
 `embed` for an embeddings call. The three share admission (`_admit`: plan, budget gate, the
 event's first fields), whatever the endpoint asked, through an `Ask`.
-Retries, timeouts, fallbacks and circuit breakers live in router/resilience.py.
-Both work on the one internal shape (OpenAI chat completions); the caller's protocol is the
-endpoint's business.
+`count_tokens` answers how long a prompt is, without a call. Retries, timeouts, fallbacks and
+circuit breakers live in router/resilience.py. All of it works on the one internal shape (OpenAI
+chat completions and embeddings); the caller's protocol is the endpoint's business.
 """
 
 from __future__ import annotations
