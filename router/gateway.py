@@ -234,41 +234,37 @@ class Gateway:
         who: Attribution,
         endpoint: Endpoint = "chat.completions",
     ) -> CallOutcome:
-        started = datetime.now(UTC)
-        clock = time.perf_counter()
-        ask = Ask.chat(request, who.task_type)
-        decision, plan, event = self._admit(ask, who, endpoint, started)
-
         async def complete(provider: Provider, model: ModelConfig) -> ChatResult:
             return await provider.chat(request, model)
 
-        try:
-            served = await self._attempts(plan, complete)
-        except Exhausted as exhausted:
-            self.budgets.settle(decision, Decimal(0))
-            raise self._all_failed(ask, event, exhausted, clock) from None
-        usage = served.value.usage
-        event = self._billed(event, decision, plan, served, usage, started, clock)
-        body = {**served.value.body, "model": served.model.name}
-        return CallOutcome(body=body, event=event, usage=usage)
+        return await self._served(Ask.chat(request, who.task_type), who, endpoint, complete)
 
     async def embed(self, request: EmbeddingsRequest, who: Attribution) -> CallOutcome:
         """One embeddings call: admitted, tried, priced (input tokens only) and published as
         a chat call is, on a model with the `embeddings` capability."""
-        started = datetime.now(UTC)
-        clock = time.perf_counter()
-        ask = Ask.embeddings(request, who.task_type)
-        decision, plan, event = self._admit(ask, who, "embeddings", started)
 
         async def embed(provider: Provider, model: ModelConfig) -> EmbeddingResult:
             return await provider.embed(request, model)
 
+        return await self._served(Ask.embeddings(request, who.task_type), who, "embeddings", embed)
+
+    async def _served(
+        self,
+        ask: Ask,
+        who: Attribution,
+        endpoint: Endpoint,
+        attempt: Callable[[Provider, ModelConfig], Awaitable[ChatResult | EmbeddingResult]],
+    ) -> CallOutcome:
+        """A call answered whole: admitted, tried through the plan's models, billed."""
+        started = datetime.now(UTC)
+        clock = time.perf_counter()
+        decision, plan, event = self._admit(ask, who, endpoint, started)
         try:
-            served = await self._attempts(plan, embed)
+            served = await self._attempts(plan, attempt)
         except Exhausted as exhausted:
             self.budgets.settle(decision, Decimal(0))
             raise self._all_failed(ask, event, exhausted, clock) from None
-        usage = served.value.usage.model_copy(update={"output_tokens": 0})
+        usage = served.value.usage
         event = self._billed(event, decision, plan, served, usage, started, clock)
         body = {**served.value.body, "model": served.model.name}
         return CallOutcome(body=body, event=event, usage=usage)

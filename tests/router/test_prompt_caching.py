@@ -44,14 +44,18 @@ def _last_sent(stack: Stack, fake: str) -> dict[str, Any]:
     return stack.fakes[fake].state.requests[-1]["body"]  # type: ignore[no-any-return]
 
 
-async def test_marks_reach_an_anthropic_upstream_where_the_caller_put_them(stack: Stack) -> None:
+async def _ask_with_marks(stack: Stack, model: str) -> None:
     await _claude(stack).messages.create(
-        model="claude-sonnet-4",
+        model=model,
         max_tokens=64,
-        system=SYSTEM,
-        messages=MESSAGES,
-        tools=[TOOL],  # type: ignore[arg-type]
+        system=SYSTEM,  # type: ignore[arg-type]
+        messages=MESSAGES,  # type: ignore[arg-type]
+        tools=[TOOL],  # type: ignore[list-item]
     )
+
+
+async def test_marks_reach_an_anthropic_upstream_where_the_caller_put_them(stack: Stack) -> None:
+    await _ask_with_marks(stack, "claude-sonnet-4")
     sent = _last_sent(stack, "anthropic")
     assert sent["system"] == SYSTEM
     assert sent["tools"][0]["cache_control"] == MARK
@@ -62,13 +66,7 @@ async def test_marks_reach_an_anthropic_upstream_where_the_caller_put_them(stack
 
 
 async def test_an_openai_upstream_gets_no_marks(stack: Stack) -> None:
-    await _claude(stack).messages.create(
-        model="gpt-4o",
-        max_tokens=64,
-        system=SYSTEM,
-        messages=MESSAGES,
-        tools=[TOOL],  # type: ignore[arg-type]
-    )
+    await _ask_with_marks(stack, "gpt-4o")
     sent = _last_sent(stack, "openai")
     assert "cache_control" not in json.dumps(sent)
     assert sent["messages"][0]["content"][1]["text"].startswith("The policy:")
