@@ -132,6 +132,7 @@ class ChatStream:
             delta = choice.get("delta") or {}
             content = delta.get("content")
             chars = len(content) if isinstance(content, str) else 0
+            chars += len((delta.get("thinking") or {}).get("thinking") or "")  # billed as output
             for call in delta.get("tool_calls") or []:
                 function = call.get("function") or {}
                 chars += len(function.get("arguments") or "") + len(function.get("name") or "")

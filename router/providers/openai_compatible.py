@@ -51,11 +51,13 @@ def usage_from_openai(usage: dict[str, Any] | None) -> Usage:
     )
 
 
-def _drop_cache_marks(payload: dict[str, Any]) -> None:
-    """Remove Anthropic's prompt-caching marks (`cache_control`, router/translate/anthropic.py)
-    from content parts and tools: OpenAI caches long prompts by itself and refuses fields it
-    does not know."""
+def _drop_anthropic_extras(payload: dict[str, Any]) -> None:
+    """Remove what only Anthropic understands (router/translate/anthropic.py): the `thinking`
+    setting, the thinking blocks of earlier answers, and the prompt-caching marks of content
+    parts and tools. OpenAI caches long prompts by itself and refuses fields it does not know."""
+    payload.pop("thinking", None)
     for message in payload["messages"]:
+        message.pop("thinking_blocks", None)
         content = message.get("content")
         if isinstance(content, list):
             for part in content:
@@ -77,7 +79,7 @@ class OpenAICompatibleProvider:
     def _payload(self, request: ChatCompletionRequest, model: ModelConfig) -> dict[str, Any]:
         payload = request.model_dump(exclude_none=True)  # copies: the request stays as it was
         payload["model"] = model.upstream_name or model.name
-        _drop_cache_marks(payload)
+        _drop_anthropic_extras(payload)
         return payload
 
     async def chat(self, request: ChatCompletionRequest, model: ModelConfig) -> ChatResult:

@@ -5,6 +5,12 @@ Caller side (`/v1/messages`): an Anthropic request becomes the internal OpenAI-s
 (`chat_to_message`). The provider side (the `anthropic` adapter) is in `anthropic_upstream.py`;
 stop reasons, usage and tool arguments are converted the same way for both, here.
 
+Extended thinking survives it too: the request's `thinking` rides along as an extra field,
+and the model's thinking blocks (with their signatures, which Anthropic checks when a
+conversation with tools comes back) ride on assistant messages as `thinking_blocks` (the name
+LiteLLM's callers use) and, streamed, as `thinking` deltas of the internal chunks
+(`THINKING_DELTA`); other providers never see them.
+
 Prompt caching survives the trip: `cache_control` marks on system blocks, content blocks,
 tool results and tools ride on the internal request's content parts and tools (the convention
 LiteLLM's callers use too), and the provider side puts them back; the OpenAI-compatible adapter
@@ -27,6 +33,11 @@ from router.schemas import ChatCompletionRequest, Usage
 from router.tokens import text_of
 
 DEFAULT_MAX_TOKENS = 4096
+
+#: the key of a streamed chunk's delta that carries thinking: `{"index": block, "thinking": text}`,
+#: `{"index": block, "signature": sig}` or `{"index": block, "redacted": data}`
+THINKING_DELTA = "thinking"
+THINKING_BLOCKS = ("thinking", "redacted_thinking")
 
 FINISH_TO_STOP = {
     "stop": "end_turn",
@@ -133,6 +144,9 @@ def messages_to_chat(request: MessagesRequest) -> ChatCompletionRequest:
     user = (request.metadata or {}).get("user_id")
     if user:
         payload["user"] = str(user)
+    thinking = (request.model_extra or {}).get("thinking")
+    if thinking is not None:
+        payload["thinking"] = thinking
     return ChatCompletionRequest.model_validate(payload)
 
 
@@ -204,6 +218,7 @@ def _assistant_to_openai(content: str | list[dict[str, Any]]) -> dict[str, Any]:
         return {"role": "assistant", "content": content}
     texts: list[dict[str, Any]] = []
     tool_calls: list[dict[str, Any]] = []
+    thinking: list[dict[str, Any]] = []
     for block in content:
         kind = block.get("type")
         if kind == "text":
@@ -219,14 +234,16 @@ def _assistant_to_openai(content: str | list[dict[str, Any]]) -> dict[str, Any]:
                     },
                 }
             )
-        elif kind in ("thinking", "redacted_thinking"):
-            continue  # the model's own reasoning; not part of the conversation elsewhere
+        elif kind in THINKING_BLOCKS:
+            thinking.append(block)  # signed: back to Anthropic exactly as it came
         else:
             raise InvalidRequest(f"content block type {kind!r} is not supported in assistant turns")
     joined = "".join(t["text"] for t in texts) or None
     message: dict[str, Any] = {"role": "assistant", "content": texts if _marked(texts) else joined}
     if tool_calls:
         message["tool_calls"] = tool_calls
+    if thinking:
+        message["thinking_blocks"] = thinking
     return message
 
 
@@ -259,7 +276,7 @@ def chat_to_message(body: dict[str, Any], usage: Usage, model: str, message_id: 
     """The gateway's completion body as an Anthropic `message`."""
     choice = (body.get("choices") or [{}])[0]
     message = choice.get("message") or {}
-    content: list[dict[str, Any]] = []
+    content: list[dict[str, Any]] = list(message.get("thinking_blocks") or [])
     text = text_of(message.get("content"))
     if text:
         content.append({"type": "text", "text": text})

@@ -19,6 +19,7 @@ from typing import Any
 
 from router.schemas import Usage
 from router.translate.anthropic import (
+    THINKING_DELTA,
     anthropic_usage,
     finish_reason,
     stop_reason,
@@ -38,8 +39,9 @@ class AnthropicEventEncoder:
         self.model = model
         self.estimated_input_tokens = estimated_input_tokens
         self._index = -1  # index of the open content block
-        self._open: str | None = None  # "text" | "tool_use" | None
+        self._open: str | None = None  # "thinking" | "text" | "tool_use" | None
         self._tool_index: int | None = None  # OpenAI tool_calls index of the open tool block
+        self._thinking_index: int | None = None  # upstream block of the open thinking block
         self._pinged = False
         self._stop_reason = "end_turn"
 
@@ -70,6 +72,9 @@ class AnthropicEventEncoder:
             if choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
+            thinking = delta.get(THINKING_DELTA)
+            if thinking:
+                events += self._thinking(thinking)
             content = delta.get("content")
             if content:
                 if self._open != "text":
@@ -96,6 +101,22 @@ class AnthropicEventEncoder:
                     )
             if choice.get("finish_reason"):
                 self._stop_reason = stop_reason(choice["finish_reason"])
+        return events
+
+    def _thinking(self, part: dict[str, Any]) -> list[Event]:
+        """A thinking delta: text and signature go into the open thinking block (a new one
+        for a new upstream block), a redacted block is a whole block of its own."""
+        events: list[Event] = []
+        if "redacted" in part:
+            block = {"type": "redacted_thinking", "data": part["redacted"]}
+            return self._open_block(block, "redacted_thinking")
+        if self._open != "thinking" or part.get("index") != self._thinking_index:
+            events += self._open_block({"type": "thinking", "thinking": ""}, "thinking")
+            self._thinking_index = part.get("index")
+        if part.get("thinking"):
+            events.append(self._delta({"type": "thinking_delta", "thinking": part["thinking"]}))
+        if part.get("signature"):
+            events.append(self._delta({"type": "signature_delta", "signature": part["signature"]}))
         return events
 
     def finish(self, usage: Usage) -> list[Event]:
@@ -134,6 +155,7 @@ class AnthropicEventEncoder:
             return []
         self._open = None
         self._tool_index = None
+        self._thinking_index = None
         return [("content_block_stop", {"type": "content_block_stop", "index": self._index})]
 
     def _delta(self, delta: dict[str, Any]) -> Event:
@@ -168,6 +190,11 @@ class AnthropicStreamDecoder:
             ]
         if kind == "content_block_start":
             block = data.get("content_block") or {}
+            index = data.get("index", 0)
+            if block.get("type") == "thinking":
+                return [self._thinking({"index": index, "thinking": block.get("thinking", "")})]
+            if block.get("type") == "redacted_thinking":
+                return [self._thinking({"index": index, "redacted": block.get("data", "")})]
             if block.get("type") == "text" and block.get("text"):
                 return [self._chunk({"content": block["text"]})]
             if block.get("type") == "tool_use" and block.get("name") == JSON_TOOL:
@@ -187,6 +214,12 @@ class AnthropicStreamDecoder:
             delta = data.get("delta") or {}
             if delta.get("type") == "text_delta":
                 return [self._chunk({"content": delta.get("text", "")})]
+            if delta.get("type") in ("thinking_delta", "signature_delta"):
+                part = {"index": data.get("index", 0)}
+                for key in ("thinking", "signature"):
+                    if delta.get(key):
+                        part[key] = delta[key]
+                return [self._thinking(part)]
             if (
                 delta.get("type") == "input_json_delta"
                 and data.get("index", 0) in self._json_blocks
@@ -196,7 +229,7 @@ class AnthropicStreamDecoder:
                 index = self._tools.get(data.get("index", 0), 0)
                 call = {"index": index, "function": {"arguments": delta.get("partial_json", "")}}
                 return [self._chunk({"tool_calls": [call]})]
-            return []  # thinking and signature deltas are not part of the OpenAI shape
+            return []  # future delta types
         if kind == "message_delta":
             self._usage.update(
                 {k: v for k, v in (data.get("usage") or {}).items() if v is not None}
@@ -219,6 +252,9 @@ class AnthropicStreamDecoder:
                 status=502,
             )
         return []  # ping and future event types
+
+    def _thinking(self, part: dict[str, Any]) -> ChatChunk:
+        return self._chunk({THINKING_DELTA: part})
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> ChatChunk:
         return ChatChunk(

@@ -22,6 +22,7 @@ from router.schemas import ChatCompletionRequest, Usage
 from router.tokens import text_of
 from router.translate.anthropic import (
     DEFAULT_MAX_TOKENS,
+    THINKING_BLOCKS,
     finish_reason,
     parse_arguments,
     usage_from_anthropic,
@@ -47,7 +48,9 @@ def chat_to_anthropic_request(request: ChatCompletionRequest, model: ModelConfig
         elif message.role == "user":
             add("user", _openai_content_blocks(message.content))
         elif message.role == "assistant":
-            blocks = _openai_content_blocks(message.content)
+            # thinking first, as the model wrote it (its signature covers it)
+            blocks = list((message.model_extra or {}).get("thinking_blocks") or [])
+            blocks += _openai_content_blocks(message.content)
             for call in message.tool_calls or []:
                 function = call.get("function") or {}
                 blocks.append(
@@ -96,6 +99,9 @@ def chat_to_anthropic_request(request: ChatCompletionRequest, model: ModelConfig
             payload["tool_choice"] = {"type": "any"}
     if request.user:
         payload["metadata"] = {"user_id": request.user}
+    thinking = (request.model_extra or {}).get("thinking")
+    if thinking is not None:
+        payload["thinking"] = thinking
     return payload
 
 
@@ -204,9 +210,12 @@ def message_to_chat(body: dict[str, Any], model: str) -> tuple[dict[str, Any], U
     """An Anthropic `message` as an OpenAI `chat.completion` body, with its usage."""
     texts: list[str] = []
     tool_calls: list[dict[str, Any]] = []
+    thinking: list[dict[str, Any]] = []
     answered_in_json = False
     for block in body.get("content") or []:
-        if block.get("type") == "text":
+        if block.get("type") in THINKING_BLOCKS:
+            thinking.append(block)
+        elif block.get("type") == "text":
             texts.append(str(block.get("text", "")))
         elif block.get("type") == "tool_use" and block.get("name") == JSON_TOOL:
             answered_in_json = True
@@ -225,6 +234,9 @@ def message_to_chat(body: dict[str, Any], model: str) -> tuple[dict[str, Any], U
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
     if tool_calls:
         message["tool_calls"] = tool_calls
+    if thinking:
+        message["thinking_blocks"] = thinking
+        message["reasoning_content"] = "".join(b.get("thinking", "") for b in thinking)
     finish = finish_reason(body.get("stop_reason"))
     if answered_in_json and not tool_calls and finish == "tool_calls":
         finish = "stop"

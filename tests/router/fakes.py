@@ -39,6 +39,28 @@ BREAK_MID_STREAM = "please fail after two words"
 OPENAI_USAGE = {"prompt": 21, "cached": 5, "reasoning": 2}
 ANTHROPIC_USAGE = {"input": 12, "cache_read": 8, "cache_write": 3}
 ANTHROPIC_COUNT = 1234  # what the fake's count_tokens answers
+#: what the Anthropic fake thinks before it answers, when the request enables thinking
+THINKING_BLOCK = {
+    "type": "thinking",
+    "thinking": "The user wants a short answer.",
+    "signature": "sig-fake-1",
+}
+
+
+def _thinking_kept(messages: list[dict[str, Any]]) -> bool:
+    """With thinking on, an assistant turn that used a tool must start with its thinking
+    block, as Anthropic's API insists."""
+    for message in messages:
+        content = message.get("content")
+        if message.get("role") != "assistant" or not isinstance(content, list):
+            continue
+        if any(b.get("type") == "tool_use" for b in content) and (
+            content[0].get("type") not in ("thinking", "redacted_thinking")
+        ):
+            return False
+    return True
+
+
 GEMINI_USAGE = {"prompt": 30, "cached": 10, "thoughts": 4}
 OPENAI_EMBEDDING_TOKENS = 7  # per input
 EMBEDDING_DIMENSIONS = 8
@@ -248,6 +270,13 @@ def anthropic_app(secret: str) -> Starlette:
         body = await _record(request)
         tools = body.get("tools") or []
         model = body["model"]
+        thinks = (body.get("thinking") or {}).get("type") == "enabled"
+        if thinks and not _thinking_kept(body["messages"]):
+            return JSONResponse(
+                {"type": "error", "error": {"type": "invalid_request_error", "message":
+                 "messages: Expected `thinking` or `redacted_thinking`, but found `tool_use`"}},
+                status_code=400,
+            )  # fmt: skip
         content: list[dict[str, Any]] = []
         if tools:
             choice = body.get("tool_choice") or {}
@@ -271,7 +300,7 @@ def anthropic_app(secret: str) -> Starlette:
                     "type": "message",
                     "role": "assistant",
                     "model": model,
-                    "content": content,
+                    "content": ([THINKING_BLOCK] if thinks else []) + content,
                     "stop_reason": stop,
                     "stop_sequence": None,
                     "usage": usage,
@@ -292,12 +321,27 @@ def anthropic_app(secret: str) -> Starlette:
             "usage": {**usage, "output_tokens": 1},
         }
         frames = [event("message_start", {"type": "message_start", "message": start})]
+        main = 0  # the index of the answer's block: 1 after a thinking block
+        if thinks:
+            main = 1
+            start_block = {"type": "content_block_start", "index": 0,
+                           "content_block": {"type": "thinking", "thinking": ""}}  # fmt: skip
+            frames.append(event("content_block_start", start_block))
+            half = len(THINKING_BLOCK["thinking"]) // 2
+            for text in (THINKING_BLOCK["thinking"][:half], THINKING_BLOCK["thinking"][half:]):
+                delta = {"type": "thinking_delta", "thinking": text}
+                frames.append(event("content_block_delta",
+                                    {"type": "content_block_delta", "index": 0, "delta": delta}))  # fmt: skip
+            delta = {"type": "signature_delta", "signature": THINKING_BLOCK["signature"]}
+            frames.append(event("content_block_delta",
+                                {"type": "content_block_delta", "index": 0, "delta": delta}))  # fmt: skip
+            frames.append(event("content_block_stop", {"type": "content_block_stop", "index": 0}))
         if tools:
             block = {**content[0], "input": {}}
             frames.append(
                 event(
                     "content_block_start",
-                    {"type": "content_block_start", "index": 0, "content_block": block},
+                    {"type": "content_block_start", "index": main, "content_block": block},
                 )
             )
             frames.append(event("ping", {"type": "ping"}))
@@ -308,7 +352,7 @@ def anthropic_app(secret: str) -> Starlette:
                         "content_block_delta",
                         {
                             "type": "content_block_delta",
-                            "index": 0,
+                            "index": main,
                             "delta": {"type": "input_json_delta", "partial_json": part},
                         },
                     )
@@ -319,7 +363,7 @@ def anthropic_app(secret: str) -> Starlette:
                     "content_block_start",
                     {
                         "type": "content_block_start",
-                        "index": 0,
+                        "index": main,
                         "content_block": {"type": "text", "text": ""},
                     },
                 )
@@ -331,12 +375,12 @@ def anthropic_app(secret: str) -> Starlette:
                         "content_block_delta",
                         {
                             "type": "content_block_delta",
-                            "index": 0,
+                            "index": main,
                             "delta": {"type": "text_delta", "text": word if i == 0 else " " + word},
                         },
                     )
                 )
-        frames.append(event("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        frames.append(event("content_block_stop", {"type": "content_block_stop", "index": main}))
         frames.append(
             event(
                 "message_delta",
