@@ -264,6 +264,9 @@ class Gateway:
         except Exhausted as exhausted:
             self.budgets.settle(decision, Decimal(0))
             raise self._all_failed(ask, event, exhausted, clock) from None
+        except BaseException:  # refused before any answer (a 400), or cancelled: nothing spent
+            self.budgets.settle(decision, Decimal(0))
+            raise
         usage = served.value.usage
         event = self._billed(event, decision, plan, served, usage, started, clock)
         body = {**served.value.body, "model": served.model.name}
@@ -350,6 +353,9 @@ class Gateway:
         except Exhausted as exhausted:
             self.budgets.settle(decision, Decimal(0))
             raise self._all_failed(ask, event, exhausted, clock) from None
+        except BaseException:
+            self.budgets.settle(decision, Decimal(0))
+            raise
         upstream, first = served.value
         return ChatStream(
             request=request,

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import orjson
 
+from router.errors import InvalidRequest
 from router.providers.base import (
     ChatChunk,
     ChatResult,
@@ -94,11 +95,10 @@ class GeminiProvider:
 
     async def embed(self, request: EmbeddingsRequest, model: ModelConfig) -> EmbeddingResult:
         texts = request.texts
-        if texts is None:
-            raise ProviderError(
-                f"{self.config.name}: Gemini embeds texts, not token ids",
-                status=400,
-                retryable=False,
+        if texts is None:  # the caller's to change, whichever provider would be tried
+            raise InvalidRequest(
+                f"{model.name} is served by Gemini, which embeds texts, not token ids",
+                details={"param": "input"},
             )
         payload = gemini_embed_request(texts, _name(model), request.dimensions)
         path = self._path(model, "batchEmbedContents")

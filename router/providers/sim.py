@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from router.errors import InvalidRequest
 from router.providers.base import ChatChunk, ChatResult, EmbeddingResult, ProviderError
 from router.schemas import ChatCompletionRequest, EmbeddingsRequest, Usage
 from router.tokens import embedding_input_tokens, estimate_prompt_tokens, text_of
@@ -179,11 +180,9 @@ class SimProvider:
         await asyncio.sleep(sim.latency_ms / 1000)
         dimensions = request.dimensions or SIM_EMBEDDING_DIMENSIONS
         if len(inputs) * dimensions > SIM_EMBEDDING_MAX_VALUES:
-            raise ProviderError(
-                f"{self.config.name}: the simulator makes at most {SIM_EMBEDDING_MAX_VALUES:,} "
-                f"numbers an answer ({len(inputs)} inputs of {dimensions} asked)",
-                status=400,
-                retryable=False,
+            raise InvalidRequest(
+                f"the simulator makes at most {SIM_EMBEDDING_MAX_VALUES:,} numbers an answer "
+                f"({len(inputs)} inputs of {dimensions} dimensions asked)"
             )
         vectors = [_unit_vector(f"{model.name}\x1e{item}", dimensions) for item in inputs]
         usage = Usage(input_tokens=sum(embedding_input_tokens(inputs)))

@@ -4,20 +4,22 @@ answers, the simulator's vectors, and which models a plan may use for which kind
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from router.attribution import Attribution
 from router.choice import Needs, unfit
 from router.errors import InvalidRequest
+from router.gateway import Gateway
 from router.needs import embedding_needs
 from router.policy import RoutePolicy
-from router.providers.base import ProviderError
 from router.providers.sim import SimProvider
 from router.schemas import MAX_EMBEDDING_INPUTS, EmbeddingsRequest
 from router.translate.embeddings import decode_vector, encode_vector, gemini_vectors
-from tollway.config.schema import TollwayConfig
+from tollway.config.schema import BudgetConfig, BudgetScope, TollwayConfig
 
 
 def request(**fields: Any) -> EmbeddingsRequest:
@@ -92,7 +94,7 @@ async def test_the_simulator_gives_each_text_its_own_unit_vector() -> None:
     assert vectors[0] != vectors[1]
     assert all(math.isclose(math.fsum(x * x for x in v), 1.0) for v in vectors)
     assert first.usage.input_tokens == 2 and first.usage.output_tokens == 0
-    with pytest.raises(ProviderError, match="at most"):
+    with pytest.raises(InvalidRequest, match="at most"):
         await sim.embed(request(input=["a"] * 200, dimensions=8192), model)
 
 
@@ -114,3 +116,33 @@ def test_a_model_named_directly_must_be_of_the_calls_kind() -> None:
     with pytest.raises(InvalidRequest, match="is an embeddings model"):
         policy.plan("embed", Needs())
     assert policy.plan("embed", embedding_needs([5])).models == [CONFIG.model("embed")]
+
+
+class _Events:
+    """The publisher's one method this path uses (no broker in a unit test)."""
+
+    def __init__(self) -> None:
+        self.published: list[object] = []
+
+    def publish(self, event: object, on_delivered: object = None) -> None:
+        self.published.append(event)
+
+
+async def test_a_call_refused_inside_its_attempt_gives_back_its_budget_hold() -> None:
+    """A request the provider refuses as the caller's mistake (a 400 from inside the attempt)
+    spends nothing: the hold admission put on the budget is released, not left to block."""
+    config = CONFIG.model_copy(
+        update={
+            "budgets": [
+                BudgetConfig(id="b", scope=BudgetScope(business_line="ops"), limit_usd=Decimal(1))
+            ]
+        }
+    )
+    gateway = Gateway(config, _Events())  # type: ignore[arg-type]
+    who = Attribution("ops", "p", "", "", "k", "")
+    with pytest.raises(InvalidRequest, match="at most"):
+        await gateway.embed(request(input=["a"] * 200, dimensions=8192), who)
+    held = {window: usd for window, usd in gateway.budgets._reserved.items() if usd}
+    assert held == {}
+    await gateway.embed(request(input="fine"), who)  # and the gate still admits
+    assert [e.endpoint for e in gateway.publisher.published] == ["embeddings"]  # type: ignore[attr-defined]
