@@ -26,8 +26,9 @@ ROLLUP_DIMENSIONS: tuple[str, ...] = (
     "key_id",
     "status",
 )
-#: Dimensions only the raw ledger has: asking for them sends the query to `calls`.
-RAW_DIMENSIONS: tuple[str, ...] = ("user",)
+#: Dimensions only the raw ledger has: asking for them sends the query to `calls` (the
+#: endpoint tells chat from embeddings spend, and the OpenAI from the Anthropic protocol).
+RAW_DIMENSIONS: tuple[str, ...] = ("user", "endpoint")
 DIMENSIONS: tuple[str, ...] = ROLLUP_DIMENSIONS + RAW_DIMENSIONS
 
 GRANULARITIES: tuple[str, ...] = ("hour", "day", "month")

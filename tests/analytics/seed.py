@@ -35,7 +35,7 @@ MODELS = [("gpt-4o-mini", Decimal("0.001")), ("gpt-4o", Decimal("0.01"))]
 
 def seeded_events() -> list[CallEvent]:
     """36 calls over 3 UTC days (09:xx and 15:xx), 3 attribution combos x 2 models; every
-    5th call is an error costing nothing."""
+    5th call is an error costing nothing, every 6th came through the Anthropic endpoint."""
     events = []
     i = 0
     for day in range(3):
@@ -53,6 +53,7 @@ def seeded_events() -> list[CallEvent]:
                             key_id=key_id,
                             model=model,
                             user=f"u{i % 3}",
+                            endpoint="messages" if i % 6 == 0 else "chat.completions",
                             environment="staging" if i % 4 == 0 else "prod",
                             status="error" if failed else "ok",
                             cost_usd=Decimal(0) if failed else unit * (day + 1),

@@ -127,6 +127,13 @@ async def test_totals_only_and_raw_dimensions_agree_with_rollups(
     body = (await client.get("/v1/analytics/cost", params={"group_by": "user", **RANGE})).json()
     assert body["source"] == "raw"
     assert _as_expected(body["rows"], ["user"]) == expected(events, ["user"])
+    # so is the endpoint: chat against embeddings, OpenAI's protocol against Anthropic's
+    params = {"group_by": "endpoint", "model": "gpt-4o", **RANGE}
+    body = (await client.get("/v1/analytics/cost", params=params)).json()
+    assert body["source"] == "raw"
+    by_endpoint = expected(events, ["endpoint"], keep=lambda e: e.model == "gpt-4o")
+    assert _as_expected(body["rows"], ["endpoint"]) == by_endpoint
+    assert len(by_endpoint) == 2
     # the same question from the hourly rollup and the raw rows
     for source in ("hourly", "raw"):
         body = (
