@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -74,9 +75,10 @@ def stream_headers(stream: ChatStream) -> dict[str, str]:
 
 
 async def openai_frames(stream: ChatStream, *, include_usage: bool) -> AsyncGenerator[bytes, None]:
+    thinks = "thinking" in (stream.request.model_extra or {})  # only then can chunks carry it
     try:
         async for chunk in stream.chunks():
-            yield data_frame(chunk)
+            yield data_frame(_openai_chunk(chunk) if thinks else chunk)
     except GatewayError as exc:
         yield data_frame(openai_error_body(exc))  # the OpenAI SDKs raise on an error frame
         return
@@ -92,6 +94,20 @@ async def openai_frames(stream: ChatStream, *, include_usage: bool) -> AsyncGene
             }
         )
     yield data_frame("[DONE]")
+
+
+def _openai_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
+    """A chunk as OpenAI-protocol callers read it: thinking (router/translate/anthropic.py)
+    as `reasoning_content` text, the name OpenAI-compatible reasoning servers use; the
+    signatures only an Anthropic conversation needs are left out."""
+    public = []
+    for choice in chunk.get("choices") or ():
+        delta = dict(choice.get("delta") or {})
+        thinking = delta.pop("thinking", None) or {}
+        if thinking.get("thinking"):
+            delta["reasoning_content"] = thinking["thinking"]
+        public.append({**choice, "delta": delta})
+    return {**chunk, "choices": public}
 
 
 @router.get("/v1/models")

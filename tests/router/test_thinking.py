@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import anthropic
+import openai
 import pytest
 
 from .conftest import Stack
@@ -81,6 +82,29 @@ async def test_a_tool_conversation_sends_the_signed_thinking_back(stack: Stack) 
     assert second.content[0].type == "thinking"  # the fake refuses a turn without it (a 400)
     sent_turn = _sent(stack, "anthropic")["messages"][1]
     assert sent_turn["content"][0] == THINKING_BLOCK
+
+
+async def test_openai_callers_read_the_thinking_as_reasoning_content(stack: Stack) -> None:
+    client = openai.AsyncOpenAI(base_url=f"{stack.base_url}/v1", api_key=stack.key, max_retries=0)
+    plain = await client.chat.completions.create(
+        model="claude-sonnet-4",
+        messages=HELLO,
+        extra_body={"thinking": THINKING},  # type: ignore[arg-type]
+    )
+    assert (plain.choices[0].message.model_extra or {})["reasoning_content"] == THINKING_BLOCK[
+        "thinking"
+    ]
+    stream = await client.chat.completions.create(
+        model="claude-sonnet-4",
+        messages=HELLO,
+        stream=True,
+        extra_body={"thinking": THINKING},  # type: ignore[arg-type]
+    )
+    deltas = [c.choices[0].delta for c in [chunk async for chunk in stream] if c.choices]
+    reasoning = "".join((d.model_extra or {}).get("reasoning_content") or "" for d in deltas)
+    assert reasoning == THINKING_BLOCK["thinking"]
+    assert not any("thinking" in (d.model_extra or {}) for d in deltas)
+    assert "".join(d.content or "" for d in deltas) == TEXT
 
 
 async def test_an_openai_upstream_sees_no_thinking(stack: Stack) -> None:
