@@ -63,7 +63,6 @@ def build_app(runtime: Runtime) -> FastAPI:
 
     roles = runtime.roles
     app = GatewayApp(title="tollway", version="0.1.0", lifespan=_lifespan(runtime))
-    app.state.bootstrap = runtime.bootstrap
     app.state.config = runtime.config
     app.state.keys = KeyRegistry([*runtime.config.keys, *runtime.extra_keys], runtime.admin_key)
     install_error_handlers(app)
@@ -101,6 +100,9 @@ def _lifespan(runtime: Runtime):  # type: ignore[no-untyped-def]
 async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
     settings, roles = runtime.settings, runtime.roles
     topics = Topics(settings.topic_namespace)
+    if runtime.bootstrap:  # /readyz's broker check, on one client kept between probes
+        app.state.broker_probe = probe = health.BrokerProbe(runtime.bootstrap)
+        stack.push_async_callback(probe.close)
     if roles & {"proxy", "worker"}:
         await ensure_topics(runtime.bootstrap, topics.specs())
 
