@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
-from router import anthropic_api, openai_api
+from router import anthropic_api, openai_api, openai_responses_api
 from router.body_limit import BodyLimit, error_response
 from router.errors import Forbidden, GatewayError, InvalidRequest, Unauthorized
 from router.responses import install_body_schemas
@@ -28,7 +28,14 @@ log = logging.getLogger(__name__)
 
 
 #: the caller-facing protocol endpoints, whose every answer (errors included) speaks the protocol
-PROTOCOL_PATHS = ("/v1/chat/", "/v1/messages", "/v1/embeddings", "/v1/models", "/v1/completions")
+PROTOCOL_PATHS = (
+    "/v1/chat/",
+    "/v1/messages",
+    "/v1/embeddings",
+    "/v1/models",
+    "/v1/completions",
+    "/v1/responses",
+)
 
 
 class GatewayApp(FastAPI):
@@ -51,6 +58,7 @@ def install_proxy(app: GatewayApp) -> None:
     `app.state.gateway` must be set before serving."""
     app.include_router(openai_api.router)
     app.include_router(anthropic_api.router)
+    app.include_router(openai_responses_api.router)
     install_body_schemas(app)
 
     def body_limit() -> int:

@@ -22,7 +22,7 @@ SCHEMA_VERSION: Literal[1] = 1
 
 CallStatus = Literal["ok", "error", "blocked"]
 BudgetAction = Literal["none", "warned", "downgraded", "blocked"]
-Endpoint = Literal["chat.completions", "messages", "embeddings"]
+Endpoint = Literal["chat.completions", "messages", "embeddings", "responses"]
 
 
 class EventDecodeError(ValueError):

@@ -24,6 +24,7 @@ from tests.router.conftest import Stack
 
 OPENAI = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"
+RESPONSES = "/v1/responses"
 ANTHROPIC = "/v1/messages"
 COUNT = "/v1/messages/count_tokens"
 KEY = object()  # placeholder for the stack's valid key
@@ -95,6 +96,13 @@ CASES = [
     Case("em-chat-model", EMBEDDINGS, _with(GOOD_EMBEDDINGS, model="gpt-4o-mini"), 400, "invalid_request_error"),
     Case("em-unknown-model", EMBEDDINGS, _with(GOOD_EMBEDDINGS, model="no-such-model"), 404, "invalid_request_error"),
     Case("em-no-key", EMBEDDINGS, GOOD_EMBEDDINGS, 401, "authentication_error", headers={}),
+    Case("rs-no-input", RESPONSES, {"model": "gpt-4o-mini"}, 400, "invalid_request_error"),
+    Case("rs-empty-input", RESPONSES, {"model": "gpt-4o-mini", "input": []}, 400, "invalid_request_error"),
+    Case("rs-item-not-object", RESPONSES, {"model": "gpt-4o-mini", "input": ["hi"]}, 400, "invalid_request_error"),
+    Case("rs-bad-role", RESPONSES, {"model": "gpt-4o-mini", "input": [{"role": "robot", "content": "x"}]}, 400, "invalid_request_error"),
+    Case("rs-bad-part", RESPONSES, {"model": "gpt-4o-mini", "input": [{"role": "user", "content": [{"type": "input_audio"}]}]}, 400, "invalid_request_error"),
+    Case("rs-unknown-model", RESPONSES, {"model": "no-such-model", "input": "hi"}, 404, "invalid_request_error"),
+    Case("rs-no-key", RESPONSES, {"model": "gpt-4o-mini", "input": "hi"}, 401, "authentication_error", headers={}),
     Case("em-too-large", EMBEDDINGS, _with(GOOD_EMBEDDINGS, input="x" * (5 * MIB)), 413, "invalid_request_error"),
     # --- Anthropic protocol ---
     Case("an-malformed-json", ANTHROPIC, b'{"model": ', 400, "invalid_request_error"),
@@ -200,7 +208,7 @@ async def test_schemathesis_finds_no_server_errors(stack: Stack, tmp_path: Path)
         "--checks",
         "not_a_server_error",
         "--include-path-regex",
-        "^/v1/(chat/completions|embeddings|messages|messages/count_tokens)$",
+        "^/v1/(chat/completions|embeddings|messages|messages/count_tokens|responses)$",
         "--header",
         f"Authorization: Bearer {stack.key}",
         "--max-examples",
@@ -219,4 +227,4 @@ async def test_schemathesis_finds_no_server_errors(stack: Stack, tmp_path: Path)
     output, _ = await asyncio.wait_for(process.communicate(), timeout=240)
     text = output.decode(errors="replace")
     assert process.returncode == 0, text[-6000:]
-    assert "Tested: 4" in text, text[-3000:]  # every endpoint was reached
+    assert "Tested: 5" in text, text[-3000:]  # every endpoint was reached

@@ -1,0 +1,95 @@
+"""OpenAI's Responses API: `POST /v1/responses`, plain and streamed.
+
+The request is translated into the gateway's internal (chat) shape and served by whichever
+model the name or route resolves to — GPT, Claude, Gemini or the simulator — then translated
+back (router/translate/openai_responses.py): the clients built on this API (the OpenAI Agents
+SDK, Codex CLI) work by changing the base URL. Each call is one event with
+`endpoint = 'responses'`. Nothing is stored: a `previous_response_id` is a 400.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from router.attribution import attribute
+from router.errors import GatewayError, InvalidRequest
+from router.gateway import Gateway
+from router.headers import call_headers
+from router.openai_api import stream_headers
+from router.openai_responses_schemas import ResponsesRequest
+from router.policy import ensure_allowed
+from router.responses import JSONBytes, body_schema, parse_body
+from router.schemas import ChatCompletionRequest
+from router.sse import EventStreamResponse, event_frame
+from router.streaming import ChatStream
+from router.translate.openai_responses import (
+    ResponsesEventEncoder,
+    chat_to_response,
+    responses_to_chat,
+)
+from tollway.auth import principal_of
+from tollway.events import CallEvent
+
+router = APIRouter(tags=["openai"])
+
+
+@router.post("/v1/responses", openapi_extra=body_schema(ResponsesRequest))
+async def responses(request: Request) -> Response:
+    principal = principal_of(request)
+    body = await parse_body(request, ResponsesRequest)
+    chat = _translated(body)
+    ensure_allowed(principal, chat.model)
+    who = attribute(principal, request.headers, chat.user)
+    gateway: Gateway = request.app.state.gateway
+    if body.stream:
+        stream = await gateway.open_stream(chat, who, endpoint="responses")
+        frames = response_events(stream, body)
+
+        async def settle() -> None:
+            await frames.aclose()
+            await stream.aclose()
+
+        return EventStreamResponse(frames, on_close=settle, headers=stream_headers(stream))
+    outcome = await gateway.call_chat(chat, who, endpoint="responses")
+    event = outcome.event
+    answer = chat_to_response(body, outcome.body, outcome.usage, event.model, _response_id(event))
+    return JSONBytes(answer, headers=call_headers(event))
+
+
+def _translated(body: ResponsesRequest) -> ChatCompletionRequest:
+    try:
+        return responses_to_chat(body)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise InvalidRequest(f"invalid request: {problems}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidRequest(f"invalid request: malformed input ({type(exc).__name__})") from None
+
+
+async def response_events(
+    stream: ChatStream, body: ResponsesRequest
+) -> AsyncGenerator[bytes, None]:
+    encoder = ResponsesEventEncoder(body, _response_id(stream.event), stream.model)
+    for name, payload in encoder.start():
+        yield event_frame(name, payload)
+    try:
+        async for chunk in stream.chunks():
+            for name, payload in encoder.feed(chunk):
+                yield event_frame(name, payload)
+    except GatewayError as exc:  # the SDKs raise on an error event
+        error = {"type": "error", "code": exc.type, "message": exc.message, "param": None}
+        yield event_frame("error", {**error, "sequence_number": encoder.sequence})
+        return
+    for name, payload in encoder.finish(stream.usage):
+        yield event_frame(name, payload)
+
+
+def _response_id(event: CallEvent) -> str:
+    """A Responses-style id derived from the event id, so the two can be matched."""
+    return "resp_" + event.event_id.hex
