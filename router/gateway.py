@@ -304,10 +304,7 @@ class Gateway:
             update={
                 **_routing_fields(plan, served),
                 "duration_ms": _ms_since(clock),
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "cached_input_tokens": min(usage.cached_input_tokens, usage.input_tokens),
-                "reasoning_tokens": min(usage.reasoning_tokens, usage.output_tokens),
+                **usage.event_counts(),
                 "usage_estimated": usage.estimated,
                 "cost_usd": costing.cost_usd,
                 "price_version": costing.price_version,

@@ -88,6 +88,17 @@ class Usage(BaseModel):
     cache_write_tokens: int = 0
     estimated: bool = False
 
+    def event_counts(self) -> dict[str, int]:
+        """The CallEvent's token fields, each part no larger than the whole it belongs to."""
+        cached = min(self.cached_input_tokens, self.input_tokens)
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_input_tokens": cached,
+            "cache_write_tokens": min(self.cache_write_tokens, self.input_tokens - cached),
+            "reasoning_tokens": min(self.reasoning_tokens, self.output_tokens),
+        }
+
     def openai(self) -> dict[str, Any]:
         """The OpenAI `usage` object of these counts."""
         return {

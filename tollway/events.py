@@ -85,6 +85,7 @@ class CallEvent(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
+    cache_write_tokens: int = 0  # written to the provider's prompt cache; part of input_tokens
     reasoning_tokens: int = 0
     usage_estimated: bool = False
     cost_usd: Decimal = Decimal(0)

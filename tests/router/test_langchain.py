@@ -50,20 +50,18 @@ def _joined(chunks: list[Any]) -> AIMessageChunk:
 
 
 async def _billed(stack: Stack, headers: dict[str, str], model: str) -> dict[str, Any]:
-    """The call's ledger row, checked for tokens and a cost that matches the catalogue (the
-    Anthropic fake also reports prompt-cache writes, which the ledger has no column for)."""
+    """The call's ledger row, checked for tokens and a cost that matches the catalogue."""
     row = await stack.row(headers["x-tollway-event-id"])
     assert row["model"] == model and row["status"] == "ok"
     assert int(row["input_tokens"]) > 0 and int(row["output_tokens"]) > 0
     cost = Decimal(row["cost"])
     assert cost > 0
-    writes = ANTHROPIC_USAGE["cache_write"] if row["provider"] == "anthropic-fake" else 0
     assert cost == stack.expected_cost(
         model,
         int(row["input_tokens"]),
         int(row["output_tokens"]),
         int(row["cached_input_tokens"]),
-        writes,
+        int(row["cache_write_tokens"]),
     )
     return row
 

@@ -149,6 +149,7 @@ async def test_openai_sdk_to_anthropic_served_model(stack: Stack) -> None:
     assert row["provider"] == "anthropic-fake" and bool(row["stream"])
     assert int(row["input_tokens"]) == prompt
     assert int(row["cached_input_tokens"]) == ANTHROPIC_USAGE["cache_read"]
+    assert int(row["cache_write_tokens"]) == ANTHROPIC_USAGE["cache_write"]
     assert not bool(row["usage_estimated"]) and row["ttft_ms"] is not None
     # cache writes at the model's cache-write price (1.25x its input price)
     assert Decimal(row["cost"]) == stack.expected_cost(
