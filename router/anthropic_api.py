@@ -16,7 +16,6 @@ from datetime import date
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
 
 from router.anthropic_schemas import CountTokensRequest, MessagesRequest
 from router.attribution import attribute
@@ -26,10 +25,10 @@ from router.headers import call_headers
 from router.openai_api import stream_headers
 from router.policy import ensure_allowed
 from router.responses import JSONBytes, body_schema, parse_body
-from router.schemas import ChatCompletionRequest
 from router.sse import EventStreamResponse, event_frame
 from router.streaming import ChatStream
 from router.tokens import estimate_prompt_tokens
+from router.translate import to_internal
 from router.translate.anthropic import chat_to_message, messages_to_chat
 from router.translate.anthropic_stream import AnthropicEventEncoder
 from tollway.auth import principal_of
@@ -80,7 +79,7 @@ async def messages(request: Request) -> Response:
     _version(request.headers.get("anthropic-version"))
     body = await parse_body(request, MessagesRequest)
     gateway: Gateway = request.app.state.gateway
-    chat = _translated(body)
+    chat = to_internal(messages_to_chat, body)
     ensure_allowed(principal, chat.model)
     who = attribute(principal, request.headers, chat.user)
     if body.stream:
@@ -109,24 +108,10 @@ async def count_tokens(request: Request) -> Response:
     principal = principal_of(request)
     _version(request.headers.get("anthropic-version"))
     body = await parse_body(request, CountTokensRequest)
-    chat = _translated(body)
+    chat = to_internal(messages_to_chat, body)
     ensure_allowed(principal, chat.model)
     gateway: Gateway = request.app.state.gateway
     return JSONBytes({"input_tokens": await gateway.count_tokens(chat)})
-
-
-def _translated(body: MessagesRequest) -> ChatCompletionRequest:
-    """The request in the internal shape; content the schema let through but that makes no
-    chat request (an empty block list, a tool without a name) is the caller's error: a 400."""
-    try:
-        return messages_to_chat(body)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
-        )
-        raise InvalidRequest(f"invalid request: {problems}") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InvalidRequest(f"invalid request: malformed content ({type(exc).__name__})") from None
 
 
 async def anthropic_frames(stream: ChatStream) -> AsyncGenerator[bytes, None]:

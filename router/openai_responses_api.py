@@ -13,19 +13,18 @@ from collections.abc import AsyncGenerator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
 
 from router.attribution import attribute
-from router.errors import GatewayError, InvalidRequest
+from router.errors import GatewayError
 from router.gateway import Gateway
 from router.headers import call_headers
 from router.openai_api import stream_headers
 from router.openai_responses_schemas import ResponsesRequest
 from router.policy import ensure_allowed
 from router.responses import JSONBytes, body_schema, parse_body
-from router.schemas import ChatCompletionRequest
 from router.sse import EventStreamResponse, event_frame
 from router.streaming import ChatStream
+from router.translate import to_internal
 from router.translate.openai_responses import (
     ResponsesEventEncoder,
     chat_to_response,
@@ -41,7 +40,7 @@ router = APIRouter(tags=["openai"])
 async def responses(request: Request) -> Response:
     principal = principal_of(request)
     body = await parse_body(request, ResponsesRequest)
-    chat = _translated(body)
+    chat = to_internal(responses_to_chat, body)
     ensure_allowed(principal, chat.model)
     who = attribute(principal, request.headers, chat.user)
     gateway: Gateway = request.app.state.gateway
@@ -58,18 +57,6 @@ async def responses(request: Request) -> Response:
     event = outcome.event
     answer = chat_to_response(body, outcome.body, outcome.usage, event.model, _response_id(event))
     return JSONBytes(answer, headers=call_headers(event))
-
-
-def _translated(body: ResponsesRequest) -> ChatCompletionRequest:
-    try:
-        return responses_to_chat(body)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
-        )
-        raise InvalidRequest(f"invalid request: {problems}") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InvalidRequest(f"invalid request: malformed input ({type(exc).__name__})") from None
 
 
 async def response_events(

@@ -88,14 +88,20 @@ def _app(upstream: Upstream) -> Callable[[Scope, Receive, Send], Awaitable[None]
 
 
 @contextlib.asynccontextmanager
-async def h2_upstream(tls: tuple[Path, Path] | None = None) -> AsyncIterator[Upstream]:
+async def h2_upstream(
+    tls: tuple[Path, Path] | None = None, idle_timeout_s: float = 300
+) -> AsyncIterator[Upstream]:
     """Hypercorn on a free loopback port: h2c (and HTTP/1.1) without `tls`, else TLS with
-    ALPN offering h2 (`tls`: certificate chain and key files)."""
+    ALPN offering h2 (`tls`: certificate chain and key files); it closes a connection idle for
+    `idle_timeout_s`."""
     upstream = Upstream()
     port = free_port()
     config = HypercornConfig()
     config.bind = [f"127.0.0.1:{port}"]
     config.loglevel = "WARNING"
+    # hypercorn's own default is 5 s; most tests check that one pooled connection serves every
+    # call, with waits for the ledger in between that can take longer on a loaded machine
+    config.keep_alive_timeout = idle_timeout_s
     if tls is not None:
         config.certfile, config.keyfile = (str(p) for p in tls)
     stop = asyncio.Event()
