@@ -22,10 +22,10 @@ from router.attribution import attribute
 from router.errors import GatewayError, InvalidRequest, anthropic_error_body
 from router.gateway import Gateway
 from router.headers import call_headers
-from router.openai_api import stream_headers
+from router.openai_api import stream_response
 from router.policy import ensure_allowed
 from router.responses import JSONBytes, body_schema, parse_body
-from router.sse import EventStreamResponse, event_frame
+from router.sse import event_frame
 from router.streaming import ChatStream
 from router.tokens import estimate_prompt_tokens
 from router.translate import to_internal
@@ -84,13 +84,7 @@ async def messages(request: Request) -> Response:
     who = attribute(principal, request.headers, chat.user)
     if body.stream:
         stream = await gateway.open_stream(chat, who, endpoint="messages")
-        frames = anthropic_frames(stream)
-
-        async def settle() -> None:
-            await frames.aclose()
-            await stream.aclose()
-
-        return EventStreamResponse(frames, on_close=settle, headers=stream_headers(stream))
+        return stream_response(stream, anthropic_frames(stream))
     outcome = await gateway.call_chat(chat, who, endpoint="messages")
     event = outcome.event
     message = chat_to_message(outcome.body, outcome.usage, event.model, _msg_id(event))

@@ -32,21 +32,18 @@ from router.errors import (
     UpstreamUnavailable,
 )
 from router.events import EventPublisher
-from router.needs import embedding_needs, needs_of
+from router.needs import Ask, needs_of
 from router.policy import RoutePlan, RoutePolicy
 from router.providers import ChatResult, EmbeddingResult, Provider, ProviderError, build_provider
 from router.resilience import AttemptLoop, Exhausted, Served
 from router.routing_feed import RoutingView
 from router.schemas import ChatCompletionRequest, EmbeddingsRequest, Usage
 from router.streaming import ChatStream
-from router.tokens import embedding_input_tokens, estimate_request_tokens
+from router.tokens import estimate_request_tokens
 from router.upstream import ChatChunk
 from tollway.config.schema import ModelConfig, TollwayConfig
 from tollway.events import CallEvent, Endpoint
 from tollway.pricing import Costing, PriceCatalogue, UnpricedModel
-
-#: output tokens assumed for a call that does not cap them, when reserving budget
-DEFAULT_OUTPUT_ESTIMATE = 1000
 
 T = TypeVar("T")
 
@@ -58,29 +55,6 @@ class CallOutcome:
     body: dict[str, Any]
     event: CallEvent
     usage: Usage  # as billed (with what the event has no field for: cache writes)
-
-
-@dataclass(frozen=True)
-class Ask:
-    """What admission needs to know of a call, whichever endpoint it came through."""
-
-    model: str  # the catalogue model or route the caller named
-    needs: Needs
-    reserve: Usage  # the most the call may use: what a budget holds as pending until it is billed
-    stream: bool = False
-
-    @classmethod
-    def chat(cls, request: ChatCompletionRequest, task_type: str) -> Ask:
-        needs = needs_of(request, task_type)
-        output = request.output_limit or DEFAULT_OUTPUT_ESTIMATE
-        reserve = Usage(input_tokens=needs.prompt_tokens, output_tokens=output)
-        return cls(request.model, needs, reserve, request.stream)
-
-    @classmethod
-    def embeddings(cls, request: EmbeddingsRequest, task_type: str) -> Ask:
-        tokens = embedding_input_tokens(request.inputs)
-        needs = embedding_needs(tokens, task_type)
-        return cls(request.model, needs, Usage(input_tokens=sum(tokens)))
 
 
 class Gateway:

@@ -1,10 +1,16 @@
-"""What a request needs from the model that serves it, read off the request itself."""
+"""What a request needs from the model that serves it, read off the request itself, and what
+admission knows of a call whichever endpoint it came through (`Ask`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from router.choice import Needs
-from router.schemas import ChatCompletionRequest
-from router.tokens import estimate_prompt_tokens
+from router.schemas import ChatCompletionRequest, EmbeddingsRequest, Usage
+from router.tokens import embedding_input_tokens, estimate_prompt_tokens
+
+#: output tokens assumed for a call that does not cap them, when reserving budget
+DEFAULT_OUTPUT_ESTIMATE = 1000
 
 #: output tokens assumed for a call that does not cap them, before any statistics exist
 DEFAULT_OUTPUT_TOKENS = 512
@@ -51,3 +57,26 @@ def embedding_needs(input_tokens: list[int], task_type: str = "") -> Needs:
         output_capped=True,
         task_type=task_type,
     )
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What admission needs to know of a call, whichever endpoint it came through."""
+
+    model: str  # the catalogue model or route the caller named
+    needs: Needs
+    reserve: Usage  # the most the call may use: what a budget holds as pending until it is billed
+    stream: bool = False
+
+    @classmethod
+    def chat(cls, request: ChatCompletionRequest, task_type: str) -> Ask:
+        needs = needs_of(request, task_type)
+        output = request.output_limit or DEFAULT_OUTPUT_ESTIMATE
+        reserve = Usage(input_tokens=needs.prompt_tokens, output_tokens=output)
+        return cls(request.model, needs, reserve, request.stream)
+
+    @classmethod
+    def embeddings(cls, request: EmbeddingsRequest, task_type: str) -> Ask:
+        tokens = embedding_input_tokens(request.inputs)
+        needs = embedding_needs(tokens, task_type)
+        return cls(request.model, needs, Usage(input_tokens=sum(tokens)))

@@ -48,13 +48,7 @@ async def chat_completions(request: Request) -> Response:
     who = attribute(principal, request.headers, body.user)
     if body.stream:
         stream = await gateway.open_stream(body, who)
-        frames = openai_frames(stream, include_usage=body.include_usage)
-
-        async def settle() -> None:
-            await frames.aclose()
-            await stream.aclose()
-
-        return EventStreamResponse(frames, on_close=settle, headers=stream_headers(stream))
+        return stream_response(stream, openai_frames(stream, include_usage=body.include_usage))
     outcome = await gateway.call_chat(body, who)
     return JSONBytes(outcome.body, headers=call_headers(outcome.event))
 
@@ -67,6 +61,17 @@ async def embeddings(request: Request) -> Response:
     who = attribute(principal, request.headers, body.user)
     outcome = await _gateway(request).embed(body, who)
     return JSONBytes(outcome.body, headers=call_headers(outcome.event))
+
+
+def stream_response(stream: ChatStream, frames: AsyncGenerator[bytes, None]) -> Response:
+    """A streamed answer in any protocol's `frames`; however it ends, the frames are closed
+    and then the call is settled (billed and published, router/streaming.py)."""
+
+    async def settle() -> None:
+        await frames.aclose()
+        await stream.aclose()
+
+    return EventStreamResponse(frames, on_close=settle, headers=stream_headers(stream))
 
 
 def stream_headers(stream: ChatStream) -> dict[str, str]:

@@ -18,11 +18,11 @@ from router.attribution import attribute
 from router.errors import GatewayError
 from router.gateway import Gateway
 from router.headers import call_headers
-from router.openai_api import stream_headers
+from router.openai_api import stream_response
 from router.openai_responses_schemas import ResponsesRequest
 from router.policy import ensure_allowed
 from router.responses import JSONBytes, body_schema, parse_body
-from router.sse import EventStreamResponse, event_frame
+from router.sse import event_frame
 from router.streaming import ChatStream
 from router.translate import to_internal
 from router.translate.openai_responses import (
@@ -46,13 +46,7 @@ async def responses(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     if body.stream:
         stream = await gateway.open_stream(chat, who, endpoint="responses")
-        frames = response_events(stream, body)
-
-        async def settle() -> None:
-            await frames.aclose()
-            await stream.aclose()
-
-        return EventStreamResponse(frames, on_close=settle, headers=stream_headers(stream))
+        return stream_response(stream, response_events(stream, body))
     outcome = await gateway.call_chat(chat, who, endpoint="responses")
     event = outcome.event
     answer = chat_to_response(body, outcome.body, outcome.usage, event.model, _response_id(event))
