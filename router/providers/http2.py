@@ -19,6 +19,13 @@ included, and h2 keeps counting the stream as open until the connection refuses 
 ("Max outbound streams is 100, 100 open"). `_reset_abandoned_streams` fixes that, for every
 httpx HTTP/2 connection in the process once this module is imported: a stream closed before
 its end is reset with RST_STREAM(CANCEL), as browsers and other HTTP/2 clients do.
+
+A server closes a connection that has been idle a while (hypercorn and uvicorn after 5 s, most
+load balancers after a minute). httpcore reads an HTTP/2 connection only while a stream waits
+on it, so it learns of the close only when the next calls write to it, and every call sent
+on it fails with `WriteError`. `_expire_idle_closed_connections` gives HTTP/2 connections the
+check httpcore makes for HTTP/1.1 ones: an idle connection whose socket is readable — the
+server's GOAWAY or close waiting there — is expired, and the pool opens a new one instead.
 Timeouts, pool size and failures mirror the HTTP/1.1 client: the same `TransportError`.
 """
 
@@ -210,3 +217,28 @@ def _reset_abandoned_streams() -> None:
 
 _response_closed: Any = None
 _reset_abandoned_streams()
+
+
+# --- an idle connection the server closed is not reused ----------------------------------------
+
+
+def _expired_or_closed_by_server(self: Any) -> bool:
+    """httpcore's `has_expired`, or idle with something to read: on an idle HTTP/2 connection
+    that is the server's GOAWAY or the end of the stream (a PING would cost one reconnect)."""
+    if _has_expired(self):
+        return True
+    return bool(self.is_idle() and self._network_stream.get_extra_info("is_readable"))
+
+
+def _expire_idle_closed_connections() -> None:
+    """Wrap httpcore's `has_expired` once (tests/router/test_http2.py fails without it)."""
+    global _has_expired
+    if getattr(_Connection.has_expired, "_tollway", False):
+        return
+    _has_expired = _Connection.has_expired
+    _expired_or_closed_by_server._tollway = True  # type: ignore[attr-defined]
+    _Connection.has_expired = _expired_or_closed_by_server  # type: ignore[method-assign]
+
+
+_has_expired: Any = None
+_expire_idle_closed_connections()

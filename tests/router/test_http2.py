@@ -243,6 +243,26 @@ async def test_an_abandoned_stream_is_reset_and_the_connection_lives_on() -> Non
             await client.aclose()
 
 
+async def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
+    """Servers close idle connections; the calls after the close open a new one instead of
+    failing on the dead one (`WriteError`), alone or several at once."""
+    key = {"authorization": f"Bearer {SECRETS['FAKE_OPENAI_KEY']}"}
+    async with h2_upstream(idle_timeout_s=0.3) as upstream:
+        client = Http2UpstreamClient(upstream.base_url, key, timeout_s=5.0)
+        try:
+            for burst in (1, 4):
+                await client.post("v1/chat/completions", _chat())
+                first = upstream.connections()
+                await asyncio.sleep(0.8)  # the server closes the idle connection
+                answers = await asyncio.gather(
+                    *(client.post("v1/chat/completions", _chat()) for _ in range(burst))
+                )
+                assert [a.status_code for a in answers] == [200] * burst
+                assert len(upstream.connections() - first) == 1  # one new connection for all
+        finally:
+            await client.aclose()
+
+
 async def test_transport_failures_are_transport_errors() -> None:
     refused = Http2UpstreamClient(f"http://127.0.0.1:{free_port()}", {}, timeout_s=1.0)
     with pytest.raises(TransportError) as caught:
