@@ -37,6 +37,20 @@ class InvalidRequest(GatewayError):
     type = "invalid_request_error"
 
 
+class NotFound(GatewayError):
+    """An admin API's resource (a key, a budget, a webhook) that does not exist."""
+
+    status_code = 404
+    type = "not_found"
+
+
+class Conflict(GatewayError):
+    """An admin change that clashes with what exists: a taken id, a budget the file owns."""
+
+    status_code = 409
+    type = "conflict"
+
+
 class ModelNotFound(GatewayError):
     status_code = 404
     type = "invalid_request_error"

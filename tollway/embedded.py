@@ -66,7 +66,7 @@ async def run_up(
             roles=frozenset(ROLES),
             extra_keys=extra_keys,
             admin_key=admin,
-            key_snapshot=settings.data_dir / "keys.json",
+            snapshot_dir=settings.data_dir,
         )
 
         def banner() -> None:

@@ -8,8 +8,9 @@ stop. The roles know nothing of each other beyond the topics and the store.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -19,6 +20,7 @@ from fastapi import FastAPI
 
 from tollway import health
 from tollway.auth import KeyRegistry
+from tollway.budget_overlay import BudgetOverlay
 from tollway.config.schema import KeyConfig, TollwayConfig
 from tollway.kafka import ensure_topics
 from tollway.settings import Settings
@@ -49,13 +51,19 @@ class Runtime:
     """Everything a set of roles needs from outside: settings, policy, engines' addresses."""
 
     settings: Settings
-    config: TollwayConfig
+    config: TollwayConfig  # what the roles run with: the file's, with the API's budgets
     bootstrap: str
     roles: frozenset[str] = frozenset(ROLES)
     extra_keys: list[KeyConfig] = field(default_factory=list)
     admin_key: str | None = None
     store: object | None = None  # an analytics Store to use instead of opening one
-    key_snapshot: Path | None = None  # embedded default: keys survive a broker restart here
+    #: embedded default: API keys and budgets survive a broker restart in snapshots here
+    snapshot_dir: Path | None = None
+    budgets: BudgetOverlay = field(default_factory=BudgetOverlay)
+    file_config: TollwayConfig | None = None  # tollway.yaml as loaded; `config` until set
+
+    def snapshot(self, name: str) -> Path | None:
+        return self.snapshot_dir / name if self.snapshot_dir is not None else None
 
 
 def build_app(runtime: Runtime) -> FastAPI:
@@ -68,11 +76,13 @@ def build_app(runtime: Runtime) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     if "proxy" in roles:
-        from router.admin_api import router as admin_router
+        from router.admin_budgets_api import router as admin_budgets_router
+        from router.admin_keys_api import router as admin_keys_router
         from router.feedback_api import router as feedback_router
 
         install_proxy(app)
-        app.include_router(admin_router)
+        app.include_router(admin_keys_router)
+        app.include_router(admin_budgets_router)
         app.include_router(feedback_router)
     if "analytics" in roles:
         from analytics.api import router as analytics_router
@@ -103,8 +113,24 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
     if runtime.bootstrap:  # /readyz's broker check, on one client kept between probes
         app.state.broker_probe = probe = health.BrokerProbe(runtime.bootstrap)
         stack.push_async_callback(probe.close)
-    if roles & {"proxy", "worker"}:
-        await ensure_topics(runtime.bootstrap, topics.specs())
+    await ensure_topics(runtime.bootstrap, topics.specs())
+    reload = _Reloader(app, runtime)
+
+    from tollway.budget_sync import BudgetSync
+
+    # before the roles start, so they start with the budgets set through the API
+    budget_sync = BudgetSync(
+        runtime.bootstrap,
+        topics.budgets,
+        runtime.budgets,
+        on_change=reload.budgets_changed,
+        snapshot=runtime.snapshot("budgets.json"),
+    )
+    await budget_sync.start()
+    stack.push_async_callback(budget_sync.stop)
+    app.state.budget_sync = budget_sync
+    runtime.file_config = runtime.file_config or runtime.config
+    runtime.config = app.state.config = runtime.budgets.merged(runtime.file_config)
 
     if roles & {"worker", "analytics"}:
         from analytics.migrate import migrate
@@ -150,7 +176,9 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
         from router.gateway import Gateway
         from router.key_sync import KeySync
 
-        key_sync = KeySync(runtime.bootstrap, topics.keys, app.state.keys, runtime.key_snapshot)
+        key_sync = KeySync(
+            runtime.bootstrap, topics.keys, app.state.keys, runtime.snapshot("keys.json")
+        )
         await key_sync.start()
         stack.push_async_callback(key_sync.stop)
         app.state.key_sync = key_sync
@@ -198,15 +226,34 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
     if settings.config is not None and settings.config_reload_s > 0:
         from tollway.reload import ConfigWatcher
 
-        watcher = ConfigWatcher(settings.config, _reloader(app, runtime), settings.config_reload_s)
+        watcher = ConfigWatcher(settings.config, reload.file_changed, settings.config_reload_s)
         watcher.start()
         stack.push_async_callback(watcher.stop)
 
 
-def _reloader(app: FastAPI, runtime: Runtime) -> Callable[[TollwayConfig], Awaitable[None]]:
-    """What a changed tollway.yaml updates in each running role."""
+class _Reloader:
+    """What a changed tollway.yaml, or a budget set through the API, updates in each running
+    role: both give a new merged config, applied one at a time."""
 
-    async def reload(config: TollwayConfig) -> None:
+    def __init__(self, app: FastAPI, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+        self._lock = asyncio.Lock()
+
+    async def file_changed(self, file_config: TollwayConfig) -> None:
+        async with self._lock:
+            self.runtime.file_config = file_config
+            await self._apply(self.runtime.budgets.merged(file_config))
+
+    async def budgets_changed(self) -> None:
+        async with self._lock:
+            file_config = self.runtime.file_config or self.runtime.config
+            merged = self.runtime.budgets.merged(file_config)
+            if merged.budgets != self.runtime.config.budgets:
+                await self._apply(merged)
+
+    async def _apply(self, config: TollwayConfig) -> None:
+        app, runtime = self.app, self.runtime
         runtime.config = config
         app.state.config = config
         app.state.keys.replace_file_keys([*config.keys, *runtime.extra_keys])
@@ -218,8 +265,6 @@ def _reloader(app: FastAPI, runtime: Runtime) -> Callable[[TollwayConfig], Await
             from analytics.retention import apply_retention
 
             await apply_retention(store, config.logging)
-
-    return reload
 
 
 def describe(roles: Iterable[str]) -> str:

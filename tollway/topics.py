@@ -52,6 +52,12 @@ class Topics:
         return self._name("tollway.keys.v1")
 
     @property
+    def budgets(self) -> str:
+        """Budgets set or deleted through the admin API, so every role of every replica knows
+        them."""
+        return self._name("tollway.budgets.v1")
+
+    @property
     def feedback(self) -> str:
         return self._name("tollway.feedback.v1")
 
@@ -65,4 +71,5 @@ class Topics:
             TopicSpec(self.routing_stats, 1, "compact"),
             TopicSpec(self.feedback, partitions, "delete"),
             TopicSpec(self.keys, 1, "compact"),
+            TopicSpec(self.budgets, 1, "compact"),
         ]

@@ -14,16 +14,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from ingest.webhooks.dispatcher import UnknownWebhook, WebhookDispatcher
-from router.errors import GatewayError
+from router.errors import NotFound
 from tollway.auth import Principal, require_role
 
 router = APIRouter(prefix="/v1/admin/webhooks", tags=["admin"])
 admin_only = require_role("admin")
-
-
-class WebhookNotFound(GatewayError):
-    status_code = 404
-    type = "not_found"
 
 
 @router.post("/{webhook}/test")
@@ -35,10 +30,10 @@ async def test_webhook(
 ) -> dict[str, Any]:
     dispatcher: WebhookDispatcher | None = getattr(request.app.state, "webhook_dispatcher", None)
     if dispatcher is None:
-        raise WebhookNotFound("no webhooks are configured (tollway.yaml `webhooks:`)")
+        raise NotFound("no webhooks are configured (tollway.yaml `webhooks:`)")
     try:
         result = await dispatcher.send_test(webhook, attempts=attempts)
     except UnknownWebhook:
         known = ", ".join(sorted(dispatcher.endpoints)) or "none"
-        raise WebhookNotFound(f"unknown webhook {webhook!r} (configured: {known})") from None
+        raise NotFound(f"unknown webhook {webhook!r} (configured: {known})") from None
     return result.to_json()

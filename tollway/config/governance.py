@@ -78,8 +78,9 @@ class BudgetScope(_Strict):
     tag: dict[str, str] | None = None
 
 
-class BudgetConfig(_Strict):
-    id: Name
+class BudgetSpec(_Strict):
+    """A budget without its id: what `PUT /v1/admin/budgets/{id}` takes."""
+
     scope: BudgetScope = Field(default_factory=BudgetScope)
     period: Period = "monthly"
     timezone: str = "UTC"
@@ -107,6 +108,10 @@ class BudgetConfig(_Strict):
                 f"unknown time zone {value!r} (use an IANA name like Europe/Paris)"
             ) from None
         return value
+
+
+class BudgetConfig(BudgetSpec):
+    id: Name
 
 
 class WebhookConfig(_Strict):

@@ -13,7 +13,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.errors import GatewayError, InvalidRequest
+from router.errors import Conflict, InvalidRequest, NotFound
 from router.key_sync import KeySync
 from tollway.auth import Principal, require_role
 from tollway.config.schema import KeyConfig, Name, Role, TollwayConfig
@@ -23,16 +23,6 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
 admin_only = require_role("admin")
 
 Override = Literal["project", "task_type", "user", "environment", "tags"]
-
-
-class KeyConflict(GatewayError):
-    status_code = 409
-    type = "conflict"
-
-
-class KeyNotFound(GatewayError):
-    status_code = 404
-    type = "not_found"
 
 
 class KeyCreate(BaseModel):
@@ -120,7 +110,7 @@ async def create_key(
     _check_attribution(body, request.app.state.config)
     key_id = body.id or new_key_id()
     if sync.registry.get(key_id) is not None:
-        raise KeyConflict(f"a key with id {key_id!r} already exists")
+        raise Conflict(f"a key with id {key_id!r} already exists")
     now = datetime.now(UTC)
     expires_at = body.expires_at
     if body.expires_in_days is not None:
@@ -149,7 +139,7 @@ async def revoke_key(
 ) -> KeyView:
     key = sync.registry.get(key_id)
     if key is None:
-        raise KeyNotFound(f"no key with id {key_id!r}")
+        raise NotFound(f"no key with id {key_id!r}")
     if key.revoked_at is None:
         key = key.model_copy(update={"revoked_at": datetime.now(UTC)})
         await sync.publish(key)
