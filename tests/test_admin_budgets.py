@@ -176,7 +176,9 @@ async def test_a_budget_set_through_the_api_blocks_on_every_replica_until_delete
         deleted = await http.delete(f"{a}/v1/admin/budgets/team-cap", headers=AS_ADMIN)
         assert deleted.status_code == 200 and deleted.json()["id"] == "team-cap"
         assert await _eventually(lambda: _status(b, secret), 200) == 200
-        assert (await http.get(f"{b}/v1/admin/budgets/team-cap", headers=AS_ADMIN)).status_code == 404
+        assert (
+            await http.get(f"{b}/v1/admin/budgets/team-cap", headers=AS_ADMIN)
+        ).status_code == 404
 
 
 @pytest.mark.integration
