@@ -5,6 +5,7 @@ broker's restart. Real Tansu broker and chDB ledger."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -230,3 +231,43 @@ async def test_api_budgets_survive_an_embedded_broker_restart(
     async with serving(build_app(restarted)) as a, httpx.AsyncClient() as http:
         seo = (await http.get(f"{a}/v1/admin/budgets/seo", headers=AS_ADMIN)).json()
         assert (seo["source"], Decimal(str(seo["limit_usd"])), seo["alerts"]) == ("api", 25, [0.9])
+
+
+@pytest.mark.integration
+async def test_the_cli_sets_lists_and_deletes_budgets(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from tollway.cli.main import app as cli
+
+    async with serving(
+        build_app(_runtime(kafka_bootstrap, namespace, tmp_path, {"proxy"}, []))
+    ) as a:
+
+        async def tollway(*args: str) -> str:
+            result = await asyncio.to_thread(
+                CliRunner().invoke, cli, [*args, "--url", a, "--key", ADMIN]
+            )
+            assert result.exit_code == 0, result.output
+            return result.output
+
+        said = await tollway(
+            "budgets", "set", "seo-weekly", "--limit", "12.5", "--period", "weekly",
+            "-b", "marketing", "-p", "seo", "--alert", "0.5", "--alert", "0.9", "--action", "block",
+        )  # fmt: skip
+        assert "created seo-weekly" in said
+        listed = json.loads(await tollway("budgets", "list", "--json"))
+        seo = next(b for b in listed if b["id"] == "seo-weekly")
+        assert seo["scope"] == {
+            "business_line": "marketing", "project": "seo", "task_type": None, "key_id": None,
+            "user": None, "model": None, "tag": None,
+        }  # fmt: skip
+        assert (Decimal(str(seo["limit_usd"])), seo["alerts"], seo["action"]) == (
+            Decimal("12.5"), [0.5, 0.9], "block",
+        )  # fmt: skip
+        assert "seo-weekly" in await tollway("budgets", "list")
+        assert "deleted seo-weekly" in await tollway("budgets", "delete", "seo-weekly")
+        assert [b["id"] for b in json.loads(await tollway("budgets", "list", "--json"))] == [
+            "support-monthly"
+        ]

@@ -27,7 +27,9 @@ sql_cmd.register(app)
 dashboard_cmd.register(app)
 app.add_typer(config_cmd.app, name="config", help="Validate tollway.yaml.")
 app.add_typer(keys_cmd.app, name="keys", help="Create, list and revoke virtual keys.")
-app.add_typer(budgets_cmd.app, name="budgets", help="Budget spend and state.")
+app.add_typer(
+    budgets_cmd.app, name="budgets", help="Budgets: their spend and state; set and delete them."
+)
 app.add_typer(routes_cmd.app, name="routes", help="List routes; explain a routing decision.")
 app.add_typer(demo_cmd.app, name="demo", help="Synthetic workload for the demo stack.")
 app.add_typer(
