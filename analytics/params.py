@@ -153,9 +153,10 @@ def parse_choice(params: QueryParams, name: str, default: str, choices: Sequence
     return value
 
 
-def check_known(params: QueryParams, allowed: Sequence[str]) -> None:
-    """Refuse parameters the endpoint does not know: a typo must not silently widen a query."""
-    known = set(allowed) | set(DIMENSIONS)
+def check_known(params: QueryParams, allowed: Sequence[str], *, filters: bool = True) -> None:
+    """Refuse parameters the endpoint does not know: a typo must not silently widen a query.
+    `filters`: the endpoint also takes the attribution dimensions as filters."""
+    known = set(allowed) | (set(DIMENSIONS) if filters else set())
     for name in params:
         if name not in known:
             raise InvalidParameter(f"unknown parameter {name!r}")

@@ -9,15 +9,10 @@ from collections.abc import Sequence
 import orjson
 from pydantic import ValidationError
 
-from analytics.store.base import Store
+from analytics.store.base import Store, datetime64_text
 from tollway.feedback import Feedback
 
 log = logging.getLogger(__name__)
-
-
-def _ch_time(feedback: Feedback) -> str:
-    ts = feedback.ts
-    return ts.strftime("%Y-%m-%d %H:%M:%S.") + f"{ts.microsecond // 1000:03d}"
 
 
 async def write_feedback(store: Store, values: Sequence[bytes | None]) -> int:
@@ -34,7 +29,7 @@ async def write_feedback(store: Store, values: Sequence[bytes | None]) -> int:
                 "score": feedback.score,
                 "label": feedback.label,
                 "comment": feedback.comment,
-                "ts": _ch_time(feedback),
+                "ts": datetime64_text(feedback.ts),
                 "key_id": feedback.key_id,
                 "user": feedback.user,
             }

@@ -1,8 +1,9 @@
 """The worker role: a faust-streaming app whose agents turn call events into the ledger.
 
 `LedgerWorker` builds the Faust app for one broker and one set of topics, runs the ledger
-sink agent (and, when tollway.yaml configures webhooks, the webhook dispatcher agent on the
-budget-alerts topic), and knows how to `drain`: wait until everything on the calls topic up to
+sink agent, the budget-alerts evaluator, the sinks of the feedback and audit topics (and, when
+tollway.yaml configures webhooks, the webhook dispatcher agent on the budget-alerts topic), and
+knows how to `drain`: wait until everything on the calls topic up to
 now is in the ledger — the step a graceful stop takes before the broker goes away.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,7 +20,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.contrib.asgi import faust_app_running
 
 from analytics.ledger import Ledger
-from analytics.store.base import StoreError
+from analytics.store.base import Store, StoreError
+from ingest.audit_sink import write_audit
 from ingest.budget_alerts import AlertEvaluator
 from ingest.budget_spend import BudgetSpend
 from ingest.feedback_sink import write_feedback
@@ -33,6 +35,9 @@ from tollway.settings import Settings
 from tollway.topics import Topics
 
 log = logging.getLogger(__name__)
+
+#: writes one batch of a topic's messages to its table
+RowWriter = Callable[[Store, Sequence[bytes | None]], Awaitable[int]]
 
 #: a gathered batch: Faust's events (acknowledged after the write) and their decoded form
 _Gathered = tuple[list[Any], DecodedBatch]
@@ -108,18 +113,28 @@ class LedgerWorker:
             self.topics.feedback, value_serializer="raw", key_serializer="raw"
         )
         self.app.agent(feedback, name="feedback-sink")(self._store_feedback)
+        audit = self.app.topic(self.topics.audit, value_serializer="raw", key_serializer="raw")
+        self.app.agent(audit, name="audit-sink")(self._store_audit)
         if self.dispatcher is not None:
             register_dispatcher(self.app, self.topics.budget_alerts, self.dispatcher)
 
     async def _store_feedback(self, stream: Any) -> None:
+        await self._store(stream, write_feedback, "feedback")
+
+    async def _store_audit(self, stream: Any) -> None:
+        await self._store(stream, write_audit, "audit")
+
+    async def _store(self, stream: Any, write: RowWriter, what: str) -> None:
+        """Batches of a small topic into their table: wait out a store outage, as the ledger
+        does, and acknowledge only after the write."""
         async for events in stream.noack_take(self.settings.sink_batch_size, within=1.0):
             delay = 0.2
-            while True:  # like the ledger: wait out a store outage, acknowledge only after
+            while True:
                 try:
-                    await write_feedback(self.ledger.store, [e.message.value for e in events])
+                    await write(self.ledger.store, [e.message.value for e in events])
                     break
                 except StoreError as exc:
-                    log.warning("feedback write failed (%s); retrying in %.1fs", exc, delay)
+                    log.warning("%s write failed (%s); retrying in %.1fs", what, exc, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 10.0)
             for event in events:

@@ -17,13 +17,13 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Request, Response
 
 from router.errors import Conflict, InvalidRequest, NotFound
-from tollway.auth import Principal, require_role
+from tollway.audit import admin_only, audit
+from tollway.auth import Principal
 from tollway.budget_overlay import BudgetRecord, issues
 from tollway.budget_sync import BudgetSync
 from tollway.config.schema import BudgetConfig, BudgetSpec, Name, TollwayConfig
 
 router = APIRouter(prefix="/v1/admin/budgets", tags=["admin"])
-admin_only = require_role("admin")
 
 
 class BudgetView(BudgetConfig):
@@ -110,7 +110,18 @@ async def put_budget(
         id=budget_id, budget=budget, updated_at=datetime.now(UTC), updated_by=admin.key_id
     )
     await sync.publish(record)
-    if existing is None or existing.budget is None:
+    before = existing.budget if existing is not None else None
+    await audit(
+        request,
+        admin,
+        "budget.set",
+        budget_id,
+        {
+            "budget": budget.model_dump(mode="json"),
+            "before": before.model_dump(mode="json") if before is not None else None,
+        },
+    )
+    if before is None:
         response.status_code = 201
     return _view(record, budget)
 
@@ -131,4 +142,11 @@ async def delete_budget(
         id=budget_id, budget=None, updated_at=datetime.now(UTC), updated_by=admin.key_id
     )
     await sync.publish(deleted)
+    await audit(
+        request,
+        admin,
+        "budget.delete",
+        budget_id,
+        {"before": existing.budget.model_dump(mode="json")},
+    )
     return _view(existing, existing.budget)

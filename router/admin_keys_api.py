@@ -15,12 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from router.errors import Conflict, InvalidRequest, NotFound
 from router.key_sync import KeySync
-from tollway.auth import Principal, require_role
+from tollway.audit import admin_only, audit
+from tollway.auth import Principal
 from tollway.config.schema import KeyConfig, Name, Role, TollwayConfig
 from tollway.ids import hash_key, new_key_id, new_key_secret
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
-admin_only = require_role("admin")
 
 Override = Literal["project", "task_type", "user", "environment", "tags"]
 
@@ -104,7 +104,7 @@ def _check_attribution(body: KeyCreate, config: TollwayConfig) -> None:
 async def create_key(
     body: KeyCreate,
     request: Request,
-    _: Principal = Depends(admin_only),
+    admin: Principal = Depends(admin_only),
     sync: KeySync = Depends(_sync),
 ) -> KeyCreated:
     _check_attribution(body, request.app.state.config)
@@ -123,7 +123,9 @@ async def create_key(
         id=key_id, hash=hash_key(secret), created_at=now, expires_at=expires_at, **fields
     )
     await sync.publish(record)
-    return KeyCreated(key=secret, record=KeyView.of(record))
+    view = KeyView.of(record)
+    await audit(request, admin, "key.create", key_id, view.model_dump(mode="json"))
+    return KeyCreated(key=secret, record=view)
 
 
 @router.get("/keys")
@@ -135,7 +137,10 @@ async def list_keys(
 
 @router.delete("/keys/{key_id}")
 async def revoke_key(
-    key_id: str, _: Principal = Depends(admin_only), sync: KeySync = Depends(_sync)
+    key_id: str,
+    request: Request,
+    admin: Principal = Depends(admin_only),
+    sync: KeySync = Depends(_sync),
 ) -> KeyView:
     key = sync.registry.get(key_id)
     if key is None:
@@ -143,4 +148,5 @@ async def revoke_key(
     if key.revoked_at is None:
         key = key.model_copy(update={"revoked_at": datetime.now(UTC)})
         await sync.publish(key)
+        await audit(request, admin, "key.revoke", key_id, {"revoked_at": key.revoked_at})
     return KeyView.of(key)

@@ -271,3 +271,28 @@ async def test_the_cli_sets_lists_and_deletes_budgets(
         assert [b["id"] for b in json.loads(await tollway("budgets", "list", "--json"))] == [
             "support-monthly"
         ]
+
+
+@pytest.mark.integration
+async def test_schemathesis_finds_no_server_errors_in_the_admin_api(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    """Fuzz every `/v1/admin/` endpoint (keys and budgets) as the admin: no answer is a 5xx."""
+    from tests.router.test_bad_input import _schemathesis
+
+    st = _schemathesis()
+    if st is None:
+        pytest.skip("schemathesis is not installed (dev extra)")
+    async with serving(
+        build_app(_runtime(kafka_bootstrap, namespace, tmp_path, {"proxy"}, []))
+    ) as a:
+        process = await asyncio.create_subprocess_exec(
+            st, "--no-color", "run", f"{a}/openapi.json", "--checks", "not_a_server_error",
+            "--include-path-regex", "^/v1/admin/", "--header", f"Authorization: Bearer {ADMIN}",
+            "--max-examples", "60", "--workers", "1", "--phases", "examples,coverage,fuzzing",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path,
+        )  # fmt: skip
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=240)
+    text = output.decode(errors="replace")
+    assert process.returncode == 0, text[-6000:]
+    assert "Tested: 7" in text, text[-3000:]  # keys (3) and budgets (4)

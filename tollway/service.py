@@ -171,6 +171,15 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
         app.state.worker = worker
         app.state.webhook_dispatcher = worker.dispatcher
 
+    if roles & {"proxy", "worker"}:  # the roles that serve admin endpoints
+        from tollway.audit import AuditLog
+        from tollway.kafka import new_producer
+
+        audit_producer = new_producer(runtime.bootstrap)
+        await audit_producer.start()
+        stack.push_async_callback(audit_producer.stop)
+        app.state.audit = AuditLog(audit_producer, topics.audit)
+
     if "proxy" in roles:
         from router.events import EventPublisher
         from router.gateway import Gateway

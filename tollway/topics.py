@@ -58,6 +58,11 @@ class Topics:
         return self._name("tollway.budgets.v1")
 
     @property
+    def audit(self) -> str:
+        """Changes made through the admin API, and refused attempts (tollway/audit.py)."""
+        return self._name("tollway.audit.v1")
+
+    @property
     def feedback(self) -> str:
         return self._name("tollway.feedback.v1")
 
@@ -72,4 +77,5 @@ class Topics:
             TopicSpec(self.feedback, partitions, "delete"),
             TopicSpec(self.keys, 1, "compact"),
             TopicSpec(self.budgets, 1, "compact"),
+            TopicSpec(self.audit, 1, "delete"),
         ]

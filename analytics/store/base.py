@@ -18,6 +18,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -155,6 +156,12 @@ def sql_string(text: str) -> str:
         .replace("\0", "\\0")
     )
     return f"'{escaped}'"
+
+
+def datetime64_text(moment: datetime) -> str:
+    """`YYYY-MM-DD hh:mm:ss.fff` in UTC: a row's value for a `DateTime64(3, 'UTC')` column."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
 def quote_identifier(name: str) -> str:

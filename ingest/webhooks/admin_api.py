@@ -15,10 +15,10 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from ingest.webhooks.dispatcher import UnknownWebhook, WebhookDispatcher
 from router.errors import NotFound
-from tollway.auth import Principal, require_role
+from tollway.audit import admin_only, audit
+from tollway.auth import Principal
 
 router = APIRouter(prefix="/v1/admin/webhooks", tags=["admin"])
-admin_only = require_role("admin")
 
 
 @router.post("/{webhook}/test")
@@ -26,7 +26,7 @@ async def test_webhook(
     webhook: str,
     request: Request,
     attempts: int = Query(1, ge=1, le=50, description="Attempts before giving up."),
-    _: Principal = Depends(admin_only),
+    admin: Principal = Depends(admin_only),
 ) -> dict[str, Any]:
     dispatcher: WebhookDispatcher | None = getattr(request.app.state, "webhook_dispatcher", None)
     if dispatcher is None:
@@ -36,4 +36,6 @@ async def test_webhook(
     except UnknownWebhook:
         known = ", ".join(sorted(dispatcher.endpoints)) or "none"
         raise NotFound(f"unknown webhook {webhook!r} (configured: {known})") from None
-    return result.to_json()
+    outcome = result.to_json()
+    await audit(request, admin, "webhook.test", webhook, {"outcome": outcome.get("outcome")})
+    return outcome

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from analytics.store.base import QueryError, Store, StoreError
+from analytics.store.base import QueryError, Store, StoreError, datetime64_text
 from ingest.webhooks.signing import Signer, WebhookSecretError
 from tollway.config.schema import WebhookConfig
 
@@ -167,12 +167,6 @@ class DeliveryResult:
             "error": self.error,
             "duration_ms": self.duration_ms,
         }
-
-
-def _ch_time(moment: datetime) -> str:
-    """`YYYY-MM-DD hh:mm:ss.fff` in UTC, what DateTime64(3, 'UTC') parses."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
 class Deliverer:
@@ -312,7 +306,7 @@ class Deliverer:
             "error": attempt.error,
             "duration_ms": attempt.duration_ms,
             "payload": payload.decode("utf-8", errors="replace"),
-            "ts": _ch_time(datetime.now(UTC)),
+            "ts": datetime64_text(datetime.now(UTC)),
         }
         delay = 0.1
         for remaining in range(2, -1, -1):

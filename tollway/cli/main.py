@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from tollway.cli import (
+    audit_cmd,
     budgets_cmd,
     config_cmd,
     dashboard_cmd,
@@ -25,6 +26,7 @@ app = typer.Typer(
 run_cmd.register(app)
 sql_cmd.register(app)
 dashboard_cmd.register(app)
+audit_cmd.register(app)
 app.add_typer(config_cmd.app, name="config", help="Validate tollway.yaml.")
 app.add_typer(keys_cmd.app, name="keys", help="Create, list and revoke virtual keys.")
 app.add_typer(

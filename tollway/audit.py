@@ -1,0 +1,98 @@
+"""The audit trail: who changed what in tollway's governance, and who tried to without the role
+(topic `tollway.audit.v1`, key = target, version 1).
+
+Every change through the admin API — a key created or revoked, a budget set or deleted, a
+webhook test sent — is one `AuditEvent`, published after the change took effect; so is every
+refusal of a valid non-admin key at an admin endpoint. The worker writes them to the
+`audit_log` table exactly once (tests/test_audit.py), where `GET /v1/analytics/audit`,
+`tollway audit` and SQL read them. Details name what changed, never a secret or a key's hash.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any, Literal
+from uuid import UUID, uuid4
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from tollway.auth import PermissionDenied, Principal, principal_of, require_role
+
+log = logging.getLogger(__name__)
+
+AuditAction = Literal[
+    "key.create", "key.revoke", "budget.set", "budget.delete", "webhook.test", "admin.denied"
+]
+
+
+class AuditEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: Literal[1] = 1
+    id: UUID = Field(default_factory=uuid4)
+    ts: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    actor: str  # the id of the key that acted ("admin": the admin key)
+    actor_role: str
+    action: AuditAction
+    target: str  # a key, budget or webhook id; for `admin.denied`, the method and path
+    details: dict[str, Any] = Field(default_factory=dict)
+    client: str = ""  # the caller's address as the server saw it
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+class AuditLog:
+    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+        self.producer = producer
+        self.topic = topic
+
+    async def record(
+        self,
+        request: Request,
+        principal: Principal,
+        action: AuditAction,
+        target: str,
+        details: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        event = AuditEvent(
+            actor=principal.key_id,
+            actor_role=principal.role,
+            action=action,
+            target=target,
+            details=details or {},
+            client=request.client.host if request.client else "",
+        )
+        await self.producer.send_and_wait(self.topic, event.encode(), key=target.encode())
+        return event
+
+
+async def audit(
+    request: Request,
+    principal: Principal,
+    action: AuditAction,
+    target: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Record one audit event through the app's `AuditLog` (none in an app without a broker)."""
+    trail: AuditLog | None = getattr(request.app.state, "audit", None)
+    if trail is not None:
+        await trail.record(request, principal, action, target, details)
+
+
+_admin_role = require_role("admin")
+
+
+async def admin_only(request: Request) -> Principal:
+    """FastAPI dependency of every admin endpoint: the admin role, or a 403 that is audited
+    (`admin.denied`) when a valid key of another role tried."""
+    try:
+        return await _admin_role(request)
+    except PermissionDenied:
+        principal = principal_of(request)
+        await audit(request, principal, "admin.denied", f"{request.method} {request.url.path}")
+        raise
