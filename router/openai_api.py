@@ -24,6 +24,7 @@ from router.responses import JSONBytes, body_schema, parse_body
 from router.schemas import ChatCompletionRequest, EmbeddingsRequest
 from router.sse import EventStreamResponse, data_frame
 from router.streaming import ChatStream
+from router.translate.reasoning import REASONING_FIELDS
 from tollway.auth import Principal, authenticate, principal_of
 
 router = APIRouter(tags=["openai"])
@@ -80,7 +81,8 @@ def stream_headers(stream: ChatStream) -> dict[str, str]:
 
 
 async def openai_frames(stream: ChatStream, *, include_usage: bool) -> AsyncGenerator[bytes, None]:
-    thinks = "thinking" in (stream.request.model_extra or {})  # only then can chunks carry it
+    # only a call that asked for reasoning (either protocol's words) can carry thinking
+    thinks = not REASONING_FIELDS.isdisjoint(stream.request.model_extra or {})
     try:
         async for chunk in stream.chunks():
             yield data_frame(_openai_chunk(chunk) if thinks else chunk)

@@ -52,7 +52,7 @@ class GeminiProvider:
         return f"models/{quote(_name(model), safe='.-_')}:{method}"
 
     async def chat(self, request: ChatCompletionRequest, model: ModelConfig) -> ChatResult:
-        payload = chat_to_gemini_request(request)
+        payload = chat_to_gemini_request(request, model)
         answer = await post_json(
             self._client, self.config, self._path(model, "generateContent"), payload, self._secret
         )
@@ -62,7 +62,7 @@ class GeminiProvider:
     async def stream(
         self, request: ChatCompletionRequest, model: ModelConfig
     ) -> AsyncIterator[ChatChunk]:
-        payload = chat_to_gemini_request(request)
+        payload = chat_to_gemini_request(request, model)
         decoder = GeminiStreamDecoder(model.name, choices=request.n or 1)
         path = self._path(model, "streamGenerateContent")
         try:

@@ -33,6 +33,7 @@ from router.providers.base import (
 )
 from router.schemas import ChatCompletionRequest, EmbeddingsRequest, Usage
 from router.tokens import embedding_input_tokens
+from router.translate.reasoning import openai_effort
 from tollway.config.schema import ModelConfig, ProviderConfig
 
 DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1"}
@@ -80,6 +81,10 @@ class OpenAICompatibleProvider:
         payload = request.model_dump(exclude_none=True)  # copies: the request stays as it was
         payload["model"] = model.upstream_name or model.name
         _drop_anthropic_extras(payload)
+        payload.pop("reasoning_effort", None)
+        effort = openai_effort(request, model)
+        if effort is not None:
+            payload["reasoning_effort"] = effort
         return payload
 
     async def chat(self, request: ChatCompletionRequest, model: ModelConfig) -> ChatResult:

@@ -27,6 +27,7 @@ from router.translate.anthropic import (
     parse_arguments,
     usage_from_anthropic,
 )
+from router.translate.reasoning import anthropic_thinking
 from tollway.config.schema import ModelConfig
 
 
@@ -100,6 +101,8 @@ def chat_to_anthropic_request(request: ChatCompletionRequest, model: ModelConfig
     if request.user:
         payload["metadata"] = {"user_id": request.user}
     thinking = (request.model_extra or {}).get("thinking")
+    if thinking is None:  # OpenAI's reasoning_effort, converted
+        thinking, payload["max_tokens"] = anthropic_thinking(request, model, payload["max_tokens"])
     if thinking is not None:
         payload["thinking"] = thinking
     return payload

@@ -17,7 +17,9 @@ from router.errors import InvalidRequest
 from router.schemas import ChatCompletionRequest, Usage
 from router.tokens import text_of
 from router.translate.anthropic import parse_arguments
+from router.translate.reasoning import gemini_thinking
 from router.upstream import ChatChunk
+from tollway.config.schema import ModelConfig
 
 FINISH = {
     "STOP": "stop",
@@ -50,8 +52,11 @@ def usage_from_gemini(metadata: dict[str, Any] | None) -> Usage:
     )
 
 
-def chat_to_gemini_request(request: ChatCompletionRequest) -> dict[str, Any]:
-    """The gateway's request as a `generateContent` body (the model goes in the URL)."""
+def chat_to_gemini_request(
+    request: ChatCompletionRequest, model: ModelConfig | None = None
+) -> dict[str, Any]:
+    """The gateway's request as a `generateContent` body for `model` (whose name goes in the
+    URL; its capabilities decide whether reasoning settings are sent)."""
     system: list[str] = []
     contents: list[dict[str, Any]] = []
     tool_names: dict[str, str] = {}  # tool_call id → function name, for functionResponse
@@ -106,6 +111,9 @@ def chat_to_gemini_request(request: ChatCompletionRequest) -> dict[str, Any]:
     if request.n and request.n > 1:
         config["candidateCount"] = request.n
     config.update(_json_mode(request))
+    thinking = gemini_thinking(request, model) if model is not None else None
+    if thinking is not None:
+        config["thinkingConfig"] = thinking
     if config:
         body["generationConfig"] = config
     if request.tools:

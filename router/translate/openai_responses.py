@@ -59,6 +59,9 @@ def responses_to_chat(request: ResponsesRequest) -> ChatCompletionRequest:
     user = request.safety_identifier or request.user
     if user:
         payload["user"] = user
+    reasoning = (request.model_extra or {}).get("reasoning")
+    if isinstance(reasoning, dict) and isinstance(reasoning.get("effort"), str):
+        payload["reasoning_effort"] = reasoning["effort"]  # router/translate/reasoning.py
     return ChatCompletionRequest.model_validate(payload)
 
 

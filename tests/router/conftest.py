@@ -120,6 +120,22 @@ def _config(urls: dict[str, str]) -> TollwayConfig:
                     "output_per_mtok": 0.40,
                     "cached_input_per_mtok": 0.025,
                 },
+                # reasoning models: OpenAI's reasoning_effort and Anthropic's thinking convert
+                *(
+                    {
+                        "name": name,
+                        "provider": provider,
+                        "upstream_name": upstream,
+                        "capabilities": ["reasoning"],
+                        "max_output_tokens": 16000,
+                        **price,
+                    }
+                    for name, provider, upstream in (
+                        ("claude-thinker", "anthropic-fake", "claude-sonnet-4-20250514"),
+                        ("gemini-thinker", "gemini-fake", "gemini-2.5-flash"),
+                        ("o-thinker", "openai-fake", "o4-mini"),
+                    )
+                ),
                 {"name": "gpt-4o-badkey", "provider": "openai-badkey", **price},
                 {"name": "claude-badkey", "provider": "anthropic-badkey", **price},
                 {"name": "sim-embed", "provider": "sim", **embedding_price},

@@ -271,6 +271,13 @@ def anthropic_app(secret: str) -> Starlette:
         tools = body.get("tools") or []
         model = body["model"]
         thinks = (body.get("thinking") or {}).get("type") == "enabled"
+        budget = (body.get("thinking") or {}).get("budget_tokens", 0)
+        if thinks and not 1024 <= budget < body["max_tokens"]:
+            return JSONResponse(
+                {"type": "error", "error": {"type": "invalid_request_error", "message":
+                 "thinking.budget_tokens: must be at least 1024 and less than max_tokens"}},
+                status_code=400,
+            )  # fmt: skip
         if thinks and not _thinking_kept(body["messages"]):
             return JSONResponse(
                 {"type": "error", "error": {"type": "invalid_request_error", "message":
