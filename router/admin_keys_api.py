@@ -1,4 +1,4 @@
-"""`/v1/admin/keys`: create, list and revoke virtual keys (role admin).
+"""`/v1/admin/keys`: create, list, update (rate limits) and revoke virtual keys (role admin).
 
 A created key's secret is returned once and never stored; the record (hash and metadata) goes
 on the keys topic, which every replica follows, and is applied here at once so the replica
@@ -17,7 +17,7 @@ from router.errors import Conflict, InvalidRequest, NotFound
 from router.key_sync import KeySync
 from tollway.audit import admin_only, audit
 from tollway.auth import Principal
-from tollway.config.schema import KeyConfig, Name, Role, TollwayConfig
+from tollway.config.schema import KeyConfig, KeyLimits, Name, Role, TollwayConfig
 from tollway.ids import hash_key, new_key_id, new_key_secret
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -38,8 +38,17 @@ class KeyCreate(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
     allowed_models: list[str] = Field(default_factory=list)
     header_overrides: list[Override] | None = None
+    limits: KeyLimits | None = None
     expires_at: datetime | None = None
     expires_in_days: float | None = Field(default=None, gt=0)
+
+
+class KeyUpdate(BaseModel):
+    """What `PATCH /v1/admin/keys/{id}` may change on a key the API created."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limits: KeyLimits | None = Field(description="The new rate limits; null removes them.")
 
 
 class KeyView(BaseModel):
@@ -55,6 +64,7 @@ class KeyView(BaseModel):
     tags: dict[str, str]
     allowed_models: list[str]
     header_overrides: list[str]
+    limits: KeyLimits | None
     created_at: datetime | None
     expires_at: datetime | None
     revoked_at: datetime | None
@@ -149,4 +159,32 @@ async def revoke_key(
         key = key.model_copy(update={"revoked_at": datetime.now(UTC)})
         await sync.publish(key)
         await audit(request, admin, "key.revoke", key_id, {"revoked_at": key.revoked_at})
+    return KeyView.of(key)
+
+
+@router.patch("/keys/{key_id}")
+async def update_key(
+    key_id: str,
+    body: KeyUpdate,
+    request: Request,
+    admin: Principal = Depends(admin_only),
+    sync: KeySync = Depends(_sync),
+) -> KeyView:
+    """Change a key's rate limits; every replica applies them within its poll interval."""
+    key = sync.registry.get(key_id)
+    if key is None:
+        raise NotFound(f"no key with id {key_id!r}")
+    before = key.limits
+    key = key.model_copy(update={"limits": body.limits})
+    await sync.publish(key)
+    await audit(
+        request,
+        admin,
+        "key.update",
+        key_id,
+        {
+            "limits": body.limits.model_dump() if body.limits else None,
+            "before": before.model_dump() if before else None,
+        },
+    )
     return KeyView.of(key)

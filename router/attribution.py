@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from starlette.datastructures import Headers
 
 from tollway.auth import Principal
+from tollway.config.schema import KeyLimits
 
 TAG_PREFIX = "x-tollway-tag-"
 MAX_TAGS = 20
@@ -28,6 +29,9 @@ class Attribution:
     key_id: str
     environment: str
     tags: dict[str, str] = field(default_factory=dict)
+    #: the key's rate limits, which admission enforces with the budgets (not attribution,
+    #: but they travel from the key to the gateway with it)
+    limits: KeyLimits | None = None
 
 
 def _clean(value: str | None) -> str:
@@ -76,4 +80,5 @@ def attribute(principal: Principal, headers: Headers, body_user: str | None = No
         key_id=principal.key_id,
         environment=header("environment", "x-tollway-environment") or principal.environment,
         tags=tags,
+        limits=principal.limits,
     )

@@ -58,7 +58,7 @@ from pydantic import ValidationError
 from router.attribution import Attribution
 from router.budget_holds import HoldsExchange, PeerHolds, new_instance_id
 from router.errors import BudgetExceeded
-from router.follower import CompactedFollower
+from router.follower import CompactedFollower, OnRecord
 from tollway.budget_events import BudgetStatus
 from tollway.budgets import budget_window, matches
 from tollway.config.schema import BudgetConfig, TollwayConfig
@@ -170,6 +170,12 @@ class BudgetGate:
         #: broker restarts, offsets start again from 0 below a stale record's)
         self._counted: dict[tuple[Window, int], tuple[int, float]] = {}
         self._follower: CompactedFollower | None = None
+        #: other shared admission state followed on the same consumer (rate-limit counts)
+        self._also: list[tuple[str, OnRecord]] = []
+
+    def follow_also(self, topic: str, on_record: OnRecord) -> None:
+        """Follow `topic` too, on this gate's 50 ms consumer; only before `start`."""
+        self._also.append((topic, on_record))
 
     # -- the decision --------------------------------------------------------------------
     def admit(
@@ -325,6 +331,13 @@ class BudgetGate:
             self._follower = CompactedFollower(
                 self.bootstrap, self.status_topic, self._on_record, fetch_max_wait_ms=50
             )
+        for topic, on_record in self._also:
+            if self._follower is None:
+                self._follower = CompactedFollower(
+                    self.bootstrap, topic, on_record, fetch_max_wait_ms=50
+                )
+            else:
+                self._follower.also(topic, on_record)
         if self.holds_topic:
             # the peers' holds on the status consumer: one fetch every 50 ms, not two
             self._exchange = HoldsExchange(

@@ -35,6 +35,8 @@ from router.events import EventPublisher
 from router.needs import Ask, needs_of
 from router.policy import RoutePlan, RoutePolicy
 from router.providers import ChatResult, EmbeddingResult, Provider, ProviderError, build_provider
+from router.rate_limits import RateLimited, RateLimiter
+from router.rate_sharing import RatePublisher
 from router.resilience import AttemptLoop, Exhausted, Served
 from router.routing_feed import RoutingView
 from router.schemas import ChatCompletionRequest, EmbeddingsRequest, Usage
@@ -43,6 +45,7 @@ from router.tokens import estimate_request_tokens
 from router.upstream import ChatChunk
 from tollway.config.schema import ModelConfig, TollwayConfig
 from tollway.events import CallEvent, Endpoint
+from tollway.ids import new_event_id
 from tollway.pricing import Costing, PriceCatalogue, UnpricedModel
 
 T = TypeVar("T")
@@ -64,6 +67,8 @@ class Gateway:
         publisher: EventPublisher,
         budgets: BudgetGate | None = None,
         routing: RoutingView | None = None,
+        rates: RateLimiter | None = None,
+        rate_sharing: RatePublisher | None = None,
     ) -> None:
         self.config = config
         self.policy = RoutePolicy(lambda: self.config, routing)
@@ -71,6 +76,8 @@ class Gateway:
         self.providers: dict[str, Provider] = {p.name: build_provider(p) for p in config.providers}
         self.publisher = publisher
         self.budgets = budgets or BudgetGate(lambda: self.config)
+        self.rates = rates or RateLimiter()
+        self.rate_sharing = rate_sharing
         self._retired: list[Provider] = []  # replaced by a reload, closed at stop
         self.breakers = BreakerBoard()
         self.attempt_loop = AttemptLoop(self.breakers)
@@ -91,9 +98,13 @@ class Gateway:
     async def start(self) -> None:
         await self.publisher.start()
         await self.budgets.start()
+        if self.rate_sharing is not None:
+            await self.rate_sharing.start()
 
     async def stop(self) -> None:
         """Flush every accepted call's event to Kafka, then release connections."""
+        if self.rate_sharing is not None:
+            await self.rate_sharing.stop()
         await self.budgets.stop()
         await self.publisher.stop()
         for provider in [*self.providers.values(), *self._retired]:
@@ -106,6 +117,7 @@ class Gateway:
         downgrade (to the route's economy tier or the budget's target), or pass."""
         plan = self.policy.plan(ask.model, ask.needs)
         first = plan.models[0] if plan.models else None
+        event_id = self._rate_admit(ask, who, endpoint, plan, started) if who.limits else None
 
         def estimate() -> Decimal:  # priced only when a budget counts the call
             return self._estimate(ask, first.name) if first else Decimal(0)
@@ -113,8 +125,10 @@ class Gateway:
         decision = self.budgets.admit(who, first.name if first else ask.model, estimate, started)
         if decision.action == "downgraded":
             plan = self._downgraded(plan, ask.needs, decision)
-        event = self._new_event(ask, who, endpoint, plan, started, decision)
+        event = self._new_event(ask, who, endpoint, plan, started, decision, event_id)
         if decision.refusal is not None:
+            if event_id is not None:
+                self.rates.undo(event_id)
             self.publisher.publish(
                 event.model_copy(
                     update={
@@ -152,8 +166,37 @@ class Gateway:
         releases its pending cost once the worker has counted it); a routed one is
         remembered for its feedback."""
         self.publisher.publish(event, delivery)
+        self.rates.settle(event.event_id, event.input_tokens + event.output_tokens)
         if event.route and event.status == "ok":
             self.policy.view.routed(event.event_id, event.route, event.task_type, event.model)
+
+    def _nothing_spent(self, decision: Decision, event: CallEvent) -> None:
+        """A call that ended without an answer gives back what admission reserved for it."""
+        self.budgets.settle(decision, Decimal(0))
+        self.rates.release(event.event_id)
+
+    def _rate_admit(
+        self, ask: Ask, who: Attribution, endpoint: Endpoint, plan: RoutePlan, started: datetime
+    ) -> UUID:
+        """Count the call against its key's rate limits, under the id its event will have;
+        a refused call's event is published (blocked, 429) before the refusal is raised."""
+        assert who.limits is not None
+        event_id = new_event_id()
+        try:
+            self.rates.admit(who.key_id, who.limits, ask.needs.prompt_tokens, event_id)
+        except RateLimited:
+            refused = self._new_event(ask, who, endpoint, plan, started, Decision(), event_id)
+            self.publisher.publish(
+                refused.model_copy(
+                    update={
+                        "status": "blocked",
+                        "http_status": 429,
+                        "error_code": RateLimited.code,
+                    }
+                )
+            )
+            raise
+        return event_id
 
     def scored(self, event_id: UUID, score: float) -> None:
         """Feedback on a call this proxy routed counts for routing at once (routing_feed.py)."""
@@ -189,8 +232,10 @@ class Gateway:
         plan: RoutePlan,
         started: datetime,
         decision: Decision,
+        event_id: UUID | None = None,
     ) -> CallEvent:
         return CallEvent(
+            event_id=event_id or new_event_id(),
             ts=started,
             budget_action=decision.action,  # type: ignore[arg-type]
             budget_ids=decision.budget_ids,
@@ -236,10 +281,10 @@ class Gateway:
         try:
             served = await self._attempts(plan, attempt)
         except Exhausted as exhausted:
-            self.budgets.settle(decision, Decimal(0))
+            self._nothing_spent(decision, event)
             raise self._all_failed(ask, event, exhausted, clock) from None
         except BaseException:  # refused before any answer (a 400), or cancelled: nothing spent
-            self.budgets.settle(decision, Decimal(0))
+            self._nothing_spent(decision, event)
             raise
         usage = served.value.usage
         event = self._billed(event, decision, plan, served, usage, started, clock)
@@ -322,10 +367,10 @@ class Gateway:
         try:
             served = await self._attempts(plan, first_chunk)
         except Exhausted as exhausted:
-            self.budgets.settle(decision, Decimal(0))
+            self._nothing_spent(decision, event)
             raise self._all_failed(ask, event, exhausted, clock) from None
         except BaseException:
-            self.budgets.settle(decision, Decimal(0))
+            self._nothing_spent(decision, event)
             raise
         upstream, first = served.value
         return ChatStream(

@@ -61,6 +61,8 @@ async def test_admin_changes_and_refusals_are_audited_once(
             json={"id": "k_bot", "business_line": "support", "project": "helpdesk"},
         )  # fmt: skip
         secret = created.json()["key"]
+        limits = {"limits": {"requests_per_minute": 60}}
+        await http.patch(f"{base}/v1/admin/keys/k_bot", headers=AS_ADMIN, json=limits)
         await http.delete(f"{base}/v1/admin/keys/k_bot", headers=AS_ADMIN)
         budget = {"scope": {"project": "seo"}, "limit_usd": 10}
         await http.put(f"{base}/v1/admin/budgets/seo", headers=AS_ADMIN, json=budget)
@@ -74,15 +76,20 @@ async def test_admin_changes_and_refusals_are_audited_once(
         # no key at all is refused but not audited: anyone could fill the trail
         assert (await http.get(f"{base}/v1/admin/keys")).status_code == 401
 
-        entries = await _trail(http, base, 6)
+        entries = await _trail(http, base, 7)
         assert [(e["action"], e["target"], e["actor"]) for e in entries] == [
             ("admin.denied", "GET /v1/admin/keys", "k_dev"),
             ("budget.delete", "seo", "admin"),
             ("budget.set", "seo", "admin"),
             ("budget.set", "seo", "admin"),
             ("key.revoke", "k_bot", "admin"),
+            ("key.update", "k_bot", "admin"),
             ("key.create", "k_bot", "admin"),
         ]
+        assert entries[-2]["details"] == {
+            "limits": {"requests_per_minute": 60, "tokens_per_minute": None},
+            "before": None,
+        }
         assert entries[-1]["details"]["business_line"] == "support"
         assert entries[2]["details"]["before"]["limit_usd"] == "10"
         assert entries[2]["details"]["budget"]["limit_usd"] == "20"
@@ -113,7 +120,7 @@ async def test_admin_changes_and_refusals_are_audited_once(
             json={"query": "SELECT count() AS n, uniqExact(id) AS ids FROM audit_log FINAL"},
         )  # fmt: skip
         row = sql.json()["data"][0]
-        assert int(row["n"]) == int(row["ids"]) == 6
+        assert int(row["n"]) == int(row["ids"]) == 7
         changes = await http.post(  # the README's example
             f"{base}/v1/analytics/sql", headers=AS_ADMIN,
             json={"query": (

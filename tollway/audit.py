@@ -25,7 +25,13 @@ from tollway.auth import PermissionDenied, Principal, principal_of, require_role
 log = logging.getLogger(__name__)
 
 AuditAction = Literal[
-    "key.create", "key.revoke", "budget.set", "budget.delete", "webhook.test", "admin.denied"
+    "key.create",
+    "key.update",
+    "key.revoke",
+    "budget.set",
+    "budget.delete",
+    "webhook.test",
+    "admin.denied",
 ]
 
 

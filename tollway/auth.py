@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from fastapi import Request
 
-from tollway.config.schema import KeyConfig, Role
+from tollway.config.schema import KeyConfig, KeyLimits, Role
 from tollway.ids import hash_key
 
 ROLE_RANK: dict[str, int] = {"viewer": 0, "developer": 1, "finops": 2, "admin": 3}
@@ -44,6 +44,7 @@ class Principal:
     header_overrides: frozenset[str] = frozenset(
         {"project", "task_type", "user", "environment", "tags"}
     )
+    limits: KeyLimits | None = None
 
     @classmethod
     def from_key(cls, key: KeyConfig) -> Principal:
@@ -57,6 +58,7 @@ class Principal:
             tags=dict(key.tags),
             allowed_models=frozenset(key.allowed_models),
             header_overrides=frozenset(key.header_overrides),
+            limits=key.limits,
         )
 
     def may_use(self, model: str) -> bool:

@@ -211,6 +211,14 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
             topics.budget_status,
             holds_topic=topics.budget_holds,
         )
+        from router.budget_holds import new_instance_id
+        from router.rate_limits import RateLimiter
+        from router.rate_sharing import RatePublisher
+
+        # per-key rate limits, counted across replicas on the gate's consumer
+        rates = RateLimiter(new_instance_id())
+        rate_sharing = RatePublisher(runtime.bootstrap, topics.rate_usage, rates)
+        budgets.follow_also(topics.rate_usage, rate_sharing.on_record)
         routing = RoutingView()
         gateway = Gateway(
             runtime.config,
@@ -224,6 +232,8 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
             ),
             budgets=budgets,
             routing=routing,
+            rates=rates,
+            rate_sharing=rate_sharing,
         )
         await gateway.start()
         stack.push_async_callback(gateway.stop)

@@ -58,6 +58,11 @@ class Topics:
         return self._name("tollway.budgets.v1")
 
     @property
+    def rate_usage(self) -> str:
+        """Each proxy instance's per-key rate-limit counts (router/rate_sharing.py)."""
+        return self._name("tollway.rate-usage.v1")
+
+    @property
     def audit(self) -> str:
         """Changes made through the admin API, and refused attempts (tollway/audit.py)."""
         return self._name("tollway.audit.v1")
@@ -78,4 +83,5 @@ class Topics:
             TopicSpec(self.keys, 1, "compact"),
             TopicSpec(self.budgets, 1, "compact"),
             TopicSpec(self.audit, 1, "delete"),
+            TopicSpec(self.rate_usage, 1, "compact"),
         ]

@@ -1,4 +1,5 @@
-"""`tollway keys create|list|revoke`: virtual keys, through the running server's admin API."""
+"""`tollway keys create|list|limit|revoke`: virtual keys, through the running server's admin
+API."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ def create(
     key_id: str | None = typer.Option(None, "--id", help="Key id (default: generated)."),
     allowed_model: list[str] = typer.Option([], "--allowed-model", help="Repeat to allow several."),
     expires_in_days: float | None = typer.Option(None, "--expires-in-days"),
+    rpm: int | None = typer.Option(None, "--rpm", help="Requests a minute, across replicas."),
+    tpm: int | None = typer.Option(None, "--tpm", help="Tokens a minute, across replicas."),
     as_json: bool = typer.Option(False, "--json", help="Print the API's JSON answer."),
     url: str | None = URL,
     key: str | None = KEY,
@@ -44,6 +47,8 @@ def create(
         body["id"] = key_id
     if expires_in_days is not None:
         body["expires_in_days"] = expires_in_days
+    if rpm is not None or tpm is not None:
+        body["limits"] = _limits(rpm, tpm)
     created = ApiClient(url, key).request("POST", "/v1/admin/keys", json=body).json()
     if as_json:
         typer.echo(json.dumps(created, indent=2))
@@ -70,6 +75,7 @@ def list_keys(
         "project",
         "task type",
         "role",
+        "limits",
         "state",
         "expires",
     ):
@@ -77,7 +83,7 @@ def list_keys(
     for k in keys:
         table.add_row(
             k["id"], k["name"], k["business_line"], k["project"], k["task_type"], k["role"],
-            k["state"], k["expires_at"] or "",
+            _limits_text(k.get("limits")), k["state"], k["expires_at"] or "",
         )  # fmt: skip
     out.print(table)
 
@@ -88,3 +94,33 @@ def revoke(key_id: str = typer.Argument(..., help="The key id, e.g. k_1a2b3c."),
     """Revoke a key: every replica refuses it from now on."""
     record = ApiClient(url, key).request("DELETE", f"/v1/admin/keys/{key_id}").json()
     out.print(f"[yellow]revoked[/] {record['id']} at {record['revoked_at']}")
+
+
+@app.command()
+def limit(
+    key_id: str = typer.Argument(..., help="The key id, e.g. k_1a2b3c."),
+    rpm: int | None = typer.Option(None, "--rpm", help="Requests a minute, across replicas."),
+    tpm: int | None = typer.Option(None, "--tpm", help="Tokens a minute, across replicas."),
+    url: str | None = URL,
+    key: str | None = KEY,
+) -> None:
+    """Set a key's rate limits (none given: remove them); every replica applies them."""
+    limits = _limits(rpm, tpm) if rpm is not None or tpm is not None else None
+    path = f"/v1/admin/keys/{key_id}"
+    record = ApiClient(url, key).request("PATCH", path, json={"limits": limits}).json()
+    out.print(f"[green]limits[/] of {record['id']}: {_limits_text(record['limits']) or 'none'}")
+
+
+def _limits(rpm: int | None, tpm: int | None) -> dict[str, int | None]:
+    return {"requests_per_minute": rpm, "tokens_per_minute": tpm}
+
+
+def _limits_text(limits: dict[str, int | None] | None) -> str:
+    if not limits:
+        return ""
+    parts = [
+        f"{limits[name]:,} {unit}/min"
+        for name, unit in (("requests_per_minute", "req"), ("tokens_per_minute", "tok"))
+        if limits.get(name)
+    ]
+    return ", ".join(parts)

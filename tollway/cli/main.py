@@ -28,7 +28,7 @@ sql_cmd.register(app)
 dashboard_cmd.register(app)
 audit_cmd.register(app)
 app.add_typer(config_cmd.app, name="config", help="Validate tollway.yaml.")
-app.add_typer(keys_cmd.app, name="keys", help="Create, list and revoke virtual keys.")
+app.add_typer(keys_cmd.app, name="keys", help="Create, list, limit and revoke virtual keys.")
 app.add_typer(
     budgets_cmd.app, name="budgets", help="Budgets: their spend and state; set and delete them."
 )

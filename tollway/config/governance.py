@@ -33,6 +33,15 @@ HEADER_OVERRIDES: tuple[HeaderOverride, ...] = (
 )
 
 
+class KeyLimits(_Strict):
+    """How fast one key may call, over a sliding minute, across every proxy replica."""
+
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(
+        default=None, ge=1, description="Input plus output tokens, the prompt counted on arrival."
+    )
+
+
 class KeyConfig(_Strict):
     id: Name
     hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
@@ -50,6 +59,7 @@ class KeyConfig(_Strict):
         default_factory=lambda: list(HEADER_OVERRIDES),
         description="Which x-tollway-* headers may refine this key's attribution.",
     )
+    limits: KeyLimits | None = None
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
     created_at: datetime | None = None

@@ -1,0 +1,263 @@
+"""Per-key rate limits: requests and tokens a minute, across every proxy replica.
+
+A key's `limits` (tollway.yaml, the admin API or `tollway keys create --rpm/--tpm`) cap its
+requests and its tokens (input plus output) over a sliding minute. The minute is estimated the
+way rate limiters at scale do (Cloudflare's sliding window): fixed one-minute windows, the
+current one counted whole and the previous one weighted by the share of it still inside the
+last 60 s — four integers a key, no list of timestamps.
+
+Admission: a call is refused — HTTP 429 `rate_limit_exceeded`, with `retry-after` and OpenAI's
+`x-ratelimit-*` headers, which the SDKs' retries honour — when one more request would exceed
+the requests limit, or when the tokens counted in the minute have reached the tokens limit (a
+call's size is known only once it is answered). An admitted call counts one request and its
+prompt's estimated tokens at once; when its event is published, its actual input plus output
+tokens replace the estimate; a call refused by its provider or cancelled gives its estimate
+back. Refused calls count nothing, so a client that waits out `retry-after` is served.
+
+Replicas share their counts (router/rate_sharing.py): each gateway process is an instance that
+publishes its own counts per key and window, and adds the others' latest (`apply`) to its own.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from uuid import UUID
+
+import orjson
+from pydantic import BaseModel, Field
+
+from router.errors import GatewayError
+from tollway.config.schema import KeyLimits
+
+WINDOW_S = 60
+
+
+class RateLimited(GatewayError):
+    """A key's requests or tokens a minute are spent: HTTP 429 until the window slides."""
+
+    status_code = 429
+    type = "rate_limit_exceeded"
+    code = "rate_limit_exceeded"
+    anthropic_type = "rate_limit_error"
+
+
+class RateUsage(BaseModel):
+    """One instance's counts for one key in one minute window (`tollway.rate-usage.v1`)."""
+
+    instance_id: str
+    key_id: str
+    window: int  # minutes since the epoch
+    requests: int = Field(ge=0)
+    tokens: int = Field(ge=0)
+    sent_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def key(self) -> str:
+        return f"{self.instance_id}:{self.key_id}"
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+@dataclass
+class Counts:
+    requests: int = 0
+    tokens: int = 0
+
+
+@dataclass
+class _Own:
+    """This instance's counts for one key: the current window and the one before."""
+
+    window: int
+    current: Counts = field(default_factory=Counts)
+    previous: Counts = field(default_factory=Counts)
+
+    def roll(self, window: int) -> None:
+        if window == self.window:
+            return
+        self.previous = self.current if window == self.window + 1 else Counts()
+        self.current = Counts()
+        self.window = window
+
+
+@dataclass(frozen=True)
+class _Reservation:
+    key_id: str
+    window: int
+    tokens: int
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        instance_id: str = "",
+        clock: Callable[[], float] = time.time,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
+        """`on_change(key_id)`: this instance's counts for the key changed (the publisher)."""
+        self.instance_id = instance_id
+        self.clock = clock
+        self.on_change = on_change
+        self._own: dict[str, _Own] = {}
+        self._peers: dict[str, dict[str, dict[int, Counts]]] = {}  # key → instance → window
+        self._reserved: dict[UUID, _Reservation] = {}
+
+    # -- admission -------------------------------------------------------------------------
+    def admit(self, key_id: str, limits: KeyLimits, prompt_tokens: int, call_id: UUID) -> None:
+        """Count the call, or raise `RateLimited` (counting nothing)."""
+        now = self.clock()
+        window, elapsed = divmod(now, WINDOW_S)
+        own = self._own_for(key_id, int(window))
+        current, previous = self._totals(key_id, own)
+        weight = 1 - elapsed / WINDOW_S
+        checks = (
+            (limits.requests_per_minute, current.requests, previous.requests, "requests"),
+            (limits.tokens_per_minute, current.tokens, previous.tokens, "tokens"),
+        )
+        for limit, now_count, before, what in checks:  # room for one more of each
+            if limit is not None and before * weight + now_count + 1 > limit:
+                raise self._refusal(key_id, limits, current, previous, elapsed, what)
+        own.current.requests += 1
+        own.current.tokens += prompt_tokens
+        self._reserved[call_id] = _Reservation(key_id, own.window, prompt_tokens)
+        self._changed(key_id)
+
+    def settle(self, call_id: UUID, tokens: int) -> None:
+        """The call is over and used `tokens` (input plus output): they replace its estimate."""
+        self._correct(call_id, tokens, requests=0)
+
+    def _correct(self, call_id: UUID, tokens: int, requests: int) -> None:
+        reservation = self._reserved.pop(call_id, None)
+        if reservation is None:
+            return
+        own = self._own.get(reservation.key_id)
+        if own is None:
+            return
+        counts = (
+            own.current
+            if own.window == reservation.window
+            else own.previous
+            if own.window == reservation.window + 1
+            else None
+        )
+        if counts is not None:
+            counts.tokens = max(0, counts.tokens + tokens - reservation.tokens)
+            counts.requests = max(0, counts.requests + requests)
+            self._changed(reservation.key_id)
+
+    def release(self, call_id: UUID) -> None:
+        """The call used nothing (refused by its provider, or cancelled): one request stays
+        counted, as the provider saw it, its tokens estimate goes."""
+        self.settle(call_id, 0)
+
+    def undo(self, call_id: UUID) -> None:
+        """The call was refused after all (by a budget) and never sent: it counts nothing."""
+        self._correct(call_id, 0, requests=-1)
+
+    # -- sharing ---------------------------------------------------------------------------
+    def usage(self, key_id: str) -> RateUsage | None:
+        """This instance's counts for the key's current window, to publish."""
+        own = self._own.get(key_id)
+        if own is None:
+            return None
+        own.roll(int(self.clock() // WINDOW_S))
+        return RateUsage(
+            instance_id=self.instance_id,
+            key_id=key_id,
+            window=own.window,
+            requests=own.current.requests,
+            tokens=own.current.tokens,
+        )
+
+    def apply(self, record: RateUsage) -> None:
+        """Another instance's latest counts for a key and window."""
+        if record.instance_id == self.instance_id:
+            return
+        windows = self._peers.setdefault(record.key_id, {}).setdefault(record.instance_id, {})
+        windows[record.window] = Counts(record.requests, record.tokens)
+        for old in [w for w in windows if w < record.window - 1]:
+            del windows[old]
+
+    # -- internals -------------------------------------------------------------------------
+    def _own_for(self, key_id: str, window: int) -> _Own:
+        own = self._own.get(key_id)
+        if own is None:
+            own = self._own[key_id] = _Own(window)
+        elif own.window != window:
+            own.roll(window)
+            self._forget_reservations_before(window - 1)
+        return own
+
+    def _totals(self, key_id: str, own: _Own) -> tuple[Counts, Counts]:
+        current = Counts(own.current.requests, own.current.tokens)
+        previous = Counts(own.previous.requests, own.previous.tokens)
+        for windows in self._peers.get(key_id, {}).values():
+            if (now := windows.get(own.window)) is not None:
+                current.requests += now.requests
+                current.tokens += now.tokens
+            if (before := windows.get(own.window - 1)) is not None:
+                previous.requests += before.requests
+                previous.tokens += before.tokens
+        return current, previous
+
+    def _forget_reservations_before(self, window: int) -> None:
+        """Calls older than the previous window no longer count anywhere (a call that never
+        finishes, should one, must not keep its reservation for ever)."""
+        stale = [i for i, r in self._reserved.items() if r.window < window]
+        for call_id in stale:
+            del self._reserved[call_id]
+
+    def _changed(self, key_id: str) -> None:
+        if self.on_change is not None:
+            self.on_change(key_id)
+
+    def _refusal(
+        self,
+        key_id: str,
+        limits: KeyLimits,
+        current: Counts,
+        previous: Counts,
+        elapsed: float,
+        what: str,
+    ) -> RateLimited:
+        headers: dict[str, str] = {}
+        waits: list[int] = []
+        for name, limit, now_count, before in (
+            ("requests", limits.requests_per_minute, current.requests, previous.requests),
+            ("tokens", limits.tokens_per_minute, current.tokens, previous.tokens),
+        ):
+            if limit is None:
+                continue
+            used = before * (1 - elapsed / WINDOW_S) + now_count
+            wait = seconds_until_room(limit, before, now_count, elapsed)
+            headers[f"x-ratelimit-limit-{name}"] = str(limit)
+            headers[f"x-ratelimit-remaining-{name}"] = str(max(0, math.floor(limit - used)))
+            headers[f"x-ratelimit-reset-{name}"] = f"{wait}s"
+            if name == what:
+                waits.append(wait)
+        retry = max(waits, default=1)
+        headers["retry-after"] = str(retry)
+        limit = limits.requests_per_minute if what == "requests" else limits.tokens_per_minute
+        return RateLimited(
+            f"rate limit reached for key {key_id}: {limit:,} {what} a minute; retry in {retry} s",
+            headers=headers,
+            details={"limit": what, "retry_after_s": retry},
+        )
+
+
+def seconds_until_room(limit: int, previous: int, current: int, elapsed: float) -> int:
+    """Seconds until one more unit fits under `limit`, with no new traffic meanwhile."""
+    room = limit - 1
+    if current <= room:  # within this window: as the previous window's share slides out
+        if previous == 0:
+            return 1
+        share_allowed = (room - current) / previous  # weight at which it fits
+        wait = WINDOW_S * (1 - share_allowed) - elapsed
+    else:  # only in a later window, as this one's count slides out
+        wait = (WINDOW_S - elapsed) + WINDOW_S * (1 - room / current)
+    return max(1, math.ceil(wait - 1e-9))  # 60 * (1 - 2/3) is 20.000000000000004

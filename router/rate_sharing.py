@@ -1,0 +1,126 @@
+"""Proxy replicas share their per-key rate counts, so a key's limit holds across all of them.
+
+Each gateway process publishes its own counts per key and minute window on the compacted
+`tollway.rate-usage.v1` (message key `instance:key`), at most every `interval_s` (100 ms) while
+they change, and follows the others' on the budget gate's consumer (one fetch every 50 ms
+for both). A burst spread over replicas overshoots a limit by what the others admit within one
+publish interval plus a record's trip through the broker. Records need no expiry: they count
+only for their own window and the next, so a dead instance's counts age out within two
+minutes. Sharing never slows or fails a call: sends are not awaited, and a broker outage only
+leaves each replica counting on its own (logged once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import orjson
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from pydantic import ValidationError
+
+from router.rate_limits import RateLimiter, RateUsage
+from tollway.kafka import new_producer
+
+log = logging.getLogger(__name__)
+
+#: a key's counts are published at most this often while they change
+PUBLISH_INTERVAL_S = 0.1
+
+
+class RatePublisher:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        limiter: RateLimiter,
+        interval_s: float = PUBLISH_INTERVAL_S,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.limiter = limiter
+        self.interval_s = interval_s
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+        limiter.on_change = self.changed
+
+    def changed(self, key_id: str) -> None:
+        """Called by the limiter on every change: only marks the key (the task sends)."""
+        self._dirty.add(key_id)
+        self._wake.set()
+
+    def on_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """A peer's counts, from the shared follower."""
+        if record.value is None:
+            return
+        try:
+            self.limiter.apply(RateUsage.model_validate(orjson.loads(record.value)))
+        except (orjson.JSONDecodeError, ValidationError) as exc:
+            log.warning("skipping an invalid rate-usage record: %s", exc)
+
+    async def start(self) -> None:
+        producer = new_producer(self.bootstrap, linger_ms=0)
+        try:
+            await producer.start()
+        except Exception as exc:  # the limits still hold per replica
+            log.warning("rate limit counts will not be shared (no producer): %s", exc)
+            return
+        self._producer = producer
+        self._task = asyncio.create_task(self._run(), name="tollway-rate-usage")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._wake.wait()
+                self._wake.clear()
+                await self.publish_due()
+                await asyncio.sleep(self.interval_s)  # coalesce what changes meanwhile
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the loop must outlive any surprise
+                log.exception("publishing rate counts failed; going on")
+                await asyncio.sleep(1.0)
+
+    async def publish_due(self) -> None:
+        due, self._dirty = self._dirty, set()
+        for key_id in due:
+            usage = self.limiter.usage(key_id)
+            if usage is not None:
+                await self._send(usage)
+
+    async def _send(self, usage: RateUsage) -> None:
+        if self._producer is None:
+            return
+        try:
+            delivery = await self._producer.send(self.topic, usage.encode(), key=usage.key.encode())
+        except Exception as exc:
+            self._failed(exc)
+            return
+        delivery.add_done_callback(self._delivered)
+
+    def _delivered(self, delivery: asyncio.Future[object]) -> None:
+        if delivery.cancelled():
+            return
+        if (exc := delivery.exception()) is not None:
+            self._failed(exc)
+        elif self._failing:
+            self._failing = False
+            log.warning("rate limit counts are shared again")
+
+    def _failed(self, exc: BaseException) -> None:
+        if not self._failing:
+            self._failing = True
+            log.warning("rate limit counts cannot be shared for now (%s); calls go on", exc)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._producer:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._producer.stop(), 5.0)

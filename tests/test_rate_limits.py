@@ -1,0 +1,145 @@
+"""Per-key rate limits as SDK users meet them: a key's requests a minute hold across two proxy
+replicas (they share their counts through Kafka), a refused call is a 429 with `retry-after`
+in the caller's protocol and a `blocked` row in the ledger, and new limits set through the
+admin API reach every replica. Real Tansu broker, worker and chDB ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from tollway.config import load_config
+from tollway.server import serving
+from tollway.service import Runtime, build_app
+from tollway.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+ADMIN = "tw-test-admin-rates"
+AS_ADMIN = {"authorization": f"Bearer {ADMIN}"}
+HELLO = [{"role": "user", "content": "Say hello."}]
+
+
+def _runtime(
+    bootstrap: str, namespace: str, data_dir: Path, roles: set[str], store: object = None
+) -> Runtime:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = Settings(
+        topic_namespace=namespace, data_dir=data_dir, kafka_session_timeout_s=3.0,
+        sink_batch_seconds=0.1,
+    )  # fmt: skip
+    return Runtime(
+        settings=settings, config=load_config(None), bootstrap=bootstrap, roles=frozenset(roles),
+        admin_key=ADMIN, store=store,
+    )  # fmt: skip
+
+
+async def _status(base: str, secret: str) -> int:
+    client = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key=secret, max_retries=0)
+    try:
+        await client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)  # type: ignore[arg-type]
+        return 200
+    except openai.APIStatusError as exc:
+        return exc.status_code
+
+
+async def _eventually(check: Any, expected: Any, timeout_s: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await check()
+        if value == expected or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.2)
+
+
+async def test_a_keys_requests_a_minute_hold_across_replicas(
+    kafka_bootstrap: str, namespace: str, store: Any, tmp_path: Path
+) -> None:
+    everything = _runtime(
+        kafka_bootstrap, namespace, tmp_path / "a", {"proxy", "worker", "analytics"}, store
+    )
+    proxy = _runtime(kafka_bootstrap, namespace, tmp_path / "b", {"proxy"})
+    async with (
+        serving(build_app(everything)) as a,
+        serving(build_app(proxy)) as b,
+        httpx.AsyncClient() as http,
+    ):
+        created = await http.post(
+            f"{a}/v1/admin/keys", headers=AS_ADMIN,
+            json={"business_line": "support", "limits": {"requests_per_minute": 6}},
+        )  # fmt: skip
+        assert created.json()["record"]["limits"]["requests_per_minute"] == 6
+        secret, key_id = created.json()["key"], created.json()["record"]["id"]
+        await _eventually(lambda: _status(b, secret), 200)  # the key reached B (one call)
+
+        # alternate between the replicas, with time for the counts to travel: six in all
+        statuses = []
+        for i in range(10):
+            statuses.append(await _status(a if i % 2 else b, secret))
+            await asyncio.sleep(0.3)
+        assert statuses.count(200) == 5 and statuses[5:] == [429] * 5, statuses
+
+        refused = await http.post(
+            f"{b}/v1/chat/completions", headers={"authorization": f"Bearer {secret}"},
+            json={"model": "gpt-4o-mini", "messages": HELLO},
+        )  # fmt: skip
+        assert refused.status_code == 429
+        assert refused.json()["error"]["type"] == "rate_limit_exceeded"
+        assert 1 <= int(refused.headers["retry-after"]) <= 120
+        assert refused.headers["x-ratelimit-limit-requests"] == "6"
+        assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+        claude = anthropic.AsyncAnthropic(base_url=a, api_key=secret, max_retries=0)
+        with pytest.raises(anthropic.RateLimitError) as caught:
+            await claude.messages.create(model="gpt-4o-mini", max_tokens=20, messages=HELLO)  # type: ignore[arg-type]
+        assert caught.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+
+        # a higher limit through the API reaches both replicas
+        raised = await http.patch(
+            f"{a}/v1/admin/keys/{key_id}", headers=AS_ADMIN,
+            json={"limits": {"requests_per_minute": 1000}},
+        )  # fmt: skip
+        assert raised.json()["limits"]["requests_per_minute"] == 1000
+        assert await _status(a, secret) == 200
+        assert await _eventually(lambda: _status(b, secret), 200) == 200
+
+        # every refusal is in the ledger, as a blocked call
+        async def refusals() -> int:
+            rows = (
+                await store.query(
+                    "SELECT count() AS n FROM calls WHERE key_id = "
+                    f"'{key_id}' AND status = 'blocked' AND error_code = 'rate_limit_exceeded'"
+                )
+            ).rows
+            return int(rows[0]["n"])
+
+        assert await _eventually(refusals, 7) == 7  # five, the raw 429 and the Anthropic one
+
+
+async def test_tokens_a_minute_count_what_calls_used(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    async with (
+        serving(build_app(_runtime(kafka_bootstrap, namespace, tmp_path, {"proxy"}))) as a,
+        httpx.AsyncClient() as http,
+    ):
+        created = await http.post(
+            f"{a}/v1/admin/keys", headers=AS_ADMIN,
+            json={"business_line": "support", "limits": {"tokens_per_minute": 300}},
+        )  # fmt: skip
+        secret = created.json()["key"]
+        client = openai.AsyncOpenAI(base_url=f"{a}/v1", api_key=secret, max_retries=0)
+        used = 0
+        with pytest.raises(openai.RateLimitError) as refused:
+            for _ in range(100):
+                answer = await client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)  # type: ignore[arg-type]
+                assert answer.usage is not None
+                used += answer.usage.total_tokens
+        assert used >= 300 and used - answer.usage.total_tokens < 300  # refused once spent
+        assert refused.value.response.headers["x-ratelimit-limit-tokens"] == "300"
