@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from dashboards.models import (
+    AuditEntry,
     Budget,
     Call,
     CostReport,
@@ -322,6 +323,12 @@ class AnalyticsClient:
     ) -> list[Call]:
         body = self.get("/v1/analytics/calls", _params(start, end, filters, limit=limit))
         return [Call.model_validate(c) for c in body.get("calls", [])]
+
+    def audit(self, actions: Sequence[str] = (), limit: int = 200) -> list[AuditEntry]:
+        """The audit trail, newest first (admin keys only)."""
+        params = (("limit", str(limit)), *(("action", a) for a in actions))
+        body = self.get("/v1/analytics/audit", params)
+        return [AuditEntry.model_validate(e) for e in body.get("entries", [])]
 
     def routing_stats(self, days: int = 7) -> list[RoutingStat]:
         body = self.get("/v1/analytics/routing/stats", _params(days=days))

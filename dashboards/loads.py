@@ -174,6 +174,11 @@ def calls(client: AnalyticsClient, day: date, status: str, limit: int) -> list[C
 BUDGET_FILTERABLE = ("business_line", "project", "task_type", "key_id", "model", "user")
 
 
+#: pages whose first view is not kept warm: the audit trail is small, asked for by admins
+#: only (a warmer with another key would fill the trail with refusals), and best fresh
+UNWARMED_PAGES = frozenset({"audit"})
+
+
 def default_views(client: AnalyticsClient, day: date) -> None:
     """Ask for what every page shows first, as a visitor's first look would; one page after
     the other (each page's own requests go out together: never a load inside a load)."""

@@ -101,6 +101,17 @@ class Budget(_Model):
         return self.state in ("warned", "exceeded")
 
 
+class AuditEntry(_Model):
+    id: str
+    ts: str
+    actor: str
+    actor_role: str
+    action: str
+    target: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    client: str = ""
+
+
 class Anomaly(_Model):
     bucket: str
     cost_usd: Decimal

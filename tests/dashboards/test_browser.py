@@ -35,6 +35,7 @@ PAGES = {
     "budgets": "budgets",
     "routing": "routing",
     "calls": "calls",
+    "audit": "audit",
 }
 CHROME_FLAGS = [*FLAGS, "--virtual-time-budget=15000"]
 
@@ -96,6 +97,16 @@ def test_screenshots_of_every_page(tmp_path: Path) -> None:
                 messages=[{"role": "user", "content": f"demo call {i} " + "word " * (i * 5)}],
             )
         admin = {"Authorization": f"Bearer {keystore.read_admin_key(data_dir)}"}
+        # a budget set through the admin API: on the Budgets page, and in the audit trail
+        budget = {"scope": {"business_line": "marketing"}, "limit_usd": 50, "action": "block"}
+        base = f"http://127.0.0.1:{port}"
+        put = httpx.put(f"{base}/v1/admin/budgets/marketing-cap", headers=admin, json=budget)
+        assert put.status_code == 201, put.text
+        httpx.put(
+            f"{base}/v1/admin/budgets/marketing-cap",
+            headers=admin,
+            json={**budget, "limit_usd": 80},
+        )
         deadline = time.monotonic() + 60
         calls = 0
         while calls < 30 and time.monotonic() < deadline:
@@ -132,6 +143,7 @@ def test_screenshots_of_every_page(tmp_path: Path) -> None:
                 assert "<title>" in html and "tollway" in html, name
                 assert "Traceback" not in html and "stException" not in html, name
                 assert "unreachable" not in html and "No calls yet" not in html, name
+                assert "Nothing in the audit trail yet" not in html, name
         finally:
             browser.close()
         (SHOTS / "timings.json").write_text(json.dumps(timings, indent=2))

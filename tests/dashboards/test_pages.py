@@ -245,3 +245,29 @@ async def test_routing_lists_recommendations_with_their_configuration(  # type: 
     assert list(table["current → candidate"]) == ["gpt-4o → gpt-4o-mini"]
     assert list(table["saves / month"]) == ["$9.75"]
     assert [c.value for c in at.code] == [snippet]  # in the popover
+
+
+async def test_audit_page_lists_the_trail_for_admins_only(store, api: Api, point_at) -> None:  # type: ignore[no-untyped-def]
+    from ingest.audit_sink import write_audit
+    from tollway.audit import AuditEvent
+
+    changes = [
+        AuditEvent(actor="admin", actor_role="admin", action="budget.set", target="seo-cap",
+                   details={"budget": {"limit_usd": "50"}}),
+        AuditEvent(actor="k_sup", actor_role="developer", action="admin.denied",
+                   target="GET /v1/admin/keys"),
+    ]  # fmt: skip
+    await write_audit(store, [e.encode() for e in changes])
+    point_at(api.url, ADMIN_KEY)
+    at = await run_page("audit")
+    assert not at.exception
+    frame = at.dataframe[0].value
+    assert sorted(frame["action"]) == ["admin.denied", "budget.set"]
+    assert _metric(at, "Refused attempts") == "1"
+    assert "limit_usd" in " ".join(frame["details"])
+    assert "new: $50 monthly, alert_only, everything" in list(frame["change"])
+
+    point_at(api.url, FINOPS_KEY)  # finops reads spend, not the trail
+    at = await run_page("audit")
+    assert not at.exception and not at.dataframe
+    assert "Not available for this key" in text_of(at)
