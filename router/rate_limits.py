@@ -28,12 +28,18 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import orjson
+from prometheus_client import Counter
 from pydantic import BaseModel, Field
 
 from router.errors import GatewayError
 from tollway.config.schema import KeyLimits
 
 WINDOW_S = 60
+
+#: refusals by the limit that refused them (which keys: the ledger's blocked rows say)
+RATE_LIMITED = Counter(
+    "tollway_rate_limited_total", "Calls refused by a key's rate limit", ["limit"]
+)
 
 
 class RateLimited(GatewayError):
@@ -240,6 +246,7 @@ class RateLimiter:
             headers[f"x-ratelimit-reset-{name}"] = f"{wait}s"
             if name == what:
                 waits.append(wait)
+        RATE_LIMITED.labels(what).inc()
         retry = max(waits, default=1)
         headers["retry-after"] = str(retry)
         limit = limits.requests_per_minute if what == "requests" else limits.tokens_per_minute

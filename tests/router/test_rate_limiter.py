@@ -7,7 +7,7 @@ from uuid import uuid4
 
 import pytest
 
-from router.rate_limits import RateLimited, RateLimiter, RateUsage
+from router.rate_limits import RATE_LIMITED, RateLimited, RateLimiter, RateUsage
 from tollway.config.schema import KeyLimits
 
 RPM3 = KeyLimits(requests_per_minute=3)
@@ -36,7 +36,9 @@ def _admits(limiter: RateLimiter, limits: KeyLimits = RPM3, prompt: int = 10) ->
 
 def test_requests_are_capped_and_the_refusal_says_when_to_come_back() -> None:
     limiter, _ = _limiter(6030.0)
+    refused_before = RATE_LIMITED.labels("requests")._value.get()
     assert [_admits(limiter) for _ in range(4)] == [True, True, True, False]
+    assert RATE_LIMITED.labels("requests")._value.get() == refused_before + 1
     with pytest.raises(RateLimited) as refused:
         limiter.admit("k", RPM3, 10, uuid4())
     headers = refused.value.headers
