@@ -85,7 +85,8 @@ async def messages(request: Request) -> Response:
     if body.stream:
         stream = await gateway.open_stream(chat, who, endpoint="messages")
         return stream_response(stream, anthropic_frames(stream))
-    outcome = await gateway.call_chat(chat, who, endpoint="messages")
+    cache = gateway.cache.mode(request.headers)
+    outcome = await gateway.call_chat(chat, who, endpoint="messages", cache=cache)
     event = outcome.event
     message = chat_to_message(outcome.body, outcome.usage, event.model, _msg_id(event))
     return JSONBytes(message, headers=call_headers(event))

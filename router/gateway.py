@@ -38,6 +38,7 @@ from router.providers import ChatResult, EmbeddingResult, Provider, ProviderErro
 from router.rate_limits import RateLimited, RateLimiter
 from router.rate_sharing import RatePublisher
 from router.resilience import AttemptLoop, Exhausted, Served
+from router.response_cache import Cached, CacheMode, Lookup, ResponseCache
 from router.routing_feed import RoutingView
 from router.schemas import ChatCompletionRequest, EmbeddingsRequest, Usage
 from router.streaming import ChatStream
@@ -77,6 +78,7 @@ class Gateway:
         self.publisher = publisher
         self.budgets = budgets or BudgetGate(lambda: self.config)
         self.rates = rates or RateLimiter()
+        self.cache = ResponseCache(lambda: self.config.cache)
         self.rate_sharing = rate_sharing
         self._retired: list[Provider] = []  # replaced by a reload, closed at stop
         self.breakers = BreakerBoard()
@@ -252,20 +254,29 @@ class Gateway:
         request: ChatCompletionRequest,
         who: Attribution,
         endpoint: Endpoint = "chat.completions",
+        cache: CacheMode = "skip",
     ) -> CallOutcome:
+        """One plain chat call (`cache`: the caller's `x-tollway-cache`, when the cache is on)."""
+
         async def complete(provider: Provider, model: ModelConfig) -> ChatResult:
             return await provider.chat(request, model)
 
-        return await self._served(Ask.chat(request, who.task_type), who, endpoint, complete)
+        ask = Ask.chat(request, who.task_type)
+        lookup = self.cache.lookup(who, request, cache)
+        return await self._served(ask, who, endpoint, complete, lookup)
 
-    async def embed(self, request: EmbeddingsRequest, who: Attribution) -> CallOutcome:
+    async def embed(
+        self, request: EmbeddingsRequest, who: Attribution, cache: CacheMode = "skip"
+    ) -> CallOutcome:
         """One embeddings call: admitted, tried, priced (input tokens only) and published as
         a chat call is, on a model with the `embeddings` capability."""
 
         async def embed(provider: Provider, model: ModelConfig) -> EmbeddingResult:
             return await provider.embed(request, model)
 
-        return await self._served(Ask.embeddings(request, who.task_type), who, "embeddings", embed)
+        ask = Ask.embeddings(request, who.task_type)
+        lookup = self.cache.lookup(who, request, cache)
+        return await self._served(ask, who, "embeddings", embed, lookup)
 
     async def _served(
         self,
@@ -273,11 +284,15 @@ class Gateway:
         who: Attribution,
         endpoint: Endpoint,
         attempt: Callable[[Provider, ModelConfig], Awaitable[ChatResult | EmbeddingResult]],
+        lookup: Lookup | None = None,
     ) -> CallOutcome:
-        """A call answered whole: admitted, tried through the plan's models, billed."""
+        """A call answered whole: admitted, then answered from the response cache or tried
+        through the plan's models, billed."""
         started = datetime.now(UTC)
         clock = time.perf_counter()
         decision, plan, event = self._admit(ask, who, endpoint, started)
+        if lookup is not None and (hit := self.cache.get(lookup)) is not None:
+            return self._from_cache(hit, event, decision, clock)
         try:
             served = await self._attempts(plan, attempt)
         except Exhausted as exhausted:
@@ -289,7 +304,30 @@ class Gateway:
         usage = served.value.usage
         event = self._billed(event, decision, plan, served, usage, started, clock)
         body = {**served.value.body, "model": served.model.name}
+        if lookup is not None:
+            self.cache.put(lookup, Cached.of(body, usage, served.model.name, event.provider))
         return CallOutcome(body=body, event=event, usage=usage)
+
+    def _from_cache(
+        self, hit: Cached, event: CallEvent, decision: Decision, clock: float
+    ) -> CallOutcome:
+        """A cached answer: nothing billed or counted against a rate, the tokens it saved in
+        the event (router/response_cache.py)."""
+        self.rates.settle(event.event_id, 0)
+        event = event.model_copy(
+            update={
+                "provider": hit.provider,
+                "model": hit.model,
+                "cache_hit": True,
+                "duration_ms": _ms_since(clock),
+                **hit.usage.event_counts(),
+                "usage_estimated": hit.usage.estimated,
+                "cost_usd": Decimal(0),
+                "price_version": "cache",
+            }
+        )
+        self._published(event, self.budgets.settle(decision, Decimal(0)))
+        return CallOutcome(body=hit.answer(), event=event, usage=hit.usage)
 
     async def count_tokens(self, request: ChatCompletionRequest) -> int:
         """The prompt's input tokens on the model the request resolves to (a route: its first

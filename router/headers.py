@@ -22,4 +22,6 @@ def call_headers(event: CallEvent, *, cost: bool = True) -> dict[str, str]:
         headers["x-tollway-route"] = event.route
     if event.budget_action != "none":
         headers["x-tollway-budget-action"] = event.budget_action
+    if event.cache_hit:
+        headers["x-tollway-cache"] = "hit"
     return headers

@@ -50,7 +50,7 @@ async def chat_completions(request: Request) -> Response:
     if body.stream:
         stream = await gateway.open_stream(body, who)
         return stream_response(stream, openai_frames(stream, include_usage=body.include_usage))
-    outcome = await gateway.call_chat(body, who)
+    outcome = await gateway.call_chat(body, who, cache=gateway.cache.mode(request.headers))
     return JSONBytes(outcome.body, headers=call_headers(outcome.event))
 
 
@@ -60,7 +60,8 @@ async def embeddings(request: Request) -> Response:
     body = await parse_body(request, EmbeddingsRequest)
     ensure_allowed(principal, body.model)
     who = attribute(principal, request.headers, body.user)
-    outcome = await _gateway(request).embed(body, who)
+    gateway = _gateway(request)
+    outcome = await gateway.embed(body, who, cache=gateway.cache.mode(request.headers))
     return JSONBytes(outcome.body, headers=call_headers(outcome.event))
 
 

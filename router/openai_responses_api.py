@@ -47,7 +47,8 @@ async def responses(request: Request) -> Response:
     if body.stream:
         stream = await gateway.open_stream(chat, who, endpoint="responses")
         return stream_response(stream, response_events(stream, body))
-    outcome = await gateway.call_chat(chat, who, endpoint="responses")
+    cache = gateway.cache.mode(request.headers)
+    outcome = await gateway.call_chat(chat, who, endpoint="responses", cache=cache)
     event = outcome.event
     answer = chat_to_response(body, outcome.body, outcome.usage, event.model, _response_id(event))
     return JSONBytes(answer, headers=call_headers(event))

@@ -207,3 +207,18 @@ class ProxyLimits(_Strict):
     deadline_s: float = Field(
         default=300.0, gt=0, description="Whole-call deadline when the route sets none."
     )
+
+
+class ResponseCache(_Strict):
+    """tollway's own exact-match cache of answers (router/response_cache.py): off by default,
+    as zero data retention asks; in memory only, per proxy process, never on disk."""
+
+    enabled: bool = False
+    ttl_s: float = Field(default=300.0, gt=0, description="How long an answer is reused.")
+    max_entries: int = Field(default=10_000, ge=1)
+    max_entry_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="Larger answers are not kept."
+    )
+    scope: Literal["key", "business_line", "global"] = Field(
+        default="key", description="Who shares cached answers: one key, a business line, all."
+    )

@@ -16,6 +16,7 @@ from tollway.config.catalogue import (
     PricePoint,
     ProviderConfig,
     ProxyLimits,
+    ResponseCache,
     RouteConfig,
     SimBehaviour,
     TaskRule,
@@ -72,6 +73,7 @@ __all__ = [
     "ProviderConfig",
     "ProviderType",
     "ProxyLimits",
+    "ResponseCache",
     "Role",
     "RouteConfig",
     "SimBehaviour",
@@ -92,6 +94,7 @@ class TollwayConfig(_Strict):
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     logging: LoggingPolicy = Field(default_factory=LoggingPolicy)
     limits: ProxyLimits = Field(default_factory=ProxyLimits)
+    cache: ResponseCache = Field(default_factory=ResponseCache)
 
     @model_validator(mode="after")
     def _webhook_ids(self) -> TollwayConfig:
