@@ -17,7 +17,8 @@ from analytics.endpoint import answer, iso, run, store_of
 from analytics.params import InvalidParameter, check_known, parse_instant, parse_int
 from analytics.responses import render
 from analytics.store.base import sql_string
-from tollway.audit import AuditAction, admin_only
+from tollway.audit import admin_only
+from tollway.audit_events import AuditAction
 from tollway.auth import Principal
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])

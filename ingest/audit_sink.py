@@ -3,38 +3,29 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import orjson
-from pydantic import ValidationError
 
 from analytics.store.base import Store, datetime64_text
-from tollway.audit import AuditEvent
-
-log = logging.getLogger(__name__)
+from ingest.messages import valid_messages
+from tollway.audit_events import AuditEvent
 
 
 async def write_audit(store: Store, values: Sequence[bytes | None]) -> int:
-    rows = []
-    for value in values:
-        try:
-            event = AuditEvent.model_validate(orjson.loads(value or b"null"))
-        except (orjson.JSONDecodeError, ValidationError) as exc:
-            log.warning("skipping an invalid audit event: %s", exc)
-            continue
-        rows.append(
-            {
-                "id": str(event.id),
-                "ts": datetime64_text(event.ts),
-                "actor": event.actor,
-                "actor_role": event.actor_role,
-                "action": event.action,
-                "target": event.target,
-                "details": orjson.dumps(event.details).decode(),
-                "client": event.client,
-            }
-        )
+    rows = [
+        {
+            "id": str(event.id),
+            "ts": datetime64_text(event.ts),
+            "actor": event.actor,
+            "actor_role": event.actor_role,
+            "action": event.action,
+            "target": event.target,
+            "details": orjson.dumps(event.details).decode(),
+            "client": event.client,
+        }
+        for event in valid_messages(values, AuditEvent, "audit event")
+    ]
     if rows:
         await store.insert_rows("audit_log", rows)
     return len(rows)

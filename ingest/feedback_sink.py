@@ -3,37 +3,26 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
-import orjson
-from pydantic import ValidationError
-
 from analytics.store.base import Store, datetime64_text
+from ingest.messages import valid_messages
 from tollway.feedback import Feedback
-
-log = logging.getLogger(__name__)
 
 
 async def write_feedback(store: Store, values: Sequence[bytes | None]) -> int:
-    rows = []
-    for value in values:
-        try:
-            feedback = Feedback.model_validate(orjson.loads(value or b"null"))
-        except (orjson.JSONDecodeError, ValidationError) as exc:
-            log.warning("skipping invalid feedback: %s", exc)
-            continue
-        rows.append(
-            {
-                "event_id": str(feedback.event_id),
-                "score": feedback.score,
-                "label": feedback.label,
-                "comment": feedback.comment,
-                "ts": datetime64_text(feedback.ts),
-                "key_id": feedback.key_id,
-                "user": feedback.user,
-            }
-        )
+    rows = [
+        {
+            "event_id": str(feedback.event_id),
+            "score": feedback.score,
+            "label": feedback.label,
+            "comment": feedback.comment,
+            "ts": datetime64_text(feedback.ts),
+            "key_id": feedback.key_id,
+            "user": feedback.user,
+        }
+        for feedback in valid_messages(values, Feedback, "feedback")
+    ]
     if rows:
         await store.insert_rows("feedback", rows)
     return len(rows)

@@ -50,12 +50,12 @@ from decimal import Decimal
 from uuid import uuid4
 
 import orjson
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
+from router.best_effort import BestEffortProducer
 from router.follower import CompactedFollower
 from tollway.budget_events import BudgetHold
-from tollway.kafka import new_producer
 
 log = logging.getLogger(__name__)
 
@@ -169,9 +169,8 @@ class HoldsPublisher:
         self._sent: dict[Window, tuple[Decimal, float]] = {}  # non-zero totals: (held, when)
         self._wake = asyncio.Event()
         self._urgent = asyncio.Event()  # cuts the coalescing pause short
-        self._producer: AIOKafkaProducer | None = None
+        self.sender = BestEffortProducer(bootstrap, "budget holds")
         self._task: asyncio.Task[None] | None = None
-        self._failing = False  # logged once per run of failures
 
     def changed(self, window: Window, urgent: bool = False) -> None:
         """Called by the gate on every change: only marks the window (the task sends).
@@ -184,14 +183,8 @@ class HoldsPublisher:
             self._urgent.set()
 
     async def start(self) -> None:
-        producer = new_producer(self.bootstrap, linger_ms=0)
-        try:
-            await producer.start()
-        except Exception as exc:  # the gate works without it: peers just do not see us
-            log.warning("budget holds will not be shared (no producer): %s", exc)
-            return
-        self._producer = producer
-        self._task = asyncio.create_task(self._run(), name="tollway-budget-holds")
+        if await self.sender.start():  # without it the gate works: peers just do not see us
+            self._task = asyncio.create_task(self._run(), name="tollway-budget-holds")
 
     async def _run(self) -> None:
         while True:
@@ -232,31 +225,10 @@ class HoldsPublisher:
     async def _send(self, hold: BudgetHold) -> None:
         """Send a total; a zero is followed by a tombstone of its key, so compaction removes
         it: instance ids are new in every process, and the zeros would pile up for ever."""
-        if self._producer is None:
-            return
         key = hold.key.encode()
-        try:
-            delivery = await self._producer.send(self.topic, hold.encode(), key=key)
-            if not hold.held_usd:  # the zero record clears the followers; the tombstone, the key
-                await self._producer.send(self.topic, None, key=key)
-        except Exception as exc:  # the broker is away: this total is dropped, the next is sent
-            self._failed(exc)
-            return
-        delivery.add_done_callback(self._delivered)
-
-    def _delivered(self, delivery: asyncio.Future[object]) -> None:
-        if delivery.cancelled():
-            return
-        if (exc := delivery.exception()) is not None:
-            self._failed(exc)
-        elif self._failing:
-            self._failing = False
-            log.warning("budget holds are shared again")
-
-    def _failed(self, exc: BaseException) -> None:
-        if not self._failing:
-            self._failing = True
-            log.warning("budget holds cannot be shared for now (%s); calls are unaffected", exc)
+        await self.sender.send(self.topic, hold.encode(), key)
+        if not hold.held_usd:  # the zero record clears the followers; the tombstone, the key
+            await self.sender.send(self.topic, None, key)
 
     async def stop(self) -> None:
         """Stop sending. The last totals stand until the followers' TTL: what this instance
@@ -265,9 +237,7 @@ class HoldsPublisher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._producer:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._producer.stop(), 5.0)
+        await self.sender.stop()
 
 
 class HoldsExchange:

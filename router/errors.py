@@ -78,6 +78,16 @@ class BudgetExceeded(GatewayError):
     code = "budget_exceeded"
 
 
+class RateLimited(GatewayError):
+    """A key's requests or tokens a minute are spent (router/rate_limits.py): HTTP 429 until
+    the window slides."""
+
+    status_code = 429
+    type = "rate_limit_exceeded"
+    code = "rate_limit_exceeded"
+    anthropic_type = "rate_limit_error"
+
+
 class UpstreamError(GatewayError):
     """Every provider attempt for the call failed."""
 

@@ -27,6 +27,7 @@ from router.budget_gate import BudgetGate, Decision, Delivery
 from router.choice import Needs
 from router.errors import (
     GatewayError,
+    RateLimited,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -35,7 +36,7 @@ from router.events import EventPublisher
 from router.needs import Ask, needs_of
 from router.policy import RoutePlan, RoutePolicy
 from router.providers import ChatResult, EmbeddingResult, Provider, ProviderError, build_provider
-from router.rate_limits import RateLimited, RateLimiter
+from router.rate_limits import RateLimiter
 from router.rate_sharing import RatePublisher
 from router.resilience import AttemptLoop, Exhausted, Served
 from router.response_cache import Cached, CacheMode, Lookup, ResponseCache

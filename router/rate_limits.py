@@ -31,7 +31,7 @@ import orjson
 from prometheus_client import Counter
 from pydantic import BaseModel, Field
 
-from router.errors import GatewayError
+from router.errors import RateLimited
 from tollway.config.schema import KeyLimits
 
 WINDOW_S = 60
@@ -40,15 +40,6 @@ WINDOW_S = 60
 RATE_LIMITED = Counter(
     "tollway_rate_limited_total", "Calls refused by a key's rate limit", ["limit"]
 )
-
-
-class RateLimited(GatewayError):
-    """A key's requests or tokens a minute are spent: HTTP 429 until the window slides."""
-
-    status_code = 429
-    type = "rate_limit_exceeded"
-    code = "rate_limit_exceeded"
-    anthropic_type = "rate_limit_error"
 
 
 class RateUsage(BaseModel):

@@ -17,11 +17,11 @@ import contextlib
 import logging
 
 import orjson
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
+from router.best_effort import BestEffortProducer
 from router.rate_limits import RateLimiter, RateUsage
-from tollway.kafka import new_producer
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,8 @@ class RatePublisher:
         self.interval_s = interval_s
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
-        self._producer: AIOKafkaProducer | None = None
+        self.sender = BestEffortProducer(bootstrap, "rate limit counts")
         self._task: asyncio.Task[None] | None = None
-        self._failing = False
         limiter.on_change = self.changed
 
     def changed(self, key_id: str) -> None:
@@ -63,14 +62,8 @@ class RatePublisher:
             log.warning("skipping an invalid rate-usage record: %s", exc)
 
     async def start(self) -> None:
-        producer = new_producer(self.bootstrap, linger_ms=0)
-        try:
-            await producer.start()
-        except Exception as exc:  # the limits still hold per replica
-            log.warning("rate limit counts will not be shared (no producer): %s", exc)
-            return
-        self._producer = producer
-        self._task = asyncio.create_task(self._run(), name="tollway-rate-usage")
+        if await self.sender.start():  # without it the limits still hold per replica
+            self._task = asyncio.create_task(self._run(), name="tollway-rate-usage")
 
     async def _run(self) -> None:
         while True:
@@ -90,37 +83,11 @@ class RatePublisher:
         for key_id in due:
             usage = self.limiter.usage(key_id)
             if usage is not None:
-                await self._send(usage)
-
-    async def _send(self, usage: RateUsage) -> None:
-        if self._producer is None:
-            return
-        try:
-            delivery = await self._producer.send(self.topic, usage.encode(), key=usage.key.encode())
-        except Exception as exc:
-            self._failed(exc)
-            return
-        delivery.add_done_callback(self._delivered)
-
-    def _delivered(self, delivery: asyncio.Future[object]) -> None:
-        if delivery.cancelled():
-            return
-        if (exc := delivery.exception()) is not None:
-            self._failed(exc)
-        elif self._failing:
-            self._failing = False
-            log.warning("rate limit counts are shared again")
-
-    def _failed(self, exc: BaseException) -> None:
-        if not self._failing:
-            self._failing = True
-            log.warning("rate limit counts cannot be shared for now (%s); calls go on", exc)
+                await self.sender.send(self.topic, usage.encode(), usage.key.encode())
 
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._producer:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._producer.stop(), 5.0)
+        await self.sender.stop()

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +15,7 @@ import httpx
 import openai
 import pytest
 
+from tests.waiting import eventually
 from tollway.budget_overlay import BudgetOverlay, BudgetRecord
 from tollway.config import load_config
 from tollway.config.schema import BudgetConfig, BudgetScope, KeyConfig, TollwayConfig
@@ -118,17 +117,6 @@ async def _status(base: str, secret: str) -> int:
         return exc.status_code
 
 
-async def _eventually(
-    check: Callable[[], Awaitable[Any]], expected: Any, timeout_s: float = 15.0
-) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await check()
-        if value == expected or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.2)
-
-
 @pytest.mark.integration
 async def test_a_budget_set_through_the_api_blocks_on_every_replica_until_deleted(
     kafka_bootstrap: str, namespace: str, store: object, tmp_path: Path
@@ -155,8 +143,8 @@ async def test_a_budget_set_through_the_api_blocks_on_every_replica_until_delete
         assert created.json()["updated_by"] == "admin"
 
         # the worker counts the spend since the period's start; both proxies block the key
-        assert await _eventually(lambda: _status(b, secret), 429) == 429
-        assert await _eventually(lambda: _status(a, secret), 429) == 429
+        assert await eventually(lambda: _status(b, secret), 429) == 429
+        assert await eventually(lambda: _status(a, secret), 429) == 429
 
         listed = (await http.get(f"{b}/v1/admin/budgets", headers=AS_ADMIN)).json()["budgets"]
         assert {(v["id"], v["source"]) for v in listed} == {
@@ -170,13 +158,13 @@ async def test_a_budget_set_through_the_api_blocks_on_every_replica_until_delete
         raised = {**budget, "limit_usd": "1000"}
         replaced = await http.put(f"{b}/v1/admin/budgets/team-cap", headers=AS_ADMIN, json=raised)
         assert replaced.status_code == 200
-        assert await _eventually(lambda: _status(a, secret), 200) == 200
+        assert await eventually(lambda: _status(a, secret), 200) == 200
 
         await http.put(f"{a}/v1/admin/budgets/team-cap", headers=AS_ADMIN, json=budget)
-        assert await _eventually(lambda: _status(b, secret), 429) == 429
+        assert await eventually(lambda: _status(b, secret), 429) == 429
         deleted = await http.delete(f"{a}/v1/admin/budgets/team-cap", headers=AS_ADMIN)
         assert deleted.status_code == 200 and deleted.json()["id"] == "team-cap"
-        assert await _eventually(lambda: _status(b, secret), 200) == 200
+        assert await eventually(lambda: _status(b, secret), 200) == 200
         assert (
             await http.get(f"{b}/v1/admin/budgets/team-cap", headers=AS_ADMIN)
         ).status_code == 404

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from ingest.audit_sink import write_audit
-from tollway.audit import AuditEvent
+from tollway.audit_events import AuditEvent
 from tollway.config import load_config
 from tollway.config.schema import KeyConfig
 from tollway.ids import hash_key, new_key_secret

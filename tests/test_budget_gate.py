@@ -335,8 +335,8 @@ def test_an_unreachable_broker_drops_totals_without_failing_and_logs_once(
         async def send(self, *args: object, **kwargs: object) -> object:
             raise KafkaTimeoutError()
 
-    publisher._producer = Down()  # type: ignore[assignment]
-    with caplog.at_level(logging.WARNING, logger="router.budget_holds"):
+    publisher.sender._producer = Down()  # type: ignore[assignment]
+    with caplog.at_level(logging.WARNING, logger="router.best_effort"):
         for _ in range(3):
             assert g.admit(who(), "gpt-4o", Decimal("0.1"), NOW).action == "none"
             asyncio.run(publisher.publish_due())
@@ -357,7 +357,7 @@ def test_a_zero_total_is_followed_by_a_tombstone_of_its_key() -> None:
             done.set_result(None)
             return done
 
-    publisher._producer = Producer()  # type: ignore[assignment]
+    publisher.sender._producer = Producer()  # type: ignore[assignment]
     held = BudgetHold(instance_id="i1", budget_id="b", period_start=MONTH[0], held_usd=Decimal(1))
     asyncio.run(publisher._send(held))
     assert [value is None for value, _ in sent] == [False]

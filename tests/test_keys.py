@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import httpx
 import openai
 import pytest
 
+from tests.waiting import eventually
 from tollway.config import load_config
 from tollway.config.loader import dump_config
 from tollway.config.schema import KeyConfig
@@ -52,15 +52,6 @@ async def _chat(base_url: str, secret: str) -> int:
         return exc.status_code
 
 
-async def _eventually(check, expected, timeout_s: float = 10.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await check()
-        if value == expected or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.1)
-
-
 async def test_keys_propagate_and_revocation_reaches_every_replica(
     kafka_bootstrap: str, namespace: str, tmp_path: Path
 ) -> None:
@@ -80,7 +71,7 @@ async def test_keys_propagate_and_revocation_reaches_every_replica(
         assert "hash" not in created.json()["record"]
 
         assert await _chat(a, secret) == 200  # at once on the replica that created it
-        assert await _eventually(lambda: _chat(b, secret), 200) == 200  # and soon on the other
+        assert await eventually(lambda: _chat(b, secret), 200) == 200  # and soon on the other
 
         listed = (await http.get(f"{b}/v1/admin/keys", headers=admin)).json()["keys"]
         assert [k["id"] for k in listed] == [key_id]
@@ -89,7 +80,7 @@ async def test_keys_propagate_and_revocation_reaches_every_replica(
         revoked = await http.delete(f"{b}/v1/admin/keys/{key_id}", headers=admin)
         assert revoked.json()["state"] == "revoked"
         assert await _chat(b, secret) == 401
-        assert await _eventually(lambda: _chat(a, secret), 401) == 401
+        assert await eventually(lambda: _chat(a, secret), 401) == 401
 
         refused = await http.post(
             f"{a}/v1/chat/completions",
@@ -133,7 +124,7 @@ async def test_keys_follow_an_edited_file_and_revocations_stick(
 
         kept = [keys["k_keep"], keys["k_revoked"]]
         path.write_text(dump_config(config.model_copy(update={"keys": kept})))
-        assert await _eventually(lambda: _chat(base, "secret-k_drop"), 401) == 401
+        assert await eventually(lambda: _chat(base, "secret-k_drop"), 401) == 401
         assert await _chat(base, "secret-k_keep") == 200
         assert await _chat(base, "secret-k_revoked") == 401
         listed = await http.get(

@@ -6,7 +6,6 @@ admin API reach every replica. Real Tansu broker, worker and chDB ledger."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import httpx
 import openai
 import pytest
 
+from tests.waiting import eventually
 from tollway.config import load_config
 from tollway.server import serving
 from tollway.service import Runtime, build_app
@@ -50,15 +50,6 @@ async def _status(base: str, secret: str) -> int:
         return exc.status_code
 
 
-async def _eventually(check: Any, expected: Any, timeout_s: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await check()
-        if value == expected or time.monotonic() > deadline:
-            return value
-        await asyncio.sleep(0.2)
-
-
 async def test_a_keys_requests_a_minute_hold_across_replicas(
     kafka_bootstrap: str, namespace: str, store: Any, tmp_path: Path
 ) -> None:
@@ -77,7 +68,7 @@ async def test_a_keys_requests_a_minute_hold_across_replicas(
         )  # fmt: skip
         assert created.json()["record"]["limits"]["requests_per_minute"] == 6
         secret, key_id = created.json()["key"], created.json()["record"]["id"]
-        await _eventually(lambda: _status(b, secret), 200)  # the key reached B (one call)
+        await eventually(lambda: _status(b, secret), 200)  # the key reached B (one call)
 
         # alternate between the replicas, with time for the counts to travel: six in all
         statuses = []
@@ -107,7 +98,7 @@ async def test_a_keys_requests_a_minute_hold_across_replicas(
         )  # fmt: skip
         assert raised.json()["limits"]["requests_per_minute"] == 1000
         assert await _status(a, secret) == 200
-        assert await _eventually(lambda: _status(b, secret), 200) == 200
+        assert await eventually(lambda: _status(b, secret), 200) == 200
 
         # every refusal is in the ledger, as a blocked call
         async def refusals() -> int:
@@ -119,7 +110,7 @@ async def test_a_keys_requests_a_minute_hold_across_replicas(
             ).rows
             return int(rows[0]["n"])
 
-        assert await _eventually(refusals, 7) == 7  # five, the raw 429 and the Anthropic one
+        assert await eventually(refusals, 7) == 7  # five, the raw 429 and the Anthropic one
 
 
 async def test_tokens_a_minute_count_what_calls_used(

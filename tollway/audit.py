@@ -1,7 +1,7 @@
 """The audit trail: who changed what in tollway's governance, and who tried to without the role
-(topic `tollway.audit.v1`, key = target, version 1).
+(`AuditEvent`s in tollway/audit_events.py, on `tollway.audit.v1`).
 
-Every change through the admin API — a key created or revoked, a budget set or deleted, a
+Every change through the admin API — a key created, limited or revoked, a budget set or deleted, a
 webhook test sent — is one `AuditEvent`, published after the change took effect; so is every
 refusal of a valid non-admin key at an admin endpoint. The worker writes them to the
 `audit_log` table exactly once (tests/test_audit.py), where `GET /v1/analytics/audit`,
@@ -10,46 +10,13 @@ refusal of a valid non-admin key at an admin endpoint. The worker writes them to
 
 from __future__ import annotations
 
-import logging
-from datetime import UTC, datetime
-from typing import Any, Literal
-from uuid import UUID, uuid4
+from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaProducer
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field
 
+from tollway.audit_events import AuditAction, AuditEvent
 from tollway.auth import PermissionDenied, Principal, principal_of, require_role
-
-log = logging.getLogger(__name__)
-
-AuditAction = Literal[
-    "key.create",
-    "key.update",
-    "key.revoke",
-    "budget.set",
-    "budget.delete",
-    "webhook.test",
-    "admin.denied",
-]
-
-
-class AuditEvent(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    schema_version: Literal[1] = 1
-    id: UUID = Field(default_factory=uuid4)
-    ts: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    actor: str  # the id of the key that acted ("admin": the admin key)
-    actor_role: str
-    action: AuditAction
-    target: str  # a key, budget or webhook id; for `admin.denied`, the method and path
-    details: dict[str, Any] = Field(default_factory=dict)
-    client: str = ""  # the caller's address as the server saw it
-
-    def encode(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
 
 
 class AuditLog:

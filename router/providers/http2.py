@@ -16,16 +16,17 @@ Abandoning a response — a caller who went away mid-stream, an attempt timeout 
 call — must stop the upstream's work on it. httpcore (httpx's transport) forgets such a stream
 without telling the server (encode/httpcore#943): the upstream keeps generating, billed tokens
 included, and h2 keeps counting the stream as open until the connection refuses new ones
-("Max outbound streams is 100, 100 open"). `_reset_abandoned_streams` fixes that, for every
+("Max outbound streams is 100, 100 open"). `_reset_then_close` fixes that, for every
 httpx HTTP/2 connection in the process once this module is imported: a stream closed before
 its end is reset with RST_STREAM(CANCEL), as browsers and other HTTP/2 clients do.
 
 A server closes a connection that has been idle a while (hypercorn and uvicorn after 5 s, most
 load balancers after a minute). httpcore reads an HTTP/2 connection only while a stream waits
 on it, so it learns of the close only when the next calls write to it, and every call sent
-on it fails with `WriteError`. `_expire_idle_closed_connections` gives HTTP/2 connections the
-check httpcore makes for HTTP/1.1 ones: an idle connection whose socket is readable — the
-server's GOAWAY or close waiting there — is expired, and the pool opens a new one instead.
+on it fails with `WriteError`. `_handle_checking_idle` looks first: before an idle connection
+takes a call, whatever it has received is read and handed to h2 — a GOAWAY or the end of the
+stream closes it, and the pool opens a new one for the call; frames that change nothing (the
+tail of an abandoned stream, a PING, new settings) leave it in use.
 Timeouts, pool size and failures mirror the HTTP/1.1 client: the same `TransportError`.
 """
 
@@ -37,6 +38,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, cast
 
 import h2.errors
+import h2.events
 import httpcore
 import httpx
 import orjson
@@ -56,6 +58,8 @@ log = logging.getLogger(__name__)
 
 #: how long the RST_STREAM of an abandoned stream may take to leave
 RESET_WRITE_TIMEOUT_S = 5.0
+#: how long reading what an idle connection has received may take (it is there already)
+IDLE_READ_TIMEOUT_S = 1.0
 
 
 class Http2StreamedAnswer:
@@ -183,14 +187,25 @@ def _no_cookies() -> Any:
     return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
-# --- encode/httpcore#943: reset a stream closed before its end --------------------------------
+# --- two fixes to httpcore's HTTP/2 connection, each wrapping one of its methods --------------
 
 _Connection = httpcore.AsyncHTTP2Connection
 
 
+def _wrap(name: str, replacement: Any) -> Any:
+    """Put `replacement` in place of httpcore's `AsyncHTTP2Connection.<name>`, once per process
+    however often this module is imported; the original, for the replacement to call.
+    tests/router/test_http2.py fails if an httpcore upgrade changes either method's shape."""
+    current = getattr(_Connection, name)
+    original = getattr(current, "_tollway_wraps", current)
+    replacement._tollway_wraps = original
+    setattr(_Connection, name, replacement)
+    return original
+
+
 async def _reset_then_close(self: Any, stream_id: int) -> None:
-    """httpcore's `_response_closed`, preceded by RST_STREAM(CANCEL) when h2 still has the
-    stream open — the response was abandoned (a fully read one is closed already)."""
+    """encode/httpcore#943: httpcore's `_response_closed`, preceded by RST_STREAM(CANCEL) when
+    h2 still has the stream open — the response was abandoned (a fully read one is closed)."""
     try:
         stream = self._h2_state.streams.get(stream_id)
         if stream is not None and not stream.closed and self._write_exception is None:
@@ -204,41 +219,41 @@ async def _reset_then_close(self: Any, stream_id: int) -> None:
         await _response_closed(self, stream_id)
 
 
-def _reset_abandoned_streams() -> None:
-    """Wrap httpcore's `_response_closed` once (tests/router/test_http2.py checks that the
-    upstream sees the reset, so an httpcore that changed shape fails there)."""
-    global _response_closed
-    if getattr(_Connection._response_closed, "_tollway", False):
-        return
-    _response_closed = _Connection._response_closed
-    _reset_then_close._tollway = True  # type: ignore[attr-defined]
-    _Connection._response_closed = _reset_then_close  # type: ignore[method-assign]
+async def _handle_checking_idle(self: Any, request: httpcore.Request) -> httpcore.Response:
+    """httpcore's `handle_async_request`, after taking in what an idle connection has received
+    since its last call: the server's GOAWAY or close (then the connection is closed and the
+    pool opens another) or harmless frames (settings, pings, the tail of an abandoned stream)."""
+    if self.is_idle() and _readable(self):
+        await _take_pending_frames(self, request)
+        if self._connection_terminated is not None or self._connection_error:
+            await self.aclose()
+            raise httpcore.ConnectionNotAvailable()
+    return await _handle_async_request(self, request)  # type: ignore[no-any-return]
 
 
-_response_closed: Any = None
-_reset_abandoned_streams()
+def _readable(connection: Any) -> bool:
+    return bool(connection._network_stream.get_extra_info("is_readable"))
 
 
-# --- an idle connection the server closed is not reused ----------------------------------------
+async def _take_pending_frames(self: Any, request: httpcore.Request) -> None:
+    async with self._read_lock:
+        if not _readable(self):  # another call took them meanwhile
+            return
+        try:
+            data = await self._network_stream.read(self.READ_NUM_BYTES, IDLE_READ_TIMEOUT_S)
+        except Exception:
+            data = b""
+        if data == b"":
+            self._connection_error = True  # closed by the server
+            return
+        for event in self._h2_state.receive_data(data):
+            if isinstance(event, h2.events.ConnectionTerminated):
+                self._connection_terminated = event
+            elif isinstance(event, h2.events.RemoteSettingsChanged):
+                await self._receive_remote_settings_change(event)
+    with contextlib.suppress(Exception):  # acknowledgements; a dead connection shows at once
+        await self._write_outgoing_data(request)
 
 
-def _expired_or_closed_by_server(self: Any) -> bool:
-    """httpcore's `has_expired`, or idle with something to read: on an idle HTTP/2 connection
-    that is the server's GOAWAY or the end of the stream (a PING would cost one reconnect)."""
-    if _has_expired(self):
-        return True
-    return bool(self.is_idle() and self._network_stream.get_extra_info("is_readable"))
-
-
-def _expire_idle_closed_connections() -> None:
-    """Wrap httpcore's `has_expired` once (tests/router/test_http2.py fails without it)."""
-    global _has_expired
-    if getattr(_Connection.has_expired, "_tollway", False):
-        return
-    _has_expired = _Connection.has_expired
-    _expired_or_closed_by_server._tollway = True  # type: ignore[attr-defined]
-    _Connection.has_expired = _expired_or_closed_by_server  # type: ignore[method-assign]
-
-
-_has_expired: Any = None
-_expire_idle_closed_connections()
+_response_closed = _wrap("_response_closed", _reset_then_close)
+_handle_async_request = _wrap("handle_async_request", _handle_checking_idle)

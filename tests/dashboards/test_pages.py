@@ -249,7 +249,7 @@ async def test_routing_lists_recommendations_with_their_configuration(  # type: 
 
 async def test_audit_page_lists_the_trail_for_admins_only(store, api: Api, point_at) -> None:  # type: ignore[no-untyped-def]
     from ingest.audit_sink import write_audit
-    from tollway.audit import AuditEvent
+    from tollway.audit_events import AuditEvent
 
     changes = [
         AuditEvent(actor="admin", actor_role="admin", action="budget.set", target="seo-cap",

@@ -224,6 +224,15 @@ class Stack:
         return [dict(r) for r in rows]
 
 
+def fake_apps() -> dict[str, Starlette]:
+    """The OpenAI, Anthropic and Gemini fakes, each expecting its own secret."""
+    return {
+        "openai": fakes.openai_app(SECRETS["FAKE_OPENAI_KEY"]),
+        "anthropic": fakes.anthropic_app(SECRETS["FAKE_ANTHROPIC_KEY"]),
+        "gemini": fakes.gemini_app(SECRETS["FAKE_GEMINI_KEY"]),
+    }
+
+
 @contextlib.asynccontextmanager
 async def run_stack(
     kafka_bootstrap: str,
@@ -273,12 +282,7 @@ async def run_stack(
 async def stack(
     kafka_bootstrap: str, chdb_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    apps = {
-        "openai": fakes.openai_app(SECRETS["FAKE_OPENAI_KEY"]),
-        "anthropic": fakes.anthropic_app(SECRETS["FAKE_ANTHROPIC_KEY"]),
-        "gemini": fakes.gemini_app(SECRETS["FAKE_GEMINI_KEY"]),
-    }
     async with run_stack(
-        kafka_bootstrap, chdb_path, tmp_path_factory.mktemp("router"), apps, _config
+        kafka_bootstrap, chdb_path, tmp_path_factory.mktemp("router"), fake_apps(), _config
     ) as running:
         yield running

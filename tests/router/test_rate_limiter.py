@@ -7,7 +7,8 @@ from uuid import uuid4
 
 import pytest
 
-from router.rate_limits import RATE_LIMITED, RateLimited, RateLimiter, RateUsage
+from router.errors import RateLimited
+from router.rate_limits import RATE_LIMITED, RateLimiter, RateUsage
 from tollway.config.schema import KeyLimits
 
 RPM3 = KeyLimits(requests_per_minute=3)

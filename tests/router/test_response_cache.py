@@ -21,8 +21,7 @@ from router.response_cache import Cached, ResponseCache
 from router.schemas import ChatCompletionRequest, Usage
 from tollway.config.schema import ResponseCache as CacheSettings
 
-from . import fakes
-from .conftest import SECRETS, Stack, _config, run_stack
+from .conftest import Stack, _config, fake_apps, run_stack
 
 HELLO = [{"role": "user", "content": "Hello upstream"}]
 
@@ -109,17 +108,11 @@ def test_the_caller_header_is_checked() -> None:
 async def cached_stack(
     kafka_bootstrap: str, chdb_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    apps = {
-        "openai": fakes.openai_app(SECRETS["FAKE_OPENAI_KEY"]),
-        "anthropic": fakes.anthropic_app(SECRETS["FAKE_ANTHROPIC_KEY"]),
-        "gemini": fakes.gemini_app(SECRETS["FAKE_GEMINI_KEY"]),
-    }
-
     def config(urls: dict[str, str]):  # type: ignore[no-untyped-def]
         return _config(urls).model_copy(update={"cache": CacheSettings(enabled=True)})
 
     async with run_stack(
-        kafka_bootstrap, chdb_path, tmp_path_factory.mktemp("cached"), apps, config
+        kafka_bootstrap, chdb_path, tmp_path_factory.mktemp("cached"), fake_apps(), config
     ) as running:
         yield running
 

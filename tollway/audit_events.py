@@ -1,0 +1,38 @@
+"""An audit event: one change made through the admin API, or one refused attempt at it
+(topic `tollway.audit.v1`, key = target, version 1; tollway/audit.py publishes them)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+from uuid import UUID, uuid4
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+AuditAction = Literal[
+    "key.create",
+    "key.update",
+    "key.revoke",
+    "budget.set",
+    "budget.delete",
+    "webhook.test",
+    "admin.denied",
+]
+
+
+class AuditEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: Literal[1] = 1
+    id: UUID = Field(default_factory=uuid4)
+    ts: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    actor: str  # the id of the key that acted ("admin": the admin key)
+    actor_role: str
+    action: AuditAction
+    target: str  # a key, budget or webhook id; for `admin.denied`, the method and path
+    details: dict[str, Any] = Field(default_factory=dict)
+    client: str = ""  # the caller's address as the server saw it
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
