@@ -9,6 +9,7 @@ import sys
 BENCHMARKS = [
     "proxy_overhead",
     "upstream_http2",
+    "response_cache",
     "ledger_write",
     "analytics_queries",
     "ingest_throughput",

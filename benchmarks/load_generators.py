@@ -21,6 +21,7 @@ WRK_SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOLLWAY_BENCH_KEY")
+wrk.headers["x-tollway-cache"] = os.getenv("TOLLWAY_BENCH_CACHE")
 wrk.body = os.getenv("TOLLWAY_BENCH_BODY")
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -75,7 +76,10 @@ class Wrk:
         script.write_text(WRK_SCRIPT)
         self.script = script
 
-    async def run(self, url: str, key: str, cell: Cell, seconds: float) -> Result:
+    async def run(
+        self, url: str, key: str, cell: Cell, seconds: float, cache: str = "skip"
+    ) -> Result:
+        """`cache`: the `x-tollway-cache` header (read only by a proxy whose cache is on)."""
         command = [
             "wrk",
             "-t1",
@@ -87,7 +91,12 @@ class Wrk:
             str(self.script),
             url,
         ]
-        env = {**os.environ, "TOLLWAY_BENCH_KEY": key, "TOLLWAY_BENCH_BODY": cell.body.decode()}
+        env = {
+            **os.environ,
+            "TOLLWAY_BENCH_KEY": key,
+            "TOLLWAY_BENCH_BODY": cell.body.decode(),
+            "TOLLWAY_BENCH_CACHE": cache,
+        }
         process = await asyncio.create_subprocess_exec(
             *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
         )
