@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
-from router import anthropic_api, openai_api, openai_responses_api
+from router import anthropic_api, openai_api, openai_completions_api, openai_responses_api
 from router.body_limit import BodyLimit, error_response
 from router.errors import Forbidden, GatewayError, InvalidRequest, Unauthorized
 from router.responses import install_body_schemas
@@ -59,6 +59,7 @@ def install_proxy(app: GatewayApp) -> None:
     app.include_router(openai_api.router)
     app.include_router(anthropic_api.router)
     app.include_router(openai_responses_api.router)
+    app.include_router(openai_completions_api.router)
     install_body_schemas(app)
 
     def body_limit() -> int:

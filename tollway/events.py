@@ -22,7 +22,7 @@ SCHEMA_VERSION: Literal[1] = 1
 
 CallStatus = Literal["ok", "error", "blocked"]
 BudgetAction = Literal["none", "warned", "downgraded", "blocked"]
-Endpoint = Literal["chat.completions", "messages", "embeddings", "responses"]
+Endpoint = Literal["chat.completions", "messages", "embeddings", "responses", "completions"]
 
 
 class EventDecodeError(ValueError):
