@@ -82,10 +82,10 @@ async def messages(request: Request) -> Response:
     chat = to_internal(messages_to_chat, body)
     ensure_allowed(principal, chat.model)
     who = attribute(principal, request.headers, chat.user)
-    if body.stream:
-        stream = await gateway.open_stream(chat, who, endpoint="messages")
-        return stream_response(stream, anthropic_frames(stream))
     cache = gateway.cache.mode(request.headers)
+    if body.stream:
+        stream = await gateway.open_stream(chat, who, endpoint="messages", cache=cache)
+        return stream_response(stream, anthropic_frames(stream))
     outcome = await gateway.call_chat(chat, who, endpoint="messages", cache=cache)
     event = outcome.event
     message = chat_to_message(outcome.body, outcome.usage, event.model, _msg_id(event))

@@ -24,6 +24,7 @@ from uuid import UUID
 from router.attribution import Attribution
 from router.breaker import BreakerBoard
 from router.budget_gate import BudgetGate, Decision, Delivery
+from router.cached_streams import replay, replayed
 from router.choice import Needs
 from router.errors import (
     GatewayError,
@@ -39,7 +40,7 @@ from router.providers import ChatResult, EmbeddingResult, Provider, ProviderErro
 from router.rate_limits import RateLimiter
 from router.rate_sharing import RatePublisher
 from router.resilience import AttemptLoop, Exhausted, Served
-from router.response_cache import Cached, CacheMode, Lookup, ResponseCache
+from router.response_cache import CACHE_PRICE_VERSION, Cached, CacheMode, Lookup, ResponseCache
 from router.routing_feed import RoutingView
 from router.schemas import ChatCompletionRequest, EmbeddingsRequest, Usage
 from router.streaming import ChatStream
@@ -324,7 +325,7 @@ class Gateway:
                 **hit.usage.event_counts(),
                 "usage_estimated": hit.usage.estimated,
                 "cost_usd": Decimal(0),
-                "price_version": "cache",
+                "price_version": CACHE_PRICE_VERSION,
             }
         )
         self._published(event, self.budgets.settle(decision, Decimal(0)))
@@ -376,8 +377,10 @@ class Gateway:
         request: ChatCompletionRequest,
         who: Attribution,
         endpoint: Endpoint = "chat.completions",
+        cache: CacheMode = "skip",
     ) -> ChatStream:
-        """Start a streamed call: try the plan's models until one yields its first chunk.
+        """Start a streamed call: replay a cached answer, or try the plan's models until one
+        yields its first chunk.
 
         Retrying and falling back are only possible while nothing has reached the caller, so
         each attempt runs up to its first chunk; from then on the returned `ChatStream` owns
@@ -385,7 +388,11 @@ class Gateway:
         started = datetime.now(UTC)
         clock = time.perf_counter()
         ask = Ask.chat(request, who.task_type)
+        lookup = self.cache.lookup(who, request, cache)
         decision, plan, event = self._admit(ask, who, endpoint, started)
+        hit = self.cache.get(lookup, stream=True) if lookup is not None else None
+        if hit is not None and (chunks := replay(hit)):
+            return self._stream_from_cache(request, hit, chunks, event, decision, clock, started)
 
         def publish(final: CallEvent) -> None:  # however the stream ends
             # the worker counts `ok` calls only: a stream cut by the upstream is never in
@@ -412,6 +419,12 @@ class Gateway:
             self._nothing_spent(decision, event)
             raise
         upstream, first = served.value
+
+        def keep(answer: dict[str, Any], usage: Usage) -> None:  # a stream that ended well
+            if lookup is not None:
+                cached = Cached.of(answer, usage, served.model.name, served.provider.config.name)
+                self.cache.put(lookup, cached)
+
         return ChatStream(
             request=request,
             event=event.model_copy(update=_routing_fields(plan, served)),
@@ -420,6 +433,37 @@ class Gateway:
             clock=clock,
             started=started,
             price=self._price,
+            publish=publish,
+            keep=keep if lookup is not None else None,
+        )
+
+    def _stream_from_cache(
+        self,
+        request: ChatCompletionRequest,
+        hit: Cached,
+        chunks: list[ChatChunk],
+        event: CallEvent,
+        decision: Decision,
+        clock: float,
+        started: datetime,
+    ) -> ChatStream:
+        """A cached answer replayed as a stream: billed at 0, `cache_hit` in its event."""
+        self.rates.settle(event.event_id, 0)
+        event = event.model_copy(
+            update={"provider": hit.provider, "model": hit.model, "cache_hit": True}
+        )
+
+        def publish(final: CallEvent) -> None:
+            self._published(final, self.budgets.settle(decision, Decimal(0)))
+
+        return ChatStream(
+            request=request,
+            event=event,
+            first=chunks[0],
+            upstream=replayed(chunks[1:]),
+            clock=clock,
+            started=started,
+            price=lambda model, at, usage: Costing(Decimal(0), CACHE_PRICE_VERSION),
             publish=publish,
         )
 

@@ -47,10 +47,11 @@ async def chat_completions(request: Request) -> Response:
     gateway = _gateway(request)
     ensure_allowed(principal, body.model)
     who = attribute(principal, request.headers, body.user)
+    cache = gateway.cache.mode(request.headers)
     if body.stream:
-        stream = await gateway.open_stream(body, who)
+        stream = await gateway.open_stream(body, who, cache=cache)
         return stream_response(stream, openai_frames(stream, include_usage=body.include_usage))
-    outcome = await gateway.call_chat(body, who, cache=gateway.cache.mode(request.headers))
+    outcome = await gateway.call_chat(body, who, cache=cache)
     return JSONBytes(outcome.body, headers=call_headers(outcome.event))
 
 

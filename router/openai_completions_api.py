@@ -43,11 +43,11 @@ async def completions(request: Request) -> Response:
     ensure_allowed(principal, chat.model)
     who = attribute(principal, request.headers, chat.user)
     gateway: Gateway = request.app.state.gateway
+    cache = gateway.cache.mode(request.headers)
     if body.stream:
-        stream = await gateway.open_stream(chat, who, endpoint="completions")
+        stream = await gateway.open_stream(chat, who, endpoint="completions", cache=cache)
         include_usage = bool((body.stream_options or {}).get("include_usage"))
         return stream_response(stream, completion_frames(stream, include_usage))
-    cache = gateway.cache.mode(request.headers)
     outcome = await gateway.call_chat(chat, who, endpoint="completions", cache=cache)
     answer = chat_to_completion(outcome.body, _completion_id(outcome.event))
     return JSONBytes(answer, headers=call_headers(outcome.event))

@@ -44,10 +44,10 @@ async def responses(request: Request) -> Response:
     ensure_allowed(principal, chat.model)
     who = attribute(principal, request.headers, chat.user)
     gateway: Gateway = request.app.state.gateway
-    if body.stream:
-        stream = await gateway.open_stream(chat, who, endpoint="responses")
-        return stream_response(stream, response_events(stream, body))
     cache = gateway.cache.mode(request.headers)
+    if body.stream:
+        stream = await gateway.open_stream(chat, who, endpoint="responses", cache=cache)
+        return stream_response(stream, response_events(stream, body))
     outcome = await gateway.call_chat(chat, who, endpoint="responses", cache=cache)
     event = outcome.event
     answer = chat_to_response(body, outcome.body, outcome.usage, event.model, _response_id(event))

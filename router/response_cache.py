@@ -4,13 +4,15 @@ is answered from memory — no provider call, nothing billed.
 Off by default, as zero data retention asks: `cache: {enabled: true}` in tollway.yaml turns it
 on. Answers are kept in this proxy process's memory only (never on disk, never in events),
 least recently used first out, up to `max_entries`, and an answer larger than
-`max_entry_bytes` is not kept. Plain answers only — chat completions, messages, responses and
-embeddings; a streamed call always goes to a provider.
+`max_entry_bytes` is not kept. Chat completions, messages, responses, completions and
+embeddings, plain or streamed: a stream's answer is kept whole once it ended normally, and a
+kept answer is replayed as a stream (router/cached_streams.py).
 
 Who shares an answer is the `scope`: one key (the default), a business line, or everyone. The
 cache key is a SHA-256 over the scope and the request as the gateway hands it to a provider
 (the OpenAI-shaped request whichever protocol it came in, serialised with sorted keys), less
-what does not change an answer: `user`, `stream` and `stream_options`. A caller steers it per
+what does not change an answer: `user`, `stream` and `stream_options` (so a streamed and a
+plain call share their answer). A caller steers it per
 request with `x-tollway-cache`: `skip` (neither read nor written) or `refresh` (not read; the
 new answer replaces the old).
 
@@ -42,6 +44,9 @@ CacheMode = Literal["use", "refresh", "skip"]
 MODES: tuple[CacheMode, ...] = ("use", "refresh", "skip")
 HEADER = "x-tollway-cache"
 
+#: the price version of an answer served from the cache (at cost 0)
+CACHE_PRICE_VERSION = "cache"
+
 #: what never changes an answer, left out of the cache key
 IGNORED_FIELDS = frozenset({"user", "stream", "stream_options"})
 
@@ -56,10 +61,15 @@ class Cached:
     usage: Usage
     model: str  # the catalogue model that answered
     provider: str
+    streamable: bool = True  # False with extended thinking (router/cached_streams.py)
 
     @classmethod
     def of(cls, body: dict[str, Any], usage: Usage, model: str, provider: str) -> Cached:
-        return cls(orjson.dumps(body), usage, model, provider)
+        streamable = not any(
+            (c.get("message") or {}).keys() & {"thinking_blocks", "reasoning_content"}
+            for c in body.get("choices") or []
+        )
+        return cls(orjson.dumps(body), usage, model, provider, streamable)
 
     def answer(self) -> dict[str, Any]:
         return orjson.loads(self.body)  # type: ignore[no-any-return]
@@ -103,11 +113,14 @@ class ResponseCache:
         digest.update(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS))
         return Lookup(digest.digest(), read=mode == "use")
 
-    def get(self, lookup: Lookup) -> Cached | None:
+    def get(self, lookup: Lookup, stream: bool = False) -> Cached | None:
+        """The answer kept for `lookup`, if still fresh (and, for a `stream`, replayable)."""
         if not lookup.read:
             return None
         entry = self._entries.get(lookup.key)
-        if entry is not None and entry[0] > self.clock():
+        if entry is not None and stream and not entry[1].streamable:
+            entry = None
+        elif entry is not None and entry[0] > self.clock():
             self._entries.move_to_end(lookup.key)
             LOOKUPS.labels("hit").inc()
             return entry[1]

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
+from router.cached_streams import Collector
 from router.errors import GatewayError, UpstreamError
 from router.schemas import ChatCompletionRequest, Usage
 from router.tokens import estimate_prompt_tokens, tokens_for_chars
@@ -52,7 +53,10 @@ class ChatStream:
         started: datetime,
         price: Callable[[str, datetime, Usage], Costing],
         publish: Callable[[CallEvent], None],
+        keep: Callable[[dict[str, Any], Usage], None] | None = None,
     ) -> None:
+        """`keep`: given the whole answer of a stream that ended normally (the response
+        cache's; router/cached_streams.py)."""
         self.request = request
         self.event = event  # provider, model and attempts set; usage and outcome pending
         self.model = event.model
@@ -70,6 +74,8 @@ class ChatStream:
         self._final: Usage | None = None
         self._finished = False
         self._relay = self._relay_chunks()
+        self._keep = keep
+        self._collector = Collector() if keep is not None else None
 
     @property
     def finished(self) -> bool:
@@ -128,6 +134,8 @@ class ChatStream:
         if item.data is None:
             return None
         data = {**item.data, "model": self.model}
+        if self._collector is not None:
+            self._collector.take(data)
         for choice in data.get("choices") or []:
             delta = choice.get("delta") or {}
             content = delta.get("content")
@@ -188,6 +196,10 @@ class ChatStream:
         )
         self.event = event
         self._publish(event)
+        if self._keep is not None and self._collector is not None and http_status == 200:
+            answer = self._collector.answer(self.model, usage)
+            if answer is not None and status == "ok":
+                self._keep(answer, usage)
 
 
 def _ms_since(clock: float) -> int:

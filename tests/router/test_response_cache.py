@@ -1,6 +1,6 @@
 """The response cache: the same request from the same scope is answered from memory — no
-provider call, no cost, `cache_hit` in the ledger — through either protocol, and a caller can
-skip or refresh it; off unless tollway.yaml turns it on."""
+provider call, no cost, `cache_hit` in the ledger — through either protocol, plain or
+streamed, and a caller can skip or refresh it; off unless tollway.yaml turns it on."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from router.schemas import ChatCompletionRequest, Usage
 from tollway.config.schema import ResponseCache as CacheSettings
 
 from .conftest import Stack, _config, fake_apps, run_stack
+from .fakes import TEXT
 
 HELLO = [{"role": "user", "content": "Hello upstream"}]
 
@@ -155,11 +156,9 @@ async def test_the_same_question_twice_is_answered_once(cached_stack: Stack) -> 
         extra_headers={"x-tollway-cache": "refresh"},  # type: ignore[arg-type]
     )
     assert _upstream_calls(stack, "openai") == before + 3
-    # a streamed call always goes to the provider; a different question is a miss
-    stream = await client.chat.completions.create(model="gpt-4o", messages=HELLO, stream=True)  # type: ignore[arg-type]
-    [chunk async for chunk in stream]
+    # a different question is a miss
     await client.chat.completions.create(model="gpt-4o", messages=HELLO, temperature=0.2)  # type: ignore[arg-type]
-    assert _upstream_calls(stack, "openai") == before + 5
+    assert _upstream_calls(stack, "openai") == before + 4
 
 
 @pytest.mark.integration
@@ -198,3 +197,58 @@ async def test_an_unknown_cache_header_is_a_clear_400(cached_stack: Stack) -> No
         )
     assert answer.status_code == 400
     assert "x-tollway-cache" in answer.json()["error"]["message"]
+
+
+async def _streamed_text(client: openai.AsyncOpenAI, **request: Any) -> tuple[str, dict[str, str]]:
+    async with client.chat.completions.with_streaming_response.create(
+        stream=True, **request
+    ) as raw:
+        text = ""
+        async for chunk in await raw.parse():
+            if chunk.choices:
+                text += chunk.choices[0].delta.content or ""
+        return text, dict(raw.headers)
+
+
+@pytest.mark.integration
+async def test_streams_are_cached_and_replayed(cached_stack: Stack) -> None:
+    stack = cached_stack
+    client = openai.AsyncOpenAI(base_url=f"{stack.base_url}/v1", api_key=stack.key, max_retries=0)
+    question = {"model": "gpt-4o", "messages": HELLO, "temperature": 0.9}
+    before = _upstream_calls(stack, "openai")
+    first, first_headers = await _streamed_text(client, **question)
+    again, headers = await _streamed_text(client, **question)  # the stream was kept whole
+    plain = await client.chat.completions.create(**question)  # type: ignore[arg-type]
+    assert _upstream_calls(stack, "openai") == before + 1
+    assert first == again == plain.choices[0].message.content == TEXT
+    assert "x-tollway-cache" not in first_headers and headers["x-tollway-cache"] == "hit"
+    hit = await stack.row(headers["x-tollway-event-id"])
+    assert (hit["cache_hit"], hit["stream"], Decimal(hit["cost"])) == (True, True, 0)
+    assert hit["output_tokens"] > 0
+
+    # a plain answer replays into an Anthropic stream, tool calls included
+    tools = [{"name": "lookup", "input_schema": {"type": "object"}}]
+    claude = anthropic.AsyncAnthropic(base_url=stack.base_url, api_key=stack.key, max_retries=0)
+    ask: dict[str, Any] = {
+        "model": "claude-sonnet-4",
+        "max_tokens": 100,
+        "messages": HELLO,
+        "tools": tools,
+    }
+    before = _upstream_calls(stack, "anthropic")
+    answered = await claude.messages.create(**ask)
+    async with claude.messages.stream(**ask) as stream:
+        replayed = await stream.get_final_message()
+    assert _upstream_calls(stack, "anthropic") == before + 1
+    assert [b.type for b in replayed.content] == [b.type for b in answered.content]
+    assert replayed.content[-1].input == answered.content[-1].input  # type: ignore[union-attr]
+
+    # an answer with extended thinking is never replayed into a stream: it goes upstream
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    await claude.messages.create(**{**ask, "max_tokens": 2048, "tools": [], "thinking": thinking})
+    async with claude.messages.stream(
+        **{**ask, "max_tokens": 2048, "tools": [], "thinking": thinking}
+    ) as stream:
+        streamed = await stream.get_final_message()
+    assert streamed.content[0].type == "thinking"
+    assert _upstream_calls(stack, "anthropic") == before + 3
