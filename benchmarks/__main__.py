@@ -14,6 +14,7 @@ BENCHMARKS = [
     "analytics_queries",
     "ingest_throughput",
     "enforcement",
+    "rate_limits",
     "routing_simulation",
     "dashboard_pages",
     "dashboard_browser",

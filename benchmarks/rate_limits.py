@@ -1,0 +1,142 @@
+"""Does a key's requests-a-minute limit hold across proxy replicas, and by how much is it passed?
+
+`proxies` `tollway serve --role proxy` processes in front of the fast upstream
+(`benchmarks/upstream.py`), one key with `limits: {requests_per_minute: LIMIT}`, and 32
+closed-loop clients per proxy sending as fast as they are answered for RUN_S seconds, started
+just after a minute begins, so the whole run falls in one window of the limiter (where the
+sliding minute is exactly the window's count). Reported per setting: the calls admitted
+against the limit, the overshoot in calls and in % of the limit, the refusals, and how soon
+the limit was reached. The baseline, in the same run: one proxy, which admits exactly up to
+the limit (its own counts are exact); with two, each learns the other's counts at most every
+100 ms plus a record's trip through the broker, and admits within that time what it cannot
+see yet.
+
+Run: `python -m benchmarks rate_limits` (about 2 to 3 minutes: each setting waits for the next
+minute to begin).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import yaml
+
+from benchmarks.processes import Processes, wait_ready
+from tollway.broker import EmbeddedBroker, free_port
+from tollway.ids import hash_key, new_key_secret
+
+LIMIT = 3000
+RUN_S = 20.0
+CLIENTS_PER_PROXY = 32
+
+
+async def run() -> list[str]:
+    lines = [
+        f"rate limits: one key limited to {LIMIT:,} requests a minute, {CLIENTS_PER_PROXY} "
+        f"clients a proxy sending as fast as answered for {RUN_S:g} s, within one minute window",
+        f"  {'proxies':>7} | {'admitted':>8} {'over':>5} {'over %':>7} | {'refused':>8} | "
+        f"{'limit reached after':>19}",
+    ]
+    for proxies in (1, 2):
+        admitted, refused, reached = await _setting(proxies)
+        over = admitted - LIMIT
+        lines.append(
+            f"  {proxies:>7} | {admitted:>8,} {over:>5} {over / LIMIT:>6.2%} | {refused:>8,} | "
+            f"{reached:>17.2f} s"
+        )
+    return lines
+
+
+async def _setting(proxies: int) -> tuple[int, int, float]:
+    secret = new_key_secret()
+    upstream_port = free_port()
+    config = {
+        "providers": [
+            {
+                "name": "upstream",
+                "type": "openai_compatible",
+                "base_url": f"http://127.0.0.1:{upstream_port}/v1",
+            }
+        ],
+        "models": [
+            {
+                "name": "bench-model",
+                "provider": "upstream",
+                "input_per_mtok": 0.15,
+                "output_per_mtok": 0.60,
+            }
+        ],
+        "keys": [
+            {
+                "id": "k_limited",
+                "hash": hash_key(secret),
+                "business_line": "bench",
+                "limits": {"requests_per_minute": LIMIT},
+            }
+        ],
+    }
+    with tempfile.TemporaryDirectory() as tmp, Processes(Path(tmp) / "log") as processes:
+        config_path = Path(tmp) / "tollway.yaml"
+        config_path.write_text(yaml.safe_dump(config))
+        async with EmbeddedBroker() as broker:
+            upstream = processes.start("-m", "benchmarks.upstream", str(upstream_port))
+            await wait_ready(f"http://127.0.0.1:{upstream_port}/", upstream)
+            urls = []
+            for i in range(proxies):
+                port = free_port()
+                env = {**os.environ, "TOLLWAY_KAFKA_BOOTSTRAP": broker.bootstrap,
+                       "TOLLWAY_CONFIG": str(config_path), "TOLLWAY_PORT": str(port),
+                       "TOLLWAY_DATA_DIR": str(Path(tmp) / f"p{i}")}  # fmt: skip
+                proxy = processes.start(
+                    "-m", "tollway.cli.main", "serve", "--role", "proxy", "--log-level", "warning",
+                    env=env,
+                )  # fmt: skip
+                await wait_ready(f"http://127.0.0.1:{port}/healthz", proxy)
+                urls.append(f"http://127.0.0.1:{port}/v1/chat/completions")
+            await _next_minute()
+            return await _load(urls, secret)
+
+
+async def _next_minute() -> None:
+    """Until a minute has just begun, so RUN_S seconds stay within it."""
+    await asyncio.sleep(60 - time.time() % 60 + 0.5)
+
+
+async def _load(urls: list[str], secret: str) -> tuple[int, int, float]:
+    body = {"model": "bench-model", "messages": [{"role": "user", "content": "hello"}]}
+    headers = {"authorization": f"Bearer {secret}"}
+    admitted = refused = 0
+    reached: float | None = None
+    started = time.monotonic()
+    deadline = started + RUN_S
+
+    async def client(session: aiohttp.ClientSession, url: str) -> None:
+        nonlocal admitted, refused, reached
+        while time.monotonic() < deadline:
+            async with session.post(url, json=body, headers=headers) as answer:
+                await answer.read()
+                if answer.status == 200:
+                    admitted += 1
+                elif answer.status == 429:
+                    refused += 1
+                    reached = reached or time.monotonic() - started
+                else:
+                    raise RuntimeError(f"{answer.status}: {(await answer.text())[:300]}")
+
+    connector = aiohttp.TCPConnector(limit=CLIENTS_PER_PROXY * len(urls))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(
+            *(client(session, url) for url in urls for _ in range(CLIENTS_PER_PROXY))
+        )
+    return admitted, refused, reached or float("nan")
+
+
+if __name__ == "__main__":
+    print("\n".join(asyncio.run(run())))
+    sys.exit(0)
