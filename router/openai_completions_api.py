@@ -9,27 +9,23 @@ is one event with `endpoint = 'completions'`.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from router.attribution import attribute
 from router.errors import GatewayError, openai_error_body
-from router.gateway import Gateway
-from router.headers import call_headers
-from router.openai_api import stream_response
+from router.gateway import CallOutcome
 from router.openai_completions_schemas import CompletionRequest
-from router.policy import ensure_allowed
-from router.responses import JSONBytes, body_schema, parse_body
+from router.responses import body_schema
 from router.sse import data_frame
 from router.streaming import ChatStream
-from router.translate import to_internal
 from router.translate.openai_completions import (
     chat_to_completion,
     chunk_to_completion,
     completion_to_chat,
 )
-from tollway.auth import principal_of
+from router.translated_api import serve_translated
 from tollway.events import CallEvent
 
 router = APIRouter(tags=["openai"])
@@ -37,23 +33,19 @@ router = APIRouter(tags=["openai"])
 
 @router.post("/v1/completions", openapi_extra=body_schema(CompletionRequest))
 async def completions(request: Request) -> Response:
-    principal = principal_of(request)
-    body = await parse_body(request, CompletionRequest)
-    chat = to_internal(completion_to_chat, body)
-    ensure_allowed(principal, chat.model)
-    who = attribute(principal, request.headers, chat.user)
-    gateway: Gateway = request.app.state.gateway
-    cache = gateway.cache.mode(request.headers)
-    if body.stream:
-        stream = await gateway.open_stream(chat, who, endpoint="completions", cache=cache)
-        include_usage = bool((body.stream_options or {}).get("include_usage"))
-        return stream_response(stream, completion_frames(stream, include_usage))
-    outcome = await gateway.call_chat(chat, who, endpoint="completions", cache=cache)
-    answer = chat_to_completion(outcome.body, _completion_id(outcome.event))
-    return JSONBytes(answer, headers=call_headers(outcome.event))
+    return await serve_translated(
+        request, CompletionRequest, "completions", completion_to_chat, completion_frames, _answer
+    )
 
 
-async def completion_frames(stream: ChatStream, include_usage: bool) -> AsyncGenerator[bytes, None]:
+def _answer(body: CompletionRequest, outcome: CallOutcome) -> dict[str, Any]:
+    return chat_to_completion(outcome.body, _completion_id(outcome.event))
+
+
+async def completion_frames(
+    stream: ChatStream, body: CompletionRequest
+) -> AsyncGenerator[bytes, None]:
+    include_usage = bool((body.stream_options or {}).get("include_usage"))
     completion_id = _completion_id(stream.event)
     try:
         async for chunk in stream.chunks():

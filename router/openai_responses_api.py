@@ -10,27 +10,23 @@ SDK, Codex CLI) work by changing the base URL. Each call is one event with
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from router.attribution import attribute
 from router.errors import GatewayError
-from router.gateway import Gateway
-from router.headers import call_headers
-from router.openai_api import stream_response
+from router.gateway import CallOutcome
 from router.openai_responses_schemas import ResponsesRequest
-from router.policy import ensure_allowed
-from router.responses import JSONBytes, body_schema, parse_body
+from router.responses import body_schema
 from router.sse import event_frame
 from router.streaming import ChatStream
-from router.translate import to_internal
 from router.translate.openai_responses import (
     ResponsesEventEncoder,
     chat_to_response,
     responses_to_chat,
 )
-from tollway.auth import principal_of
+from router.translated_api import serve_translated
 from tollway.events import CallEvent
 
 router = APIRouter(tags=["openai"])
@@ -38,20 +34,14 @@ router = APIRouter(tags=["openai"])
 
 @router.post("/v1/responses", openapi_extra=body_schema(ResponsesRequest))
 async def responses(request: Request) -> Response:
-    principal = principal_of(request)
-    body = await parse_body(request, ResponsesRequest)
-    chat = to_internal(responses_to_chat, body)
-    ensure_allowed(principal, chat.model)
-    who = attribute(principal, request.headers, chat.user)
-    gateway: Gateway = request.app.state.gateway
-    cache = gateway.cache.mode(request.headers)
-    if body.stream:
-        stream = await gateway.open_stream(chat, who, endpoint="responses", cache=cache)
-        return stream_response(stream, response_events(stream, body))
-    outcome = await gateway.call_chat(chat, who, endpoint="responses", cache=cache)
+    return await serve_translated(
+        request, ResponsesRequest, "responses", responses_to_chat, response_events, _answer
+    )
+
+
+def _answer(body: ResponsesRequest, outcome: CallOutcome) -> dict[str, Any]:
     event = outcome.event
-    answer = chat_to_response(body, outcome.body, outcome.usage, event.model, _response_id(event))
-    return JSONBytes(answer, headers=call_headers(event))
+    return chat_to_response(body, outcome.body, outcome.usage, event.model, _response_id(event))
 
 
 async def response_events(

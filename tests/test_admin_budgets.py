@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import openai
 import pytest
 
-from tests.waiting import eventually
+from tests.waiting import chat_status, eventually
 from tollway.budget_overlay import BudgetOverlay, BudgetRecord
 from tollway.config import load_config
 from tollway.config.schema import BudgetConfig, BudgetScope, KeyConfig, TollwayConfig
@@ -109,12 +108,7 @@ def _runtime(
 
 
 async def _status(base: str, secret: str) -> int:
-    client = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key=secret, max_retries=0)
-    try:
-        await client.chat.completions.create(model="gpt-4o", messages=PROMPT)  # type: ignore[arg-type]
-        return 200
-    except openai.APIStatusError as exc:
-        return exc.status_code
+    return await chat_status(base, secret, "gpt-4o", messages=PROMPT)
 
 
 @pytest.mark.integration

@@ -10,10 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import openai
 import pytest
 
-from tests.waiting import eventually
+from tests.waiting import chat_status, eventually
 from tollway.config import load_config
 from tollway.config.loader import dump_config
 from tollway.config.schema import KeyConfig
@@ -41,17 +40,6 @@ def _proxy(bootstrap: str, namespace: str, tmp_path: Path, extra: list[KeyConfig
     )
 
 
-async def _chat(base_url: str, secret: str) -> int:
-    client = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=secret, max_retries=0)
-    try:
-        await client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
-        )
-        return 200
-    except openai.APIStatusError as exc:
-        return exc.status_code
-
-
 async def test_keys_propagate_and_revocation_reaches_every_replica(
     kafka_bootstrap: str, namespace: str, tmp_path: Path
 ) -> None:
@@ -70,8 +58,8 @@ async def test_keys_propagate_and_revocation_reaches_every_replica(
         secret, key_id = created.json()["key"], created.json()["record"]["id"]
         assert "hash" not in created.json()["record"]
 
-        assert await _chat(a, secret) == 200  # at once on the replica that created it
-        assert await eventually(lambda: _chat(b, secret), 200) == 200  # and soon on the other
+        assert await chat_status(a, secret) == 200  # at once on the replica that created it
+        assert await eventually(lambda: chat_status(b, secret), 200) == 200  # and soon on the other
 
         listed = (await http.get(f"{b}/v1/admin/keys", headers=admin)).json()["keys"]
         assert [k["id"] for k in listed] == [key_id]
@@ -79,8 +67,8 @@ async def test_keys_propagate_and_revocation_reaches_every_replica(
 
         revoked = await http.delete(f"{b}/v1/admin/keys/{key_id}", headers=admin)
         assert revoked.json()["state"] == "revoked"
-        assert await _chat(b, secret) == 401
-        assert await eventually(lambda: _chat(a, secret), 401) == 401
+        assert await chat_status(b, secret) == 401
+        assert await eventually(lambda: chat_status(a, secret), 401) == 401
 
         refused = await http.post(
             f"{a}/v1/chat/completions",
@@ -116,7 +104,7 @@ async def test_keys_follow_an_edited_file_and_revocations_stick(
         roles=frozenset({"proxy"}), admin_key=ADMIN,
     )  # fmt: skip
     async with serving(build_app(runtime)) as base, httpx.AsyncClient() as http:
-        assert [await _chat(base, f"secret-{name}") for name in keys] == [200, 200, 200]
+        assert [await chat_status(base, f"secret-{name}") for name in keys] == [200, 200, 200]
         revoked = await http.delete(
             f"{base}/v1/admin/keys/k_revoked", headers={"authorization": f"Bearer {ADMIN}"}
         )
@@ -124,9 +112,9 @@ async def test_keys_follow_an_edited_file_and_revocations_stick(
 
         kept = [keys["k_keep"], keys["k_revoked"]]
         path.write_text(dump_config(config.model_copy(update={"keys": kept})))
-        assert await eventually(lambda: _chat(base, "secret-k_drop"), 401) == 401
-        assert await _chat(base, "secret-k_keep") == 200
-        assert await _chat(base, "secret-k_revoked") == 401
+        assert await eventually(lambda: chat_status(base, "secret-k_drop"), 401) == 401
+        assert await chat_status(base, "secret-k_keep") == 200
+        assert await chat_status(base, "secret-k_revoked") == 401
         listed = await http.get(
             f"{base}/v1/admin/keys", headers={"authorization": f"Bearer {ADMIN}"}
         )
@@ -145,7 +133,7 @@ async def test_an_expired_key_is_refused(
         expires_at=datetime.now(UTC) - timedelta(minutes=1),
     )
     async with serving(_proxy(kafka_bootstrap, namespace, tmp_path, [expired])) as base:
-        assert await _chat(base, secret) == 401
+        assert await chat_status(base, secret) == 401
 
 
 async def test_the_cli_creates_lists_and_revokes(
@@ -166,14 +154,14 @@ async def test_the_cli_creates_lists_and_revokes(
         )
         assert code == 0, output
         secret = next(w for w in output.split() if w.startswith("tw-"))
-        assert await _chat(base, secret) == 200
+        assert await chat_status(base, secret) == 200
 
         code, output = await tollway("list")
         assert code == 0 and "k_cli" in output and "active" in output and secret not in output
 
         code, output = await tollway("revoke", "k_cli")
         assert code == 0 and "revoked" in output
-        assert await _chat(base, secret) == 401
+        assert await chat_status(base, secret) == 401
 
         code, output = await tollway("create", "--business-line", "nowhere")
         assert code == 1 and "unknown business line" in output

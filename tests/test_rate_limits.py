@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from tests.waiting import eventually
+from tests.waiting import chat_status, eventually
 from tollway.config import load_config
 from tollway.server import serving
 from tollway.service import Runtime, build_app
@@ -41,15 +41,6 @@ def _runtime(
     )  # fmt: skip
 
 
-async def _status(base: str, secret: str) -> int:
-    client = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key=secret, max_retries=0)
-    try:
-        await client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)  # type: ignore[arg-type]
-        return 200
-    except openai.APIStatusError as exc:
-        return exc.status_code
-
-
 async def test_a_keys_requests_a_minute_hold_across_replicas(
     kafka_bootstrap: str, namespace: str, store: Any, tmp_path: Path
 ) -> None:
@@ -68,12 +59,12 @@ async def test_a_keys_requests_a_minute_hold_across_replicas(
         )  # fmt: skip
         assert created.json()["record"]["limits"]["requests_per_minute"] == 6
         secret, key_id = created.json()["key"], created.json()["record"]["id"]
-        await eventually(lambda: _status(b, secret), 200)  # the key reached B (one call)
+        await eventually(lambda: chat_status(b, secret), 200)  # the key reached B (one call)
 
         # alternate between the replicas, with time for the counts to travel: six in all
         statuses = []
         for i in range(10):
-            statuses.append(await _status(a if i % 2 else b, secret))
+            statuses.append(await chat_status(a if i % 2 else b, secret))
             await asyncio.sleep(0.3)
         assert statuses.count(200) == 5 and statuses[5:] == [429] * 5, statuses
 
@@ -97,8 +88,8 @@ async def test_a_keys_requests_a_minute_hold_across_replicas(
             json={"limits": {"requests_per_minute": 1000}},
         )  # fmt: skip
         assert raised.json()["limits"]["requests_per_minute"] == 1000
-        assert await _status(a, secret) == 200
-        assert await eventually(lambda: _status(b, secret), 200) == 200
+        assert await chat_status(a, secret) == 200
+        assert await eventually(lambda: chat_status(b, secret), 200) == 200
 
         # every refusal is in the ledger, as a blocked call
         async def refusals() -> int:
