@@ -16,6 +16,8 @@ from analytics.endpoint import answer, iso, store_of
 from analytics.params import check_known, parse_instant
 from analytics.responses import render, usd
 from tollway.auth import Principal
+from tollway.budget_sync import BudgetSync
+from tollway.config.schema import BudgetConfig
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
@@ -32,6 +34,7 @@ COLUMNS = [
     "forecast_usd",
     "action",
     "state",
+    "source",
 ]
 
 
@@ -43,6 +46,7 @@ async def budgets(request: Request, principal: Principal = Depends(summary_reade
         at = params.get("at")
         now = parse_instant(at, "at") if at else datetime.now(UTC)
         items = []
+        sync = getattr(request.app.state, "budget_sync", None)  # budgets set through the API
         for budget in config_of(request).budgets:
             if principal.role == "viewer" and (
                 not principal.business_line or budget.scope.business_line != principal.business_line
@@ -57,8 +61,15 @@ async def budgets(request: Request, principal: Principal = Depends(summary_reade
                     "forecast_usd": usd(status["forecast_usd"]),
                     "period_start": iso(status["period_start"]),
                     "period_end": iso(status["period_end"]) if status["period_end"] else None,
+                    "source": _source(sync, budget),
                 }
             )
         return render(request, {"budgets": items}, "budgets", COLUMNS)
 
     return await answer(request, build)
+
+
+def _source(sync: BudgetSync | None, budget: BudgetConfig) -> str:
+    """ "api" for a budget in force because it was set through /v1/admin/budgets."""
+    record = sync.overlay.get(budget.id) if sync is not None else None
+    return "api" if record is not None and record.budget == budget else "file"

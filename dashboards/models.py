@@ -95,6 +95,7 @@ class Budget(_Model):
     forecast_usd: Decimal
     action: str
     state: str
+    source: str = "file"  # or "api": set through /v1/admin/budgets
 
     @property
     def alerting(self) -> bool:

@@ -147,6 +147,10 @@ async def test_a_budget_set_through_the_api_blocks_on_every_replica_until_delete
         }
         status = (await http.get(f"{a}/v1/analytics/budgets", headers=AS_ADMIN)).json()
         team = next(s for s in status["budgets"] if s["id"] == "team-cap")
+        assert {s["id"]: s["source"] for s in status["budgets"]} == {
+            "support-monthly": "file",
+            "team-cap": "api",
+        }
         assert Decimal(str(team["spend_usd"])) > Decimal("0.0001")
 
         raised = {**budget, "limit_usd": "1000"}

@@ -28,6 +28,7 @@ for budget, drivers in zip(budgets, drivers_of, strict=True):
         head[0].markdown(
             f"#### {theme.STATE_ICONS.get(budget.state, '')} {budget.id}\n"
             f"{budget.period} · {budget.timezone} · scope: `{scope}` · at 100 %: **{budget.action}**"
+            + (" · set through the admin API" if budget.source == "api" else "")
         )
         head[1].markdown(f"**{budget.state.upper()}**")
         st.progress(
