@@ -3,8 +3,9 @@
 One `Gateway` per proxy process, kept on `app.state.gateway`. `call_chat` is the path of
 one chat call: plan the models, try them in order, price the usage, publish one CallEvent.
 `open_stream` is the same for a streamed call, up to its first chunk (see router/streaming.py);
-`embed` for an embeddings call. The three share admission (`_admit`: plan, budget gate, the
-event's first fields), whatever the endpoint asked, through an `Ask`.
+`embed` for an embeddings call. The three share admission (router/admission.py: plan, rate
+limits, budget gate, the event's first fields), whatever the endpoint asked, through an `Ask`,
+and the response cache (router/response_cache.py, router/cached_streams.py).
 `count_tokens` answers how long a prompt is, without a call. Retries, timeouts, fallbacks and
 circuit breakers live in router/resilience.py. All of it works on the one internal shape (OpenAI
 chat completions and embeddings); the caller's protocol is the endpoint's business.
@@ -15,20 +16,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID
 
+from router.admission import Admission
 from router.attribution import Attribution
 from router.breaker import BreakerBoard
 from router.budget_gate import BudgetGate, Decision, Delivery
 from router.cached_streams import replay, replayed
-from router.choice import Needs
 from router.errors import (
-    GatewayError,
-    RateLimited,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -48,7 +47,6 @@ from router.tokens import estimate_request_tokens
 from router.upstream import ChatChunk
 from tollway.config.schema import ModelConfig, TollwayConfig
 from tollway.events import CallEvent, Endpoint
-from tollway.ids import new_event_id
 from tollway.pricing import Costing, PriceCatalogue, UnpricedModel
 
 T = TypeVar("T")
@@ -82,6 +80,9 @@ class Gateway:
         self.rates = rates or RateLimiter()
         self.cache = ResponseCache(lambda: self.config.cache)
         self.rate_sharing = rate_sharing
+        self.admission = Admission(
+            lambda: self.config, self.policy, self.budgets, self.rates, publisher, self._price
+        )
         self._retired: list[Provider] = []  # replaced by a reload, closed at stop
         self.breakers = BreakerBoard()
         self.attempt_loop = AttemptLoop(self.breakers)
@@ -114,57 +115,6 @@ class Gateway:
         for provider in [*self.providers.values(), *self._retired]:
             await provider.close()
 
-    def _admit(
-        self, ask: Ask, who: Attribution, endpoint: Endpoint, started: datetime
-    ) -> tuple[Decision, RoutePlan, CallEvent]:
-        """Plan the call, then the budget gate: block (publishing the refused call's event),
-        downgrade (to the route's economy tier or the budget's target), or pass."""
-        plan = self.policy.plan(ask.model, ask.needs)
-        first = plan.models[0] if plan.models else None
-        event_id = self._rate_admit(ask, who, endpoint, plan, started) if who.limits else None
-
-        def estimate() -> Decimal:  # priced only when a budget counts the call
-            return self._estimate(ask, first.name) if first else Decimal(0)
-
-        decision = self.budgets.admit(who, first.name if first else ask.model, estimate, started)
-        if decision.action == "downgraded":
-            plan = self._downgraded(plan, ask.needs, decision)
-        event = self._new_event(ask, who, endpoint, plan, started, decision, event_id)
-        if decision.refusal is not None:
-            if event_id is not None:
-                self.rates.undo(event_id)
-            self.publisher.publish(
-                event.model_copy(
-                    update={
-                        "status": "blocked",
-                        "http_status": 429,
-                        "error_code": "budget_exceeded",
-                    }
-                )
-            )
-            raise decision.refusal.error()
-        return decision, plan, event
-
-    def _downgraded(self, plan: RoutePlan, needs: Needs, decision: Decision) -> RoutePlan:
-        """The cheaper plan a budget at its downgrade threshold asks for: the route's economy
-        tier, else the budget's `downgrade_to`. A cheaper plan that cannot serve the request
-        (say, no economy model has tools) leaves the call on its own plan, and says so."""
-        why = f"budget {decision.downgrade_budget} at its downgrade threshold"
-        route = self.config.route(plan.route) if plan.route else None
-        try:
-            if route is not None and route.economy:
-                cheaper = self.policy.plan(route.name, needs, tier="economy")
-                return replace(cheaper, reason=f"{why}: {cheaper.reason}")
-            if decision.downgrade_to:
-                cheaper = self.policy.plan(decision.downgrade_to, needs)
-                reason = f"{why}: downgraded to {decision.downgrade_to}; {cheaper.reason}"
-                return replace(cheaper, route=cheaper.route or plan.route, reason=reason)
-            unmoved = "but there is no cheaper tier to move to"
-        except GatewayError as exc:
-            unmoved = f"not downgraded: {exc.message}"
-        decision.action = "warned"
-        return replace(plan, reason=f"{plan.reason}; {why}, {unmoved}")
-
     def _published(self, event: CallEvent, delivery: Delivery | None = None) -> None:
         """Publish a served call's event (with the budget gate's delivery callback, which
         releases its pending cost once the worker has counted it); a routed one is
@@ -174,42 +124,9 @@ class Gateway:
         if event.route and event.status == "ok":
             self.policy.view.routed(event.event_id, event.route, event.task_type, event.model)
 
-    def _nothing_spent(self, decision: Decision, event: CallEvent) -> None:
-        """A call that ended without an answer gives back what admission reserved for it."""
-        self.budgets.settle(decision, Decimal(0))
-        self.rates.release(event.event_id)
-
-    def _rate_admit(
-        self, ask: Ask, who: Attribution, endpoint: Endpoint, plan: RoutePlan, started: datetime
-    ) -> UUID:
-        """Count the call against its key's rate limits, under the id its event will have;
-        a refused call's event is published (blocked, 429) before the refusal is raised."""
-        assert who.limits is not None
-        event_id = new_event_id()
-        try:
-            self.rates.admit(who.key_id, who.limits, ask.needs.prompt_tokens, event_id)
-        except RateLimited:
-            refused = self._new_event(ask, who, endpoint, plan, started, Decision(), event_id)
-            self.publisher.publish(
-                refused.model_copy(
-                    update={
-                        "status": "blocked",
-                        "http_status": 429,
-                        "error_code": RateLimited.code,
-                    }
-                )
-            )
-            raise
-        return event_id
-
     def scored(self, event_id: UUID, score: float) -> None:
         """Feedback on a call this proxy routed counts for routing at once (routing_feed.py)."""
         self.policy.view.scored(event_id, score)
-
-    def _estimate(self, ask: Ask, model: str) -> Decimal:
-        """What the call may cost, before it is made: for a chat call the prompt estimate plus
-        the most it may generate (its max_tokens, or 1,000 tokens)."""
-        return self._price(model, datetime.now(UTC), ask.reserve).cost_usd
 
     def _price(self, model: str, at: datetime, usage: Usage) -> Costing:
         """The call's cost from the catalogue; a model without a price (allowed only when no
@@ -227,29 +144,6 @@ class Gateway:
             )
         except UnpricedModel:
             return _unpriced()
-
-    def _new_event(
-        self,
-        ask: Ask,
-        who: Attribution,
-        endpoint: Endpoint,
-        plan: RoutePlan,
-        started: datetime,
-        decision: Decision,
-        event_id: UUID | None = None,
-    ) -> CallEvent:
-        return CallEvent(
-            event_id=event_id or new_event_id(),
-            ts=started,
-            budget_action=decision.action,  # type: ignore[arg-type]
-            budget_ids=decision.budget_ids,
-            endpoint=endpoint,
-            requested_model=ask.model,
-            stream=ask.stream,
-            route=plan.route,
-            route_reason=plan.reason,
-            **_attribution_fields(who),
-        )
 
     async def call_chat(
         self,
@@ -292,16 +186,16 @@ class Gateway:
         through the plan's models, billed."""
         started = datetime.now(UTC)
         clock = time.perf_counter()
-        decision, plan, event = self._admit(ask, who, endpoint, started)
+        decision, plan, event = self.admission.admit(ask, who, endpoint, started)
         if lookup is not None and (hit := self.cache.get(lookup)) is not None:
             return self._from_cache(hit, event, decision, clock)
         try:
             served = await self._attempts(plan, attempt)
         except Exhausted as exhausted:
-            self._nothing_spent(decision, event)
+            self.admission.nothing_spent(decision, event)
             raise self._all_failed(ask, event, exhausted, clock) from None
         except BaseException:  # refused before any answer (a 400), or cancelled: nothing spent
-            self._nothing_spent(decision, event)
+            self.admission.nothing_spent(decision, event)
             raise
         usage = served.value.usage
         event = self._billed(event, decision, plan, served, usage, started, clock)
@@ -389,7 +283,7 @@ class Gateway:
         clock = time.perf_counter()
         ask = Ask.chat(request, who.task_type)
         lookup = self.cache.lookup(who, request, cache)
-        decision, plan, event = self._admit(ask, who, endpoint, started)
+        decision, plan, event = self.admission.admit(ask, who, endpoint, started)
         hit = self.cache.get(lookup, stream=True) if lookup is not None else None
         if hit is not None and (chunks := replay(hit)):
             return self._stream_from_cache(request, hit, chunks, event, decision, clock, started)
@@ -413,10 +307,10 @@ class Gateway:
         try:
             served = await self._attempts(plan, first_chunk)
         except Exhausted as exhausted:
-            self._nothing_spent(decision, event)
+            self.admission.nothing_spent(decision, event)
             raise self._all_failed(ask, event, exhausted, clock) from None
         except BaseException:
-            self._nothing_spent(decision, event)
+            self.admission.nothing_spent(decision, event)
             raise
         upstream, first = served.value
 
@@ -541,18 +435,6 @@ def _with_skips(reason: str, skipped: list[str]) -> str:
 
 def _unpriced() -> Costing:
     return Costing(Decimal(0), "unpriced")
-
-
-def _attribution_fields(who: Attribution) -> dict[str, Any]:
-    return {
-        "business_line": who.business_line,
-        "project": who.project,
-        "task_type": who.task_type,
-        "user": who.user,
-        "key_id": who.key_id,
-        "environment": who.environment,
-        "tags": who.tags,
-    }
 
 
 def _ms_since(clock: float) -> int:

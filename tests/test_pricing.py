@@ -10,15 +10,8 @@ import pytest
 
 from tollway.config import load_config
 from tollway.config.schema import ModelConfig, TollwayConfig
-from tollway.pricing import (
-    CATCH_ALL,
-    Costing,
-    PriceCatalogue,
-    UnknownModel,
-    UnpricedModel,
-    family_of,
-    validate_prices,
-)
+from tollway.price_checks import CATCH_ALL, family_of, validate_prices
+from tollway.pricing import Costing, PriceCatalogue, UnknownModel, UnpricedModel
 
 BEFORE = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 AFTER = datetime(2024, 9, 1, 12, 0, tzinfo=UTC)

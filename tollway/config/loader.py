@@ -122,7 +122,7 @@ def parse_config(text: str, source: Path | str = "<string>") -> TollwayConfig:
         for loc, message in _validation_issues(exc, data):
             issues.append(ConfigIssue(_render(loc, data), message, _line_of(root, loc)))
         raise ConfigError(source, issues) from None
-    from tollway.pricing import validate_prices  # pricing imports the schema, not the loader
+    from tollway.price_checks import validate_prices  # imports the schema, not the loader
 
     for loc, message in validate_prices(cfg):
         issues.append(ConfigIssue(_render(loc, data), message, _line_of(root, loc)))

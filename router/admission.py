@@ -1,0 +1,158 @@
+"""Admission: what happens to a call before any provider sees it.
+
+The call is planned (which models, in which order: router/policy.py), counted against its
+key's rate limits (router/rate_limits.py) and its budgets (router/budget_gate.py) — refused
+with a 429, downgraded to a cheaper plan, or passed — and given the event that will record it.
+A refused call's event is published here, as `blocked`; an admitted one's is completed and
+published by the gateway once the call is answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from router.attribution import Attribution
+from router.budget_gate import BudgetGate, Decision
+from router.choice import Needs
+from router.errors import GatewayError, RateLimited
+from router.events import EventPublisher
+from router.needs import Ask
+from router.policy import RoutePlan, RoutePolicy
+from router.rate_limits import RateLimiter
+from router.schemas import Usage
+from tollway.config.schema import TollwayConfig
+from tollway.events import CallEvent, Endpoint
+from tollway.ids import new_event_id
+from tollway.pricing import Costing
+
+
+class Admission:
+    def __init__(
+        self,
+        config: Callable[[], TollwayConfig],
+        policy: RoutePolicy,
+        budgets: BudgetGate,
+        rates: RateLimiter,
+        publisher: EventPublisher,
+        price: Callable[[str, datetime, Usage], Costing],
+    ) -> None:
+        self.config = config
+        self.policy = policy
+        self.budgets = budgets
+        self.rates = rates
+        self.publisher = publisher
+        self.price = price
+
+    def admit(
+        self, ask: Ask, who: Attribution, endpoint: Endpoint, started: datetime
+    ) -> tuple[Decision, RoutePlan, CallEvent]:
+        """Plan the call, then its rate limits and the budget gate: block (publishing the
+        refused call's event), downgrade (to the route's economy tier or the budget's target),
+        or pass."""
+        plan = self.policy.plan(ask.model, ask.needs)
+        first = plan.models[0] if plan.models else None
+        event_id = self._rate_admit(ask, who, endpoint, plan, started) if who.limits else None
+
+        def estimate() -> Decimal:  # priced only when a budget counts the call
+            return self._estimate(ask, first.name) if first else Decimal(0)
+
+        decision = self.budgets.admit(who, first.name if first else ask.model, estimate, started)
+        if decision.action == "downgraded":
+            plan = self._downgraded(plan, ask.needs, decision)
+        event = new_event(ask, who, endpoint, plan, started, decision, event_id)
+        if decision.refusal is not None:
+            if event_id is not None:
+                self.rates.undo(event_id)
+            self._refused(event, "budget_exceeded")
+            raise decision.refusal.error()
+        return decision, plan, event
+
+    def nothing_spent(self, decision: Decision, event: CallEvent) -> None:
+        """A call that ended without an answer gives back what admission reserved for it."""
+        self.budgets.settle(decision, Decimal(0))
+        self.rates.release(event.event_id)
+
+    def _rate_admit(
+        self, ask: Ask, who: Attribution, endpoint: Endpoint, plan: RoutePlan, started: datetime
+    ) -> UUID:
+        """Count the call against its key's rate limits, under the id its event will have;
+        a refused call's event is published before the refusal is raised."""
+        assert who.limits is not None
+        event_id = new_event_id()
+        try:
+            self.rates.admit(who.key_id, who.limits, ask.needs.prompt_tokens, event_id)
+        except RateLimited:
+            refused = new_event(ask, who, endpoint, plan, started, Decision(), event_id)
+            self._refused(refused, RateLimited.code)
+            raise
+        return event_id
+
+    def _refused(self, event: CallEvent, error_code: str) -> None:
+        update = {"status": "blocked", "http_status": 429, "error_code": error_code}
+        self.publisher.publish(event.model_copy(update=update))
+
+    def _downgraded(self, plan: RoutePlan, needs: Needs, decision: Decision) -> RoutePlan:
+        """The cheaper plan a budget at its downgrade threshold asks for: the route's economy
+        tier, else the budget's `downgrade_to`. A cheaper plan that cannot serve the request
+        (say, no economy model has tools) leaves the call on its own plan, and says so."""
+        why = f"budget {decision.downgrade_budget} at its downgrade threshold"
+        route = self.config().route(plan.route) if plan.route else None
+        try:
+            if route is not None and route.economy:
+                cheaper = self.policy.plan(route.name, needs, tier="economy")
+                return replace(cheaper, reason=f"{why}: {cheaper.reason}")
+            if decision.downgrade_to:
+                cheaper = self.policy.plan(decision.downgrade_to, needs)
+                reason = f"{why}: downgraded to {decision.downgrade_to}; {cheaper.reason}"
+                return replace(cheaper, route=cheaper.route or plan.route, reason=reason)
+            unmoved = "but there is no cheaper tier to move to"
+        except GatewayError as exc:
+            unmoved = f"not downgraded: {exc.message}"
+        decision.action = "warned"
+        return replace(plan, reason=f"{plan.reason}; {why}, {unmoved}")
+
+    def _estimate(self, ask: Ask, model: str) -> Decimal:
+        """What the call may cost, before it is made: for a chat call the prompt estimate plus
+        the most it may generate (its max_tokens, or 1,000 tokens)."""
+        return self.price(model, datetime.now(UTC), ask.reserve).cost_usd
+
+
+def new_event(
+    ask: Ask,
+    who: Attribution,
+    endpoint: Endpoint,
+    plan: RoutePlan,
+    started: datetime,
+    decision: Decision,
+    event_id: UUID | None = None,
+) -> CallEvent:
+    """The call's event as admission knows it: who, what was asked, the plan, the budgets."""
+    return CallEvent(
+        event_id=event_id or new_event_id(),
+        ts=started,
+        budget_action=decision.action,  # type: ignore[arg-type]
+        budget_ids=decision.budget_ids,
+        endpoint=endpoint,
+        requested_model=ask.model,
+        stream=ask.stream,
+        route=plan.route,
+        route_reason=plan.reason,
+        **_attribution_fields(who),
+    )
+
+
+def _attribution_fields(who: Attribution) -> dict[str, Any]:
+    return {
+        "business_line": who.business_line,
+        "project": who.project,
+        "task_type": who.task_type,
+        "user": who.user,
+        "key_id": who.key_id,
+        "environment": who.environment,
+        "tags": who.tags,
+    }
