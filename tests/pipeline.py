@@ -67,3 +67,19 @@ async def eventually(
         if done(value) or time.monotonic() > deadline:
             return value
         await asyncio.sleep(0.2)
+
+
+async def chat_status(
+    base_url: str, secret: str, model: str = "gpt-4o-mini", **request: Any
+) -> int:
+    """The HTTP status of one chat call with the OpenAI SDK (200 when it was answered) — what a
+    replica's keys, budgets and rate limits make of `secret` right now."""
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=f"{base_url}/v1", api_key=secret, max_retries=0)
+    messages = request.pop("messages", [{"role": "user", "content": "Say hello."}])
+    try:
+        await client.chat.completions.create(model=model, messages=messages, **request)
+        return 200
+    except openai.APIStatusError as exc:
+        return exc.status_code

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.waiting import chat_status, eventually
+from tests.pipeline import chat_status, eventually
 from tollway.budget_overlay import BudgetOverlay, BudgetRecord
 from tollway.config import load_config
 from tollway.config.schema import BudgetConfig, BudgetScope, KeyConfig, TollwayConfig

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.waiting import chat_status, eventually
+from tests.pipeline import chat_status, eventually
 from tollway.config import load_config
 from tollway.config.loader import dump_config
 from tollway.config.schema import KeyConfig

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from tests.waiting import chat_status, eventually
+from tests.pipeline import chat_status, eventually
 from tollway.config import load_config
 from tollway.server import serving
 from tollway.service import Runtime, build_app
