@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.hang_report import pytest_runtest_protocol  # noqa: F401  (prints a hung test's tasks)
 from tollway.broker import EmbeddedBroker
 
 
