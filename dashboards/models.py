@@ -102,6 +102,20 @@ class Budget(_Model):
         return self.state in ("warned", "exceeded")
 
 
+#: the audit trail's actions, as tollway/audit_events.py's AuditAction names them (the dashboard
+#: does not import tollway; tests/dashboards/test_pages.py keeps the two lists equal)
+AUDIT_ACTIONS = [
+    "key.create",
+    "key.update",
+    "key.rotate",
+    "key.revoke",
+    "budget.set",
+    "budget.delete",
+    "webhook.test",
+    "admin.denied",
+]
+
+
 class AuditEntry(_Model):
     id: str
     ts: str

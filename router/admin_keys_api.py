@@ -1,4 +1,5 @@
-"""`/v1/admin/keys`: create, list, update (rate limits) and revoke virtual keys (role admin).
+"""`/v1/admin/keys`: create, list, update (rate limits), rotate and revoke virtual keys (role
+admin).
 
 A created key's secret is returned once and never stored; the record (hash and metadata) goes
 on the keys topic, which every replica follows, and is applied here at once so the replica
@@ -17,12 +18,14 @@ from router.errors import Conflict, InvalidRequest, NotFound
 from router.key_sync import KeySync
 from tollway.audit import admin_only, audit
 from tollway.auth import Principal
-from tollway.config.schema import KeyConfig, KeyLimits, Name, Role, TollwayConfig
+from tollway.config.schema import KeyConfig, Name, RateLimits, Role, TollwayConfig
 from tollway.ids import hash_key, new_key_id, new_key_secret
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 Override = Literal["project", "task_type", "user", "environment", "tags"]
+#: the longest overlap a rotation may give the secret it replaces
+MAX_GRACE_S = 30 * 24 * 3600
 
 
 class KeyCreate(BaseModel):
@@ -38,7 +41,7 @@ class KeyCreate(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
     allowed_models: list[str] = Field(default_factory=list)
     header_overrides: list[Override] | None = None
-    limits: KeyLimits | None = None
+    limits: RateLimits | None = None
     expires_at: datetime | None = None
     expires_in_days: float | None = Field(default=None, gt=0)
 
@@ -48,11 +51,24 @@ class KeyUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    limits: KeyLimits | None = Field(description="The new rate limits; null removes them.")
+    limits: RateLimits | None = Field(description="The new rate limits; null removes them.")
+
+
+class KeyRotate(BaseModel):
+    """`POST /v1/admin/keys/{id}/rotate`: a new secret for the key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grace_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_GRACE_S,
+        description="How long the replaced secret keeps working (0: it stops at once).",
+    )
 
 
 class KeyView(BaseModel):
-    """A key as the admin API shows it: metadata and state, never the hash or the secret."""
+    """A key as the admin API shows it: metadata and state, never a hash or a secret."""
 
     id: str
     name: str
@@ -64,10 +80,13 @@ class KeyView(BaseModel):
     tags: dict[str, str]
     allowed_models: list[str]
     header_overrides: list[str]
-    limits: KeyLimits | None
+    limits: RateLimits | None
     created_at: datetime | None
     expires_at: datetime | None
     revoked_at: datetime | None
+    previous_valid_until: datetime | None = Field(
+        description="Until when the secret the last rotation replaced still works."
+    )
     state: Literal["active", "expired", "revoked"]
 
     @classmethod
@@ -78,7 +97,7 @@ class KeyView(BaseModel):
             state = "revoked"
         elif not key.active_at(now):
             state = "expired"
-        return cls(**key.model_dump(exclude={"hash"}), state=state)
+        return cls(**key.model_dump(exclude={"hash", "previous_hash"}), state=state)
 
 
 class KeyCreated(BaseModel):
@@ -188,3 +207,38 @@ async def update_key(
         },
     )
     return KeyView.of(key)
+
+
+@router.post("/keys/{key_id}/rotate")
+async def rotate_key(
+    key_id: str,
+    request: Request,
+    body: KeyRotate | None = None,
+    admin: Principal = Depends(admin_only),
+    sync: KeySync = Depends(_sync),
+) -> KeyCreated:
+    """A new secret for a key, shown once; the key's id, attribution, budgets and limits stay.
+    The replaced secret works for `grace_seconds` more (the last rotation's only: rotating
+    again ends it), so its holders can switch without an outage; a leaked one, rotated with
+    no grace, is refused by every replica within the topic's propagation lag."""
+    grace_s = (body or KeyRotate()).grace_seconds
+    key = sync.registry.get(key_id)
+    if key is None:
+        raise NotFound(f"no key with id {key_id!r}")
+    now = datetime.now(UTC)
+    if not key.active_at(now):
+        state = "revoked" if key.revoked_at else "expired"
+        raise Conflict(f"key {key_id!r} is {state}: create a new key instead")
+    secret = new_key_secret()
+    replaced_until = now + timedelta(seconds=grace_s)
+    key = key.model_copy(
+        update={
+            "hash": hash_key(secret),
+            "previous_hash": key.hash,
+            "previous_valid_until": replaced_until,
+        }
+    )
+    await sync.publish(key)
+    details = {"grace_seconds": grace_s, "previous_valid_until": replaced_until}
+    await audit(request, admin, "key.rotate", key_id, details)
+    return KeyCreated(key=secret, record=KeyView.of(key))

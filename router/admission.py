@@ -21,9 +21,10 @@ from router.budget_gate import BudgetGate, Decision
 from router.choice import Needs
 from router.errors import GatewayError, RateLimited
 from router.events import EventPublisher
+from router.model_quotas import quota_ticket
 from router.needs import Ask
 from router.policy import RoutePlan, RoutePolicy
-from router.rate_limits import RateLimiter
+from router.rate_limits import RATE_LIMITED, RateLimiter
 from router.schemas import Usage
 from tollway.config.schema import TollwayConfig
 from tollway.events import CallEvent, Endpoint
@@ -76,6 +77,7 @@ class Admission:
         """A call that ended without an answer gives back what admission reserved for it."""
         self.budgets.settle(decision, Decimal(0))
         self.rates.release(event.event_id)
+        self.rates.release(quota_ticket(event.event_id))
 
     def _rate_admit(
         self, ask: Ask, who: Attribution, endpoint: Endpoint, plan: RoutePlan, started: datetime
@@ -86,7 +88,8 @@ class Admission:
         event_id = new_event_id()
         try:
             self.rates.admit(who.key_id, who.limits, ask.needs.prompt_tokens, event_id)
-        except RateLimited:
+        except RateLimited as refusal:
+            RATE_LIMITED.labels(refusal.details["limit"]).inc()
             refused = new_event(ask, who, endpoint, plan, started, Decision(), event_id)
             self._refused(refused, RateLimited.code)
             raise

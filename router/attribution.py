@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from starlette.datastructures import Headers
 
 from tollway.auth import Principal
-from tollway.config.schema import KeyLimits
+from tollway.config.schema import RateLimits
 
 TAG_PREFIX = "x-tollway-tag-"
 MAX_TAGS = 20
@@ -31,7 +31,7 @@ class Attribution:
     tags: dict[str, str] = field(default_factory=dict)
     #: the key's rate limits, which admission enforces with the budgets (not attribution,
     #: but they travel from the key to the gateway with it)
-    limits: KeyLimits | None = None
+    limits: RateLimits | None = None
 
 
 def _clean(value: str | None) -> str:

@@ -88,6 +88,20 @@ class RateLimited(GatewayError):
     anthropic_type = "rate_limit_error"
 
 
+class QuotaReached(GatewayError):
+    """Every candidate model is at its provider quota (router/model_quotas.py): HTTP 429, as
+    the provider itself would answer, with `retry-after` when the first of them has room."""
+
+    status_code = 429
+    type = "rate_limit_exceeded"
+    code = "provider_quota_reached"
+    anthropic_type = "rate_limit_error"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.headers = {"retry-after": str(max(1, math.ceil(retry_after_s)))}
+
+
 class UpstreamError(GatewayError):
     """Every provider attempt for the call failed."""
 

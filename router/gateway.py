@@ -28,17 +28,20 @@ from router.breaker import BreakerBoard
 from router.budget_gate import BudgetGate, Decision, Delivery
 from router.cached_streams import replay, replayed
 from router.errors import (
+    GatewayError,
+    QuotaReached,
     UpstreamError,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
 from router.events import EventPublisher
+from router.model_quotas import CallQuota, quota_ticket
 from router.needs import Ask, needs_of
 from router.policy import RoutePlan, RoutePolicy
 from router.providers import ChatResult, EmbeddingResult, Provider, ProviderError, build_provider
 from router.rate_limits import RateLimiter
 from router.rate_sharing import RatePublisher
-from router.resilience import AttemptLoop, Exhausted, Served
+from router.resilience import AttemptLoop, Exhausted, Served, Skips
 from router.response_cache import CACHE_PRICE_VERSION, Cached, CacheMode, Lookup, ResponseCache
 from router.routing_feed import RoutingView
 from router.schemas import ChatCompletionRequest, EmbeddingsRequest, Usage
@@ -120,7 +123,9 @@ class Gateway:
         releases its pending cost once the worker has counted it); a routed one is
         remembered for its feedback."""
         self.publisher.publish(event, delivery)
-        self.rates.settle(event.event_id, event.input_tokens + event.output_tokens)
+        tokens = event.input_tokens + event.output_tokens
+        self.rates.settle(event.event_id, tokens)
+        self.rates.settle(quota_ticket(event.event_id), tokens)
         if event.route and event.status == "ok":
             self.policy.view.routed(event.event_id, event.route, event.task_type, event.model)
 
@@ -190,7 +195,7 @@ class Gateway:
         if lookup is not None and (hit := self.cache.get(lookup)) is not None:
             return self._from_cache(hit, event, decision, clock)
         try:
-            served = await self._attempts(plan, attempt)
+            served = await self._attempts(plan, attempt, event, ask)
         except Exhausted as exhausted:
             self.admission.nothing_spent(decision, event)
             raise self._all_failed(ask, event, exhausted, clock) from None
@@ -305,7 +310,7 @@ class Gateway:
                 raise
 
         try:
-            served = await self._attempts(plan, first_chunk)
+            served = await self._attempts(plan, first_chunk, event, ask)
         except Exhausted as exhausted:
             self.admission.nothing_spent(decision, event)
             raise self._all_failed(ask, event, exhausted, clock) from None
@@ -362,17 +367,26 @@ class Gateway:
         )
 
     async def _attempts(
-        self, plan: RoutePlan, attempt: Callable[[Provider, ModelConfig], Awaitable[T]]
+        self,
+        plan: RoutePlan,
+        attempt: Callable[[Provider, ModelConfig], Awaitable[T]],
+        event: CallEvent,
+        ask: Ask,
     ) -> Served[T]:
-        """Run the plan's models through the resilience loop (router/resilience.py)."""
+        """Run the plan's models through the resilience loop (router/resilience.py), counting
+        each try against its model's provider quota where it has one."""
         route = self.config.route(plan.route) if plan.route else None
         deadline = route.deadline_s if route and route.deadline_s else None
+        quota = None
+        if any(model.quota for model in plan.models):
+            quota = CallQuota(self.rates, event.event_id, ask.needs.prompt_tokens)
         return await self.attempt_loop.run(
             plan.models,
             self.providers,
             attempt,
             route=route,
             deadline_s=deadline or self.config.limits.deadline_s,
+            quota=quota,
         )
 
     def _all_failed(
@@ -381,15 +395,19 @@ class Gateway:
         event: CallEvent,
         exhausted: Exhausted,
         clock: float,
-    ) -> UpstreamError:
+    ) -> GatewayError:
         """Publish the failed call's event and return the error to raise: 504 when the
-        deadline ran out, 503 when every candidate's circuit is open, else 502."""
-        error: UpstreamError
+        deadline ran out, 429 when every candidate is at its provider quota, 503 when the
+        circuits of the others are open, else 502."""
+        error: GatewayError
         status = exhausted.last_error.status if exhausted.last_error else None
         message = f"no provider could serve {ask.model!r}: {exhausted}"
+        skipped = exhausted.skipped
         if exhausted.deadline_hit:
             error = UpstreamTimeout(message, upstream_status=status)
-        elif not exhausted.attempts and exhausted.skipped:
+        elif not exhausted.attempts and skipped and not skipped.circuit_open:
+            error = QuotaReached(message, retry_after_s=exhausted.retry_in_s)
+        elif not exhausted.attempts and skipped:
             error = UpstreamUnavailable(message, retry_after_s=exhausted.retry_in_s)
         else:
             error = UpstreamError(message, upstream_status=status)
@@ -427,10 +445,8 @@ def _routing_fields(plan: RoutePlan, served: Served[Any]) -> dict[str, Any]:
     }
 
 
-def _with_skips(reason: str, skipped: list[str]) -> str:
-    if not skipped:
-        return reason
-    return f"{reason}; skipped (circuit open): {', '.join(skipped)}"
+def _with_skips(reason: str, skipped: Skips) -> str:
+    return f"{reason}; skipped ({skipped})" if skipped else reason
 
 
 def _unpriced() -> Costing:

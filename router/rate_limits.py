@@ -16,6 +16,9 @@ back. Refused calls count nothing, so a client that waits out `retry-after` is s
 
 Replicas share their counts (router/rate_sharing.py): each gateway process is an instance that
 publishes its own counts per key and window, and adds the others' latest (`apply`) to its own.
+
+The same limiter keeps the models' provider quotas (router/model_quotas.py), under subjects
+no key id can be (`#model:<name>`) and reservations of their own (`Ticket`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from prometheus_client import Counter
 from pydantic import BaseModel, Field
 
 from router.errors import RateLimited
-from tollway.config.schema import KeyLimits
+from tollway.config.schema import RateLimits
 
 WINDOW_S = 60
 
@@ -82,6 +85,11 @@ class _Own:
         self.window = window
 
 
+#: what a reservation is held under: a call's event id for its key's limits, or
+#: (event id, "quota") for the provider quota of the model trying it (router/model_quotas.py)
+Ticket = UUID | tuple[UUID, str]
+
+
 @dataclass(frozen=True)
 class _Reservation:
     key_id: str
@@ -102,10 +110,10 @@ class RateLimiter:
         self.on_change = on_change
         self._own: dict[str, _Own] = {}
         self._peers: dict[str, dict[str, dict[int, Counts]]] = {}  # key → instance → window
-        self._reserved: dict[UUID, _Reservation] = {}
+        self._reserved: dict[Ticket, _Reservation] = {}
 
     # -- admission -------------------------------------------------------------------------
-    def admit(self, key_id: str, limits: KeyLimits, prompt_tokens: int, call_id: UUID) -> None:
+    def admit(self, key_id: str, limits: RateLimits, prompt_tokens: int, call_id: Ticket) -> None:
         """Count the call, or raise `RateLimited` (counting nothing)."""
         now = self.clock()
         window, elapsed = divmod(now, WINDOW_S)
@@ -124,11 +132,11 @@ class RateLimiter:
         self._reserved[call_id] = _Reservation(key_id, own.window, prompt_tokens)
         self._changed(key_id)
 
-    def settle(self, call_id: UUID, tokens: int) -> None:
+    def settle(self, call_id: Ticket, tokens: int) -> None:
         """The call is over and used `tokens` (input plus output): they replace its estimate."""
         self._correct(call_id, tokens, requests=0)
 
-    def _correct(self, call_id: UUID, tokens: int, requests: int) -> None:
+    def _correct(self, call_id: Ticket, tokens: int, requests: int) -> None:
         reservation = self._reserved.pop(call_id, None)
         if reservation is None:
             return
@@ -147,12 +155,12 @@ class RateLimiter:
             counts.requests = max(0, counts.requests + requests)
             self._changed(reservation.key_id)
 
-    def release(self, call_id: UUID) -> None:
+    def release(self, call_id: Ticket) -> None:
         """The call used nothing (refused by its provider, or cancelled): one request stays
         counted, as the provider saw it, its tokens estimate goes."""
         self.settle(call_id, 0)
 
-    def undo(self, call_id: UUID) -> None:
+    def undo(self, call_id: Ticket) -> None:
         """The call was refused after all (by a budget) and never sent: it counts nothing."""
         self._correct(call_id, 0, requests=-1)
 
@@ -216,7 +224,7 @@ class RateLimiter:
     def _refusal(
         self,
         key_id: str,
-        limits: KeyLimits,
+        limits: RateLimits,
         current: Counts,
         previous: Counts,
         elapsed: float,
@@ -237,7 +245,6 @@ class RateLimiter:
             headers[f"x-ratelimit-reset-{name}"] = f"{wait}s"
             if name == what:
                 waits.append(wait)
-        RATE_LIMITED.labels(what).inc()
         retry = max(waits, default=1)
         headers["retry-after"] = str(retry)
         limit = limits.requests_per_minute if what == "requests" else limits.tokens_per_minute

@@ -1,4 +1,5 @@
-"""Proxy replicas share their per-key rate counts, so a key's limit holds across all of them.
+"""Proxy replicas share their per-key rate counts, so a key's limit holds across all of them
+(and their models' provider quota counts, under `#model:<name>`: router/model_quotas.py).
 
 Each gateway process publishes its own counts per key and minute window on the compacted
 `tollway.rate-usage.v1` (message key `instance:key`), at most every `interval_s` (100 ms) while

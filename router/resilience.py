@@ -1,7 +1,8 @@
 """The attempt loop of one call: retries, per-attempt timeouts, a deadline, fallbacks, breakers.
 
 The gateway hands over the plan's models in order and one `attempt` coroutine (a completion,
-or a stream up to its first chunk). For each model, unless its circuit is open:
+or a stream up to its first chunk). For each model, unless its circuit is open or it is at its
+provider quota (router/model_quotas.py):
 
 - try it within `attempt_timeout_s` (and never past the call's deadline);
 - a retryable failure (429, 5xx, timeout, network) is retried up to `max_retries` times after a
@@ -28,6 +29,7 @@ from typing import Generic, TypeVar
 from prometheus_client import Counter
 
 from router.breaker import BreakerBoard, CircuitState
+from router.model_quotas import CallQuota
 from router.providers import Provider, ProviderError
 from tollway.config.schema import ModelConfig, ProviderConfig, RouteConfig
 from tollway.events import Attempt
@@ -84,6 +86,25 @@ class RetryPolicy:
 
 
 @dataclass
+class Skips:
+    """The candidates a call passed over without trying them, and why."""
+
+    circuit_open: list[str] = field(default_factory=list)
+    at_quota: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.circuit_open or self.at_quota)
+
+    def __str__(self) -> str:
+        parts = [
+            f"{why}: {', '.join(models)}"
+            for why, models in (("circuit open", self.circuit_open), ("at quota", self.at_quota))
+            if models
+        ]
+        return "; ".join(parts)
+
+
+@dataclass
 class Served(Generic[T]):
     """The attempt that worked, and every try before it."""
 
@@ -91,17 +112,18 @@ class Served(Generic[T]):
     provider: Provider
     model: ModelConfig
     attempts: list[Attempt]
-    skipped: list[str]
+    skipped: Skips
 
 
 @dataclass(eq=False)
 class Exhausted(Exception):
     """No model served the call. `deadline_hit`: the overall deadline ran out; no attempts and
-    some `skipped`: every candidate's circuit is open (retry after `retry_in_s`)."""
+    some `skipped`: every candidate's circuit is open or it is at its provider quota (retry
+    after `retry_in_s`)."""
 
     attempts: list[Attempt]
     last_error: ProviderError | None
-    skipped: list[str] = field(default_factory=list)
+    skipped: Skips = field(default_factory=Skips)
     deadline_hit: bool = False
     retry_in_s: float = 0.0
 
@@ -109,7 +131,7 @@ class Exhausted(Exception):
         if self.deadline_hit:
             return "the call's deadline passed before any model answered"
         if not self.attempts and self.skipped:
-            return f"every candidate's circuit is open ({', '.join(self.skipped)})"
+            return f"no candidate could take the call ({self.skipped})"
         return str(self.last_error) if self.last_error else "the route has no models"
 
 
@@ -130,10 +152,11 @@ class AttemptLoop:
         *,
         route: RouteConfig | None,
         deadline_s: float,
+        quota: CallQuota | None = None,
     ) -> Served[T]:
         deadline = self.clock() + deadline_s
         attempts: list[Attempt] = []
-        skipped: list[str] = []
+        skipped = Skips()
         last_error: ProviderError | None = None
         retry_in: list[float] = []
         for model in models:
@@ -142,7 +165,7 @@ class AttemptLoop:
             policy = RetryPolicy.of(provider.config, route)
             if not self.board.allow(name, model.name, policy.breaker_cooldown_s):
                 CIRCUIT_SKIPS.labels(name, model.name).inc()
-                skipped.append(model.name)
+                skipped.circuit_open.append(model.name)
                 retry_in.append(self.board.retry_in(name, model.name, policy.breaker_cooldown_s))
                 continue
             for retry in range(policy.max_retries + 1):
@@ -150,6 +173,11 @@ class AttemptLoop:
                 if remaining <= 0:
                     self.board.released(name, model.name)
                     raise Exhausted(attempts, last_error, skipped, deadline_hit=True)
+                if quota is not None and (room_in := quota.take(model)) is not None:
+                    self.board.released(name, model.name)
+                    skipped.at_quota.append(model.name)
+                    retry_in.append(room_in)
+                    break
                 timeout = min(policy.attempt_timeout_s, remaining)
                 started = time.perf_counter()
                 try:
@@ -168,6 +196,8 @@ class AttemptLoop:
                     return Served(value, provider, model, attempts, skipped)
                 attempts.append(_failed(name, model.name, error, started))
                 last_error = error
+                if quota is not None:
+                    quota.failed()
                 if not error.retryable:
                     self.board.released(name, model.name)
                     raise Exhausted(attempts, last_error, skipped)

@@ -281,4 +281,4 @@ async def test_schemathesis_finds_no_server_errors_in_the_admin_api(
         output, _ = await asyncio.wait_for(process.communicate(), timeout=240)
     text = output.decode(errors="replace")
     assert process.returncode == 0, text[-6000:]
-    assert "Tested: 8" in text, text[-3000:]  # keys (4) and budgets (4)
+    assert "Tested: 9" in text, text[-3000:]  # keys (5) and budgets (4)

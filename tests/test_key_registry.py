@@ -3,10 +3,12 @@ keys topic's records (API-created keys, revocations), which win where both know 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+import pytest
+from pydantic import ValidationError
 
 from router.key_sync import KeySync
 from tollway.auth import AuthError, KeyRegistry
@@ -71,6 +73,51 @@ def test_a_key_whose_secret_changed_in_the_file_no_longer_takes_the_old_secret()
     registry.replace_file_keys([rotated])
     assert resolves(registry, "k_a") == "unknown"
     assert registry.resolve("rotated") is not None
+
+
+def _rotated(old: KeyConfig, secret: str, overlap: timedelta) -> KeyConfig:
+    return old.model_copy(
+        update={
+            "hash": hash_key(secret),
+            "previous_hash": old.hash,
+            "previous_valid_until": datetime.now(UTC) + overlap,
+        }
+    )
+
+
+def test_a_rotated_key_takes_both_secrets_until_the_overlap_ends() -> None:
+    registry = KeyRegistry([key("k_a", project="helpdesk")])
+    registry.apply(_rotated(key("k_a", project="helpdesk"), "second", timedelta(hours=1)))
+    old, new = registry.resolve("secret-k_a"), registry.resolve("second")
+    assert old is not None and old == new  # one principal: the same attribution and limits
+    assert old.key_id == "k_a" and old.project == "helpdesk"
+
+    registry.apply(_rotated(key("k_a"), "second", timedelta(seconds=-1)))  # the overlap ended
+    assert resolves(registry, "k_a") == "API key k_a was rotated: this secret was replaced"
+    assert registry.resolve("second") is not None
+
+
+def test_a_second_rotation_forgets_the_first_secret() -> None:
+    registry = KeyRegistry()
+    first = _rotated(key("k_a"), "second", timedelta(hours=1))
+    registry.apply(first)
+    registry.apply(_rotated(first, "third", timedelta(hours=1)))
+    assert resolves(registry, "k_a") == "unknown"
+    assert registry.resolve("second") is not None and registry.resolve("third") is not None
+
+
+def test_revoking_a_rotated_key_refuses_both_secrets() -> None:
+    registry = KeyRegistry()
+    rotated = _rotated(key("k_a"), "second", timedelta(hours=1))
+    registry.apply(rotated.model_copy(update={"revoked_at": datetime.now(UTC)}))
+    assert resolves(registry, "k_a") == "API key k_a is revoked"
+    with pytest.raises(AuthError, match="revoked"):
+        registry.resolve("second")
+
+
+def test_a_previous_secret_needs_its_end() -> None:
+    with pytest.raises(ValidationError, match="go together"):
+        key("k_a", previous_hash=hash_key("old"))
 
 
 async def test_the_snapshot_holds_the_topics_records_only(tmp_path: Path) -> None:

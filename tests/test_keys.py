@@ -86,6 +86,66 @@ async def test_keys_propagate_and_revocation_reaches_every_replica(
         assert (await http.delete(f"{a}/v1/admin/keys/k_missing", headers=admin)).status_code == 404
 
 
+async def test_a_rotated_key_switches_secrets_on_every_replica(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    """A rotation with a grace period: both secrets work on both replicas until it ends; one
+    without: the replaced secret is refused at once where it was rotated and soon everywhere.
+    The key keeps its id and attribution throughout."""
+    admin = {"authorization": f"Bearer {ADMIN}"}
+    async with (
+        serving(_proxy(kafka_bootstrap, namespace, tmp_path / "a")) as a,
+        serving(_proxy(kafka_bootstrap, namespace, tmp_path / "b")) as b,
+        httpx.AsyncClient() as http,
+    ):
+        created = await http.post(
+            f"{a}/v1/admin/keys", headers=admin, json={"business_line": "support", "id": "k_rot"}
+        )
+        first = created.json()["key"]
+        assert await eventually(lambda: chat_status(b, first), 200) == 200
+
+        rotated = await http.post(
+            f"{b}/v1/admin/keys/k_rot/rotate", headers=admin, json={"grace_seconds": 600}
+        )
+        assert rotated.status_code == 200, rotated.text
+        second, record = rotated.json()["key"], rotated.json()["record"]
+        assert (record["id"], record["business_line"], record["state"]) == (
+            "k_rot", "support", "active",
+        )  # fmt: skip
+        assert record["previous_valid_until"] and "hash" not in str(record)
+        assert [await chat_status(b, s) for s in (first, second)] == [200, 200]
+        assert await eventually(lambda: chat_status(a, second), 200) == 200
+        assert await chat_status(a, first) == 200  # the grace period holds on every replica
+
+        rotated = await http.post(f"{a}/v1/admin/keys/k_rot/rotate", headers=admin)  # no grace
+        third = rotated.json()["key"]
+        assert await chat_status(a, second) == 401  # refused at once where it was rotated
+        assert await eventually(lambda: chat_status(b, second), 401) == 401  # and soon on b
+        assert await chat_status(a, first) == 401  # a second rotation ends the first's grace
+        assert await eventually(lambda: chat_status(b, third), 200) == 200
+
+        refused = await http.post(
+            f"{a}/v1/chat/completions",
+            headers={"authorization": f"Bearer {second}"},
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
+        )
+        assert refused.json()["error"]["type"] == "authentication_error"
+        assert "k_rot was rotated" in refused.json()["error"]["message"]
+
+        # what cannot be rotated is a clear 4xx
+        await http.delete(f"{a}/v1/admin/keys/k_rot", headers=admin)
+        statuses = [
+            (await http.post(f"{a}{path}", headers=admin, json=body)).status_code
+            for path, body in (
+                ("/v1/admin/keys/k_rot/rotate", {}),  # revoked
+                ("/v1/admin/keys/k_missing/rotate", {}),
+                ("/v1/admin/keys/k_rot/rotate", {"grace_seconds": -1}),
+                ("/v1/admin/keys/k_rot/rotate", {"grace": 60}),
+            )
+        ]
+        assert statuses == [409, 404, 400, 400]
+
+
 async def test_keys_follow_an_edited_file_and_revocations_stick(
     kafka_bootstrap: str, namespace: str, tmp_path: Path
 ) -> None:
@@ -159,9 +219,14 @@ async def test_the_cli_creates_lists_and_revokes(
         code, output = await tollway("list")
         assert code == 0 and "k_cli" in output and "active" in output and secret not in output
 
+        code, output = await tollway("rotate", "k_cli", "--grace-hours", "1")
+        assert code == 0 and "works until" in output, output
+        rotated = next(w for w in output.split() if w.startswith("tw-"))
+        assert [await chat_status(base, s) for s in (secret, rotated)] == [200, 200]
+
         code, output = await tollway("revoke", "k_cli")
         assert code == 0 and "revoked" in output
-        assert await chat_status(base, secret) == 401
+        assert [await chat_status(base, s) for s in (secret, rotated)] == [401, 401]
 
         code, output = await tollway("create", "--business-line", "nowhere")
         assert code == 1 and "unknown business line" in output

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 AuditAction = Literal[
     "key.create",
     "key.update",
+    "key.rotate",
     "key.revoke",
     "budget.set",
     "budget.delete",

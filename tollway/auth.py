@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from fastapi import Request
 
-from tollway.config.schema import KeyConfig, KeyLimits, Role
+from tollway.config.schema import KeyConfig, RateLimits, Role
 from tollway.ids import hash_key
 
 ROLE_RANK: dict[str, int] = {"viewer": 0, "developer": 1, "finops": 2, "admin": 3}
@@ -44,7 +44,7 @@ class Principal:
     header_overrides: frozenset[str] = frozenset(
         {"project", "task_type", "user", "environment", "tags"}
     )
-    limits: KeyLimits | None = None
+    limits: RateLimits | None = None
 
     @classmethod
     def from_key(cls, key: KeyConfig) -> Principal:
@@ -67,6 +67,10 @@ class Principal:
 
 ADMIN = Principal(key_id="admin", role="admin")
 
+#: what a secret's hash resolves to: its key (None: the admin key), the principal, and when the
+#: secret stops working because a rotation replaced it (None: it is the key's current secret)
+_Entry = tuple[KeyConfig | None, Principal, datetime | None]
+
 
 class KeyRegistry:
     """Every known key by hash and by id; the hot path is one dict lookup.
@@ -81,6 +85,10 @@ class KeyRegistry:
     Where both know a key id, the topic's record wins: a file key revoked through the API stays
     revoked whatever the file says later (to let its holder back in, issue a new key). Updates
     swap whole dicts, so readers never see a half-applied change.
+
+    A rotated key answers to two secrets for a while: the new one, and the one it replaced
+    until the rotation's `previous_valid_until`. Both resolve to the same principal, so the
+    key's attribution, budgets and rate limits carry on across the switch.
     """
 
     def __init__(self, keys: Iterable[KeyConfig] = (), admin_key: str | None = None) -> None:
@@ -91,22 +99,30 @@ class KeyRegistry:
 
     def _rebuild(self) -> None:
         by_id = {**self._file, **self._topic}
-        by_hash: dict[str, tuple[KeyConfig | None, Principal]] = {
-            k.hash: (k, Principal.from_key(k)) for k in by_id.values()
-        }
+        by_hash: dict[str, _Entry] = {}
+        for key in by_id.values():
+            principal = Principal.from_key(key)
+            if key.previous_hash is not None:
+                by_hash[key.previous_hash] = (key, principal, key.previous_valid_until)
+            by_hash[key.hash] = (key, principal, None)
         if self._admin_hash is not None:
-            by_hash[self._admin_hash] = (None, ADMIN)
+            by_hash[self._admin_hash] = (None, ADMIN, None)
         self._by_id, self._by_hash = by_id, by_hash
 
     def resolve(self, secret: str) -> Principal | None:
-        """The principal of an active key, or None; raises AuthError for revoked/expired keys."""
+        """The principal of an active key, or None; raises AuthError for a revoked or expired
+        key, and for a secret a rotation replaced once its overlap has ended."""
         found = self._by_hash.get(hash_key(secret))
         if found is None:
             return None
-        key, principal = found
-        if key is not None and not key.active_at(datetime.now(UTC)):
-            state = "revoked" if key.revoked_at else "expired"
-            raise AuthError(f"API key {key.id} is {state}")
+        key, principal, replaced_at = found
+        if key is not None:
+            now = datetime.now(UTC)
+            if not key.active_at(now):
+                state = "revoked" if key.revoked_at else "expired"
+                raise AuthError(f"API key {key.id} is {state}")
+            if replaced_at is not None and replaced_at <= now:
+                raise AuthError(f"API key {key.id} was rotated: this secret was replaced")
         return principal
 
     def apply(self, key: KeyConfig) -> None:

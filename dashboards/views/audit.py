@@ -10,18 +10,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboards.models import AuditEntry
+from dashboards.models import AUDIT_ACTIONS, AuditEntry
 from dashboards.session import fetch, require_client
-
-ACTIONS = [
-    "key.create",
-    "key.update",
-    "key.revoke",
-    "budget.set",
-    "budget.delete",
-    "webhook.test",
-    "admin.denied",
-]
 
 
 def _pruned(value: Any) -> Any:
@@ -66,6 +56,10 @@ def summary(entry: AuditEntry) -> str:
             return f"new {details.get('role', '')} key for {where or 'no business line'}"
         case "key.update":
             return f"limits {_limits(details.get('limits'))} (was {_limits(details.get('before'))})"
+        case "key.rotate" if details.get("grace_seconds"):
+            return f"new secret; the old one works until {details.get('previous_valid_until')}"
+        case "key.rotate":
+            return "new secret; the old one stopped at once"
         case "key.revoke":
             return "revoked"
         case "webhook.test":
@@ -78,7 +72,7 @@ def summary(entry: AuditEntry) -> str:
 st.title("Audit trail")
 client = require_client()
 top = st.columns([3, 1])
-chosen = top[0].multiselect("Actions", ACTIONS, placeholder="every action")
+chosen = top[0].multiselect("Actions", AUDIT_ACTIONS, placeholder="every action")
 limit = top[1].selectbox("Show", [50, 200, 1000], index=1, format_func=lambda n: f"last {n}")
 entries = fetch(lambda: client.audit(tuple(chosen), limit))
 if not entries:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import get_args
 
 import httpx
 import pytest
@@ -271,3 +272,10 @@ async def test_audit_page_lists_the_trail_for_admins_only(store, api: Api, point
     at = await run_page("audit")
     assert not at.exception and not at.dataframe
     assert "Not available for this key" in text_of(at)
+
+
+def test_the_audit_page_offers_every_action_the_audit_trail_records() -> None:
+    from dashboards.models import AUDIT_ACTIONS
+    from tollway.audit_events import AuditAction
+
+    assert list(get_args(AuditAction)) == AUDIT_ACTIONS

@@ -1,5 +1,5 @@
-"""`tollway keys create|list|limit|revoke`: virtual keys, through the running server's admin
-API."""
+"""`tollway keys create|list|limit|rotate|revoke`: virtual keys, through the running server's
+admin API."""
 
 from __future__ import annotations
 
@@ -94,6 +94,29 @@ def revoke(key_id: str = typer.Argument(..., help="The key id, e.g. k_1a2b3c."),
     """Revoke a key: every replica refuses it from now on."""
     record = ApiClient(url, key).request("DELETE", f"/v1/admin/keys/{key_id}").json()
     out.print(f"[yellow]revoked[/] {record['id']} at {record['revoked_at']}")
+
+
+@app.command()
+def rotate(
+    key_id: str = typer.Argument(..., help="The key id, e.g. k_1a2b3c."),
+    grace_hours: float = typer.Option(
+        0.0, "--grace-hours", min=0, max=720, help="How long the old secret keeps working."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the API's JSON answer."),
+    url: str | None = URL,
+    key: str | None = KEY,
+) -> None:
+    """Give a key a new secret (printed once); its id, attribution, budgets and limits stay."""
+    path = f"/v1/admin/keys/{key_id}/rotate"
+    body = {"grace_seconds": round(grace_hours * 3600)}
+    rotated = ApiClient(url, key).request("POST", path, json=body).json()
+    if as_json:
+        typer.echo(json.dumps(rotated, indent=2))
+        return
+    until = rotated["record"]["previous_valid_until"]
+    old = f"works until {until}" if grace_hours else "stopped working"
+    out.print(f"[green]rotated[/] {key_id}: the old secret {old}")
+    out.print(f"key: [bold]{rotated['key']}[/]   (shown once — store it now)", highlight=False)
 
 
 @app.command()

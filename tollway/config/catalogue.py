@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from tollway.config.types import Capability, Name, Price, ProviderType, _Strict
+from tollway.config.types import Capability, Name, Price, ProviderType, RateLimits, _Strict
 
 
 class SimBehaviour(_Strict):
@@ -102,6 +102,11 @@ class ModelConfig(_Strict):
     context_window: int = Field(default=128_000, gt=0)
     max_output_tokens: int | None = Field(default=None, gt=0)
     capabilities: list[Capability] = Field(default_factory=list)
+    quota: RateLimits | None = Field(
+        default=None,
+        description="Your account's rate limits for this model at its provider: a model at "
+        "its quota is skipped for the next candidate instead of collecting 429s.",
+    )
 
     @model_validator(mode="after")
     def _price_pairs(self) -> ModelConfig:

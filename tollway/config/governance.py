@@ -7,9 +7,17 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from tollway.config.types import BudgetActionName, Name, Period, Role, WebhookEvent, _Strict
+from tollway.config.types import (
+    BudgetActionName,
+    Name,
+    Period,
+    RateLimits,
+    Role,
+    WebhookEvent,
+    _Strict,
+)
 
 
 class BusinessLine(_Strict):
@@ -33,15 +41,6 @@ HEADER_OVERRIDES: tuple[HeaderOverride, ...] = (
 )
 
 
-class KeyLimits(_Strict):
-    """How fast one key may call, over a sliding minute, across every proxy replica."""
-
-    requests_per_minute: int | None = Field(default=None, ge=1)
-    tokens_per_minute: int | None = Field(
-        default=None, ge=1, description="Input plus output tokens, the prompt counted on arrival."
-    )
-
-
 class KeyConfig(_Strict):
     id: Name
     hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
@@ -59,18 +58,27 @@ class KeyConfig(_Strict):
         default_factory=lambda: list(HEADER_OVERRIDES),
         description="Which x-tollway-* headers may refine this key's attribution.",
     )
-    limits: KeyLimits | None = None
+    limits: RateLimits | None = None
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
     created_at: datetime | None = None
+    # a rotation's overlap: the secret it replaced still works until `previous_valid_until`
+    previous_hash: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+    previous_valid_until: datetime | None = None
 
-    @field_validator("expires_at", "revoked_at", "created_at")
+    @field_validator("expires_at", "revoked_at", "created_at", "previous_valid_until")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         """Naive times in tollway.yaml mean UTC."""
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+    @model_validator(mode="after")
+    def _rotation_complete(self) -> KeyConfig:
+        if (self.previous_hash is None) != (self.previous_valid_until is None):
+            raise ValueError("previous_hash and previous_valid_until go together")
+        return self
 
     def active_at(self, moment: datetime) -> bool:
         if self.revoked_at is not None and self.revoked_at <= moment:

@@ -47,3 +47,13 @@ class ConfigReferenceError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RateLimits(_Strict):
+    """Requests and tokens a minute, over a sliding minute, across every proxy replica: a
+    key's limits, or a model's quota at its provider (router/rate_limits.py)."""
+
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(
+        default=None, ge=1, description="Input plus output tokens, the prompt counted on arrival."
+    )
