@@ -1,7 +1,10 @@
-"""Does a key's requests-a-minute limit hold across proxy replicas, and by how much is it passed?
+"""Does a requests-a-minute limit hold across proxy replicas, and by how much is it passed? For
+a key's rate limit, and for a model's provider quota (the same limiter and sharing; a model at
+its quota with no other candidate is a 429 too).
 
 `proxies` `tollway serve --role proxy` processes in front of the fast upstream
-(`benchmarks/upstream.py`), one key with `limits: {requests_per_minute: LIMIT}`, and 32
+(`benchmarks/upstream.py`), one key with `limits: {requests_per_minute: LIMIT}` (or one model
+with `quota: {requests_per_minute: LIMIT}`), and 32
 closed-loop clients per proxy sending as fast as they are answered for RUN_S seconds, started
 just after a minute begins, so the whole run falls in one window of the limiter (where the
 sliding minute is exactly the window's count). Reported per setting: the calls admitted
@@ -11,7 +14,7 @@ the limit (its own counts are exact); with two, each learns the other's counts a
 100 ms plus a record's trip through the broker, and admits within that time what it cannot
 see yet.
 
-Run: `python -m benchmarks rate_limits` (about 2 to 3 minutes: each setting waits for the next
+Run: `python -m benchmarks rate_limits` (about 4 to 5 minutes: each setting waits for the next
 minute to begin).
 """
 
@@ -38,23 +41,28 @@ CLIENTS_PER_PROXY = 32
 
 async def run() -> list[str]:
     lines = [
-        f"rate limits: one key limited to {LIMIT:,} requests a minute, {CLIENTS_PER_PROXY} "
-        f"clients a proxy sending as fast as answered for {RUN_S:g} s, within one minute window",
-        f"  {'proxies':>7} | {'admitted':>8} {'over':>5} {'over %':>7} | {'refused':>8} | "
-        f"{'limit reached after':>19}",
+        f"rate limits: one key (or one model's provider quota) limited to {LIMIT:,} requests a "
+        f"minute, {CLIENTS_PER_PROXY} clients a proxy sending as fast as answered for "
+        f"{RUN_S:g} s, within one minute window",
+        f"  {'limit':>11} {'proxies':>7} | {'admitted':>8} {'over':>5} {'over %':>7} | "
+        f"{'refused':>8} | {'limit reached after':>19}",
     ]
-    for proxies in (1, 2):
-        admitted, refused, reached = await _setting(proxies)
-        over = admitted - LIMIT
-        lines.append(
-            f"  {proxies:>7} | {admitted:>8,} {over:>5} {over / LIMIT:>6.2%} | {refused:>8,} | "
-            f"{reached:>17.2f} s"
-        )
+    for subject in ("key", "model quota"):
+        for proxies in (1, 2):
+            admitted, refused, reached = await _setting(proxies, subject)
+            over = admitted - LIMIT
+            lines.append(
+                f"  {subject:>11} {proxies:>7} | {admitted:>8,} {over:>5} {over / LIMIT:>6.2%} | "
+                f"{refused:>8,} | {reached:>17.2f} s"
+            )
     return lines
 
 
-async def _setting(proxies: int) -> tuple[int, int, float]:
+async def _setting(proxies: int, subject: str) -> tuple[int, int, float]:
     secret = new_key_secret()
+    limit = {"requests_per_minute": LIMIT}
+    on_key = {"limits": limit} if subject == "key" else {}
+    on_model = {"quota": limit} if subject == "model quota" else {}
     upstream_port = free_port()
     config = {
         "providers": [
@@ -70,6 +78,7 @@ async def _setting(proxies: int) -> tuple[int, int, float]:
                 "provider": "upstream",
                 "input_per_mtok": 0.15,
                 "output_per_mtok": 0.60,
+                **on_model,
             }
         ],
         "keys": [
@@ -77,7 +86,7 @@ async def _setting(proxies: int) -> tuple[int, int, float]:
                 "id": "k_limited",
                 "hash": hash_key(secret),
                 "business_line": "bench",
-                "limits": {"requests_per_minute": LIMIT},
+                **on_key,
             }
         ],
     }

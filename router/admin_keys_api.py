@@ -15,11 +15,11 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from router.errors import Conflict, InvalidRequest, NotFound
-from router.key_sync import KeySync
 from tollway.audit import admin_only, audit
 from tollway.auth import Principal
 from tollway.config.schema import KeyConfig, Name, RateLimits, Role, TollwayConfig
 from tollway.ids import hash_key, new_key_id, new_key_secret
+from tollway.key_sync import KeySync
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 

@@ -10,10 +10,10 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from router.key_sync import KeySync
 from tollway.auth import AuthError, KeyRegistry
 from tollway.config.schema import KeyConfig
 from tollway.ids import hash_key
+from tollway.key_sync import KeySync
 
 ADMIN = "tw-admin-secret"
 

@@ -146,6 +146,37 @@ async def test_a_rotated_key_switches_secrets_on_every_replica(
         assert statuses == [409, 404, 400, 400]
 
 
+async def test_an_analytics_server_follows_keys_created_and_revoked_on_a_proxy(
+    kafka_bootstrap: str, namespace: str, store: object, tmp_path: Path
+) -> None:
+    """In the distributed setup the analytics role runs apart from the proxies: a finops key
+    created through a proxy's admin API must open the analytics API too, until revoked."""
+    (tmp_path / "analytics").mkdir()
+    analytics = Runtime(
+        settings=Settings(topic_namespace=namespace, data_dir=tmp_path / "analytics"),
+        config=load_config(None), bootstrap=kafka_bootstrap, roles=frozenset({"analytics"}),
+        admin_key=ADMIN, store=store,
+    )  # fmt: skip
+    admin = {"authorization": f"Bearer {ADMIN}"}
+    async with (
+        serving(_proxy(kafka_bootstrap, namespace, tmp_path / "proxy")) as proxy,
+        serving(build_app(analytics)) as reports,
+        httpx.AsyncClient() as http,
+    ):
+        created = await http.post(
+            f"{proxy}/v1/admin/keys", headers=admin,
+            json={"business_line": "support", "role": "finops", "id": "k_finops"},
+        )  # fmt: skip
+        finops = {"authorization": f"Bearer {created.json()['key']}"}
+
+        async def cost_status() -> int:
+            return (await http.get(f"{reports}/v1/analytics/cost", headers=finops)).status_code
+
+        assert await eventually(cost_status, 200) == 200
+        await http.delete(f"{proxy}/v1/admin/keys/k_finops", headers=admin)
+        assert await eventually(cost_status, 401) == 401
+
+
 async def test_keys_follow_an_edited_file_and_revocations_stick(
     kafka_bootstrap: str, namespace: str, tmp_path: Path
 ) -> None:

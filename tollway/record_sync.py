@@ -1,5 +1,5 @@
 """Keep a process in step with a compacted topic of records, one per id: virtual keys
-(router/key_sync.py) and budgets defined through the admin API (tollway/budget_sync.py).
+(tollway/key_sync.py) and budgets defined through the admin API (tollway/budget_sync.py).
 
 Each process reads the whole topic at start-up (compaction keeps the latest record per id)
 before it serves, then follows it: a record published through any replica's admin API is

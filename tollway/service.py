@@ -180,10 +180,8 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
         stack.push_async_callback(audit_producer.stop)
         app.state.audit = AuditLog(audit_producer, topics.audit)
 
-    if "proxy" in roles:
-        from router.events import EventPublisher
-        from router.gateway import Gateway
-        from router.key_sync import KeySync
+    if roles & {"proxy", "analytics"}:  # the roles that answer callers' keys
+        from tollway.key_sync import KeySync
 
         key_sync = KeySync(
             runtime.bootstrap, topics.keys, app.state.keys, runtime.snapshot("keys.json")
@@ -192,6 +190,9 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
         stack.push_async_callback(key_sync.stop)
         app.state.key_sync = key_sync
 
+    if "proxy" in roles:
+        from router.events import EventPublisher
+        from router.gateway import Gateway
         from tollway.kafka import new_producer
 
         feedback_producer = new_producer(runtime.bootstrap)

@@ -81,9 +81,12 @@ def list_keys(
     ):
         table.add_column(column)
     for k in keys:
+        state = k["state"]
+        if k.get("previous_valid_until") and state == "active":
+            state += f" (the replaced secret until {k['previous_valid_until']})"
         table.add_row(
             k["id"], k["name"], k["business_line"], k["project"], k["task_type"], k["role"],
-            _limits_text(k.get("limits")), k["state"], k["expires_at"] or "",
+            _limits_text(k.get("limits")), state, k["expires_at"] or "",
         )  # fmt: skip
     out.print(table)
 

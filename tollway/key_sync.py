@@ -1,7 +1,8 @@
-"""Keep every proxy replica's key registry in step with the compacted `tollway.keys.v1` topic.
+"""Keep the key registry of every process that checks keys — each proxy replica and each
+analytics server — in step with the compacted `tollway.keys.v1` topic.
 
-A key created or revoked through any replica's admin API is known to all of them within the
-consumer's poll interval (tollway/record_sync.py does the following and the snapshot). Records
+A key created, rotated or revoked through any replica's admin API is known to all of them
+within the consumer's poll interval (tollway/record_sync.py does the following and the snapshot). Records
 hold hashes and metadata only, never a secret.
 """
 
