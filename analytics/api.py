@@ -120,9 +120,15 @@ async def run_sql(
 def _include_query_routes() -> None:
     """The explorer, budget and routing endpoints share this module's `router`, so mounting
     `analytics.api.router` mounts the whole analytics API."""
-    from analytics import routes_audit, routes_budgets, routes_explorer, routes_routing
+    from analytics import (
+        routes_audit,
+        routes_budgets,
+        routes_explorer,
+        routes_keys,
+        routes_routing,
+    )
 
-    for module in (routes_explorer, routes_budgets, routes_routing, routes_audit):
+    for module in (routes_explorer, routes_budgets, routes_routing, routes_audit, routes_keys):
         router.include_router(module.router)
 
 

@@ -41,6 +41,7 @@ navigation = st.navigation(
             url_path="routing",
         ),
         st.Page(HERE / "views/calls.py", title="Calls", icon=":material/call:", url_path="calls"),
+        st.Page(HERE / "views/keys.py", title="Keys", icon=":material/key:", url_path="keys"),
         st.Page(HERE / "views/audit.py", title="Audit", icon=":material/policy:", url_path="audit"),
     ]
 )

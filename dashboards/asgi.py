@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 HERE = Path(__file__).parent
 #: the pages' URL paths (`url_path` in app.py; "" is the default page)
-PAGE_PATHS = ("", "explorer", "budgets", "routing", "calls", "audit")
+PAGE_PATHS = ("", "explorer", "budgets", "routing", "calls", "keys", "audit")
 INDEX = Path(st.__file__).parent / "static" / "index.html"
 
 

@@ -31,6 +31,7 @@ from dashboards.models import (
     Budget,
     Call,
     CostReport,
+    KeyEntry,
     Recommendation,
     RoutingStat,
     Timeseries,
@@ -329,6 +330,11 @@ class AnalyticsClient:
         params = (("limit", str(limit)), *(("action", a) for a in actions))
         body = self.get("/v1/analytics/audit", params)
         return [AuditEntry.model_validate(e) for e in body.get("entries", [])]
+
+    def keys(self, days: int = 30) -> list[KeyEntry]:
+        """Every virtual key with its spend, calls and last use over `days` (admin keys only)."""
+        body = self.get("/v1/analytics/keys", (("days", str(days)),))
+        return [KeyEntry.model_validate(k) for k in body.get("keys", [])]
 
     def routing_stats(self, days: int = 7) -> list[RoutingStat]:
         body = self.get("/v1/analytics/routing/stats", _params(days=days))

@@ -174,9 +174,10 @@ def calls(client: AnalyticsClient, day: date, status: str, limit: int) -> list[C
 BUDGET_FILTERABLE = ("business_line", "project", "task_type", "key_id", "model", "user")
 
 
-#: pages whose first view is not kept warm: the audit trail is small, asked for by admins
-#: only (a warmer with another key would fill the trail with refusals), and best fresh
-UNWARMED_PAGES = frozenset({"audit"})
+#: pages whose first view is not kept warm: the audit trail and the keys list are small,
+#: asked for by admins only (a warmer with another key would fill the trail with refusals),
+#: and best fresh
+UNWARMED_PAGES = frozenset({"audit", "keys"})
 
 
 def default_views(client: AnalyticsClient, day: date) -> None:

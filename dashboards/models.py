@@ -7,6 +7,7 @@ can grow without breaking the dashboard.
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -125,6 +126,24 @@ class AuditEntry(_Model):
     target: str
     details: dict[str, Any] = Field(default_factory=dict)
     client: str = ""
+
+
+class KeyEntry(_Model):
+    """A virtual key and what it spent (GET /v1/analytics/keys); `unknown`: a key id the ledger
+    names but tollway no longer knows."""
+
+    id: str
+    name: str = ""
+    business_line: str = ""
+    project: str = ""
+    role: str = ""
+    state: str
+    limits: dict[str, int | None] | None = None
+    expires_at: datetime | None = None
+    previous_valid_until: datetime | None = None
+    spend_usd: Decimal = Decimal(0)
+    calls: int = 0
+    last_active: datetime | None = None
 
 
 class Anomaly(_Model):

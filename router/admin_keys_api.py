@@ -20,6 +20,7 @@ from tollway.auth import Principal
 from tollway.config.schema import KeyConfig, Name, RateLimits, Role, TollwayConfig
 from tollway.ids import hash_key, new_key_id, new_key_secret
 from tollway.key_sync import KeySync
+from tollway.key_view import KeyView
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -65,39 +66,6 @@ class KeyRotate(BaseModel):
         le=MAX_GRACE_S,
         description="How long the replaced secret keeps working (0: it stops at once).",
     )
-
-
-class KeyView(BaseModel):
-    """A key as the admin API shows it: metadata and state, never a hash or a secret."""
-
-    id: str
-    name: str
-    business_line: str
-    project: str
-    task_type: str
-    environment: str
-    role: str
-    tags: dict[str, str]
-    allowed_models: list[str]
-    header_overrides: list[str]
-    limits: RateLimits | None
-    created_at: datetime | None
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    previous_valid_until: datetime | None = Field(
-        description="Until when the secret the last rotation replaced still works."
-    )
-    state: Literal["active", "expired", "revoked"]
-
-    @classmethod
-    def of(cls, key: KeyConfig) -> KeyView:
-        now = datetime.now(UTC)
-        state: Literal["active", "expired", "revoked"] = "active"
-        if key.revoked_at is not None and key.revoked_at <= now:
-            state = "revoked"
-        elif not key.active_at(now):
-            state = "expired"
-        return cls(**key.model_dump(exclude={"hash", "previous_hash"}), state=state)
 
 
 class KeyCreated(BaseModel):

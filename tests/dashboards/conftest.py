@@ -36,6 +36,7 @@ PAGES = {
     "budgets": "views/budgets.py",
     "routing": "views/routing.py",
     "calls": "views/calls.py",
+    "keys": "views/keys.py",
     "audit": "views/audit.py",
 }
 COMBOS = [

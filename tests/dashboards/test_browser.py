@@ -35,6 +35,7 @@ PAGES = {
     "budgets": "budgets",
     "routing": "routing",
     "calls": "calls",
+    "keys": "keys",
     "audit": "audit",
 }
 CHROME_FLAGS = [*FLAGS, "--virtual-time-budget=15000"]
@@ -144,6 +145,7 @@ def test_screenshots_of_every_page(tmp_path: Path) -> None:
                 assert "Traceback" not in html and "stException" not in html, name
                 assert "unreachable" not in html and "No calls yet" not in html, name
                 assert "Nothing in the audit trail yet" not in html, name
+                assert "No keys yet" not in html, name
         finally:
             browser.close()
         (SHOTS / "timings.json").write_text(json.dumps(timings, indent=2))

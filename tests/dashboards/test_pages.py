@@ -274,6 +274,32 @@ async def test_audit_page_lists_the_trail_for_admins_only(store, api: Api, point
     assert "Not available for this key" in text_of(at)
 
 
+async def test_keys_page_shows_spend_unused_keys_and_ids_nobody_knows(api: Api, point_at) -> None:  # type: ignore[no-untyped-def]
+    point_at(api.url, ADMIN_KEY)
+    at = await run_page("keys")
+    assert not at.exception
+    frame = at.dataframe[0].value
+    # the seeded calls were made with keys the registry does not know; its own keys spent nothing
+    spent = {k: sum(float(e.cost_usd) for e in api.events if e.key_id == k)
+             for k in ("k_mkt", "k_seo", "k_sup")}  # fmt: skip
+    rows = dict(zip(frame["key"], frame["state"], strict=True))
+    assert rows == {
+        "k_mkt": "unknown", "k_seo": "unknown", "k_sup": "unknown",
+        "k_dev": "active, unused", "k_finops": "active, unused", "k_viewer": "active, unused",
+    }  # fmt: skip
+    by_key = dict(zip(frame["key"], frame["spend"], strict=True))
+    assert by_key["k_mkt"] == pytest.approx(spent["k_mkt"])
+    assert list(frame["key"])[:3] == sorted(spent, key=lambda k: -spent[k])  # most spent first
+    assert _metric(at, "Active keys") == "3"
+    assert _metric(at, "Unused for 30 days") == "3"
+    assert "tollway no longer knows them" in text_of(at)
+
+    point_at(api.url, FINOPS_KEY)
+    at = await run_page("keys")
+    assert not at.exception and not at.dataframe
+    assert "Not available for this key" in text_of(at)
+
+
 def test_the_audit_page_offers_every_action_the_audit_trail_records() -> None:
     from dashboards.models import AUDIT_ACTIONS
     from tollway.audit_events import AuditAction
