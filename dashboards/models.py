@@ -114,6 +114,8 @@ AUDIT_ACTIONS = [
     "budget.delete",
     "webhook.test",
     "admin.denied",
+    "config.reload",
+    "config.rejected",
 ]
 
 

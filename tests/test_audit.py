@@ -146,6 +146,62 @@ async def test_admin_changes_and_refusals_are_audited_once(
         assert table.exit_code == 0 and "key.create" in table.output
 
 
+async def test_reloads_of_the_file_are_audited_with_what_changed(
+    kafka_bootstrap: str, namespace: str, store: object, tmp_path: Path
+) -> None:
+    """A file edit has no API caller: the record names the process that applied it, the file's
+    version and what changed by name; an invalid edit is recorded as refused, and the running
+    config stays in force."""
+    from tollway.config.loader import dump_config
+    from tollway.config.schema import BudgetConfig, BudgetScope
+
+    path = tmp_path / "tollway.yaml"
+    config = load_config(None)
+    path.write_text(dump_config(config, defaults=False))
+    settings = Settings(
+        config=path, config_reload_s=0.1, topic_namespace=namespace, data_dir=tmp_path,
+        kafka_session_timeout_s=3.0, sink_batch_seconds=0.1,
+    )  # fmt: skip
+    runtime = Runtime(
+        settings=settings, config=load_config(path), bootstrap=kafka_bootstrap, admin_key=ADMIN,
+        store=store,
+    )  # fmt: skip
+    async with serving(build_app(runtime)) as base, httpx.AsyncClient() as http:
+        cheaper = [
+            m.model_copy(update={"input_per_mtok": m.input_per_mtok / 2})
+            if m.name == "gpt-4o" and m.input_per_mtok else m
+            for m in config.models
+        ]  # fmt: skip
+        edited = config.model_copy(
+            update={
+                "models": cheaper,
+                "routes": [r for r in config.routes if r.name != "smart"],
+                "budgets": [
+                    *config.budgets,
+                    BudgetConfig(id="seo-cap", scope=BudgetScope(project="seo"), limit_usd=5),
+                ],
+            }
+        )
+        path.write_text(dump_config(edited, defaults=False))
+        [reload] = await _trail(http, base, 1, action="config.reload")
+        assert (reload["actor"], reload["actor_role"], reload["target"]) == (
+            "tollway.yaml", "system", str(path),
+        )  # fmt: skip
+        assert reload["details"]["changes"] == {
+            "models": {"changed": ["gpt-4o"]},
+            "routes": {"removed": ["smart"]},
+            "budgets": {"added": ["seo-cap"]},
+        }
+        assert len(reload["details"]["version"]) == 12
+        assert "pid" in reload["client"] and "proxy" in reload["client"]
+
+        path.write_text(path.read_text() + "\nmodels: oops\n")
+        [rejected] = await _trail(http, base, 1, action="config.rejected")
+        assert f"{path}:" in rejected["details"]["error"]
+        assert rejected["details"]["version"] != reload["details"]["version"]
+        assert {r.name for r in runtime.config.routes} == {"auto"}  # the last valid file holds
+
+
 async def test_a_redelivered_audit_event_is_one_row(store: Any) -> None:
     from analytics.migrate import migrate
 

@@ -1,9 +1,10 @@
 """The audit trail: who changed what in tollway's governance, and who tried to without the role
 (`AuditEvent`s in tollway/audit_events.py, on `tollway.audit.v1`).
 
-Every change through the admin API — a key created, limited or revoked, a budget set or deleted, a
-webhook test sent — is one `AuditEvent`, published after the change took effect; so is every
-refusal of a valid non-admin key at an admin endpoint. The worker writes them to the
+Every change through the admin API — a key created, limited, rotated or revoked, a budget set or
+deleted, a webhook test sent — is one `AuditEvent`, published after the change took effect; so
+is every refusal of a valid non-admin key at an admin endpoint, and every reload of tollway.yaml
+(or a changed file refused as invalid) by each process that applies it (tollway/reload_audit.py). The worker writes them to the
 `audit_log` table exactly once (tests/test_audit.py), where `GET /v1/analytics/audit`,
 `tollway audit` and SQL read them. Details name what changed, never a secret or a key's hash.
 """
@@ -40,7 +41,10 @@ class AuditLog:
             details=details or {},
             client=request.client.host if request.client else "",
         )
-        await self.producer.send_and_wait(self.topic, event.encode(), key=target.encode())
+        return await self.publish(event)
+
+    async def publish(self, event: AuditEvent) -> AuditEvent:
+        await self.producer.send_and_wait(self.topic, event.encode(), key=event.target.encode())
         return event
 
 

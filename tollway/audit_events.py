@@ -1,5 +1,6 @@
-"""An audit event: one change made through the admin API, or one refused attempt at it
-(topic `tollway.audit.v1`, key = target, version 1; tollway/audit.py publishes them)."""
+"""An audit event: one change made through the admin API, one refused attempt at it, or one
+reload of tollway.yaml (topic `tollway.audit.v1`, key = target, version 1; tollway/audit.py and
+tollway/reload_audit.py publish them)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ AuditAction = Literal[
     "budget.delete",
     "webhook.test",
     "admin.denied",
+    "config.reload",
+    "config.rejected",
 ]
 
 
@@ -28,12 +31,14 @@ class AuditEvent(BaseModel):
     schema_version: Literal[1] = 1
     id: UUID = Field(default_factory=uuid4)
     ts: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    actor: str  # the id of the key that acted ("admin": the admin key)
+    actor: str  # the id of the key that acted ("admin": the admin key; "tollway.yaml": a reload)
     actor_role: str
     action: AuditAction
-    target: str  # a key, budget or webhook id; for `admin.denied`, the method and path
+    # a key, budget or webhook id; for `admin.denied`, the method and path; for `config.*`, the
+    # file's path
+    target: str
     details: dict[str, Any] = Field(default_factory=dict)
-    client: str = ""  # the caller's address as the server saw it
+    client: str = ""  # the caller's address as the server saw it; for `config.*`, the process
 
     def encode(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))

@@ -4,7 +4,7 @@
 rewrites the same content changes nothing), validates a changed file exactly as start-up does,
 and hands a valid config to the roles' `reload` callbacks. An invalid file is logged with the
 loader's file:line message and ignored: the running config stays in force, so a typo never takes
-the gateway down. What follows a reload: budgets (a new or changed budget counts spend since its
+the gateway down. Both outcomes go to the audit trail (tollway/reload_audit.py). What follows a reload: budgets (a new or changed budget counts spend since its
 period start from the ledger), routes and prices, providers, keys declared in the file (one
 deleted from it is refused from then on), and alerts. Webhook endpoints and the settings
 (TOLLWAY_*) still need a restart.
@@ -28,12 +28,20 @@ log = logging.getLogger(__name__)
 RELOADS = Counter("tollway_config_reloads_total", "tollway.yaml reloads", ["outcome"])
 
 OnReload = Callable[[TollwayConfig], Awaitable[None]]
+OnRejected = Callable[[ConfigError], Awaitable[None]]
 
 
 class ConfigWatcher:
-    def __init__(self, path: Path, on_reload: OnReload, interval_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        on_reload: OnReload,
+        interval_s: float = 2.0,
+        on_rejected: OnRejected | None = None,
+    ) -> None:
         self.path = path
         self.on_reload = on_reload
+        self.on_rejected = on_rejected
         self.interval_s = interval_s
         self._stamp = self._mtime()
         self._digest = self._read_digest()
@@ -68,6 +76,8 @@ class ConfigWatcher:
             log.error(
                 "%s changed but is not valid; keeping the running config:\n%s", self.path, exc
             )
+            if self.on_rejected is not None:
+                await self.on_rejected(exc)
             return False
         await self.on_reload(config)
         RELOADS.labels("applied").inc()

@@ -21,8 +21,10 @@ from fastapi import FastAPI
 from tollway import health
 from tollway.auth import KeyRegistry
 from tollway.budget_overlay import BudgetOverlay
+from tollway.config import ConfigError
 from tollway.config.schema import KeyConfig, TollwayConfig
 from tollway.kafka import ensure_topics
+from tollway.reload_audit import audit_rejected, audit_reload
 from tollway.settings import Settings
 from tollway.topics import Topics
 
@@ -246,7 +248,12 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
     if settings.config is not None and settings.config_reload_s > 0:
         from tollway.reload import ConfigWatcher
 
-        watcher = ConfigWatcher(settings.config, reload.file_changed, settings.config_reload_s)
+        watcher = ConfigWatcher(
+            settings.config,
+            reload.file_changed,
+            settings.config_reload_s,
+            on_rejected=reload.file_rejected,
+        )
         watcher.start()
         stack.push_async_callback(watcher.stop)
 
@@ -262,8 +269,17 @@ class _Reloader:
 
     async def file_changed(self, file_config: TollwayConfig) -> None:
         async with self._lock:
+            before = self.runtime.file_config or self.runtime.config
             self.runtime.file_config = file_config
             await self._apply(self.runtime.budgets.merged(file_config))
+        path = self.runtime.settings.config
+        if path is not None:
+            await audit_reload(self.app, path, before, file_config, self.runtime.roles)
+
+    async def file_rejected(self, error: ConfigError) -> None:
+        path = self.runtime.settings.config
+        if path is not None:
+            await audit_rejected(self.app, path, str(error), self.runtime.roles)
 
     async def budgets_changed(self) -> None:
         async with self._lock:

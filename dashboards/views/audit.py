@@ -1,5 +1,5 @@
-"""Audit: who changed keys, budgets and webhooks through the admin API, and who tried to
-without the role — newest first (admin keys only)."""
+"""Audit: who changed keys, budgets and webhooks through the admin API, who tried to without
+the role, and what each reload of tollway.yaml changed — newest first (admin keys only)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,25 @@ def summary(entry: AuditEntry) -> str:
             return f"test delivery: {details.get('outcome')}"
         case "admin.denied":
             return f"refused: role {entry.actor_role}"
+        case "config.reload":
+            return f"reloaded: {_changes(details.get('changes') or {})}"
+        case "config.rejected":
+            return f"invalid, not applied: {str(details.get('error', '')).splitlines()[0]}"
     return ""
+
+
+def _changes(changes: dict[str, Any]) -> str:
+    """`models ~gpt-4o; routes -smart; budgets +seo-cap; settings: logging`."""
+    marks = {"added": "+", "removed": "-", "changed": "~"}
+    parts = [
+        f"{what} " + " ".join(f"{marks[kind]}{name}" for kind, names in diff.items()
+                              for name in names)
+        for what, diff in changes.items()
+        if what != "sections"
+    ]  # fmt: skip
+    if changes.get("sections"):
+        parts.append(f"settings: {', '.join(changes['sections'])}")
+    return "; ".join(parts) or "no named change"
 
 
 st.title("Audit trail")

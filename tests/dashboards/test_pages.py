@@ -257,16 +257,23 @@ async def test_audit_page_lists_the_trail_for_admins_only(store, api: Api, point
                    details={"budget": {"limit_usd": "50"}}),
         AuditEvent(actor="k_sup", actor_role="developer", action="admin.denied",
                    target="GET /v1/admin/keys"),
+        AuditEvent(actor="tollway.yaml", actor_role="system", action="config.reload",
+                   target="/etc/tollway.yaml", details={"version": "0123456789ab", "changes": {
+                       "routes": {"removed": ["smart"]},
+                       "budgets": {"added": ["seo-cap"], "changed": ["total"]},
+                       "sections": ["logging"]}}),
     ]  # fmt: skip
     await write_audit(store, [e.encode() for e in changes])
     point_at(api.url, ADMIN_KEY)
     at = await run_page("audit")
     assert not at.exception
     frame = at.dataframe[0].value
-    assert sorted(frame["action"]) == ["admin.denied", "budget.set"]
+    assert sorted(frame["action"]) == ["admin.denied", "budget.set", "config.reload"]
     assert _metric(at, "Refused attempts") == "1"
     assert "limit_usd" in " ".join(frame["details"])
     assert "new: $50 monthly, alert_only, everything" in list(frame["change"])
+    reload = "reloaded: routes -smart; budgets +seo-cap ~total; settings: logging"
+    assert reload in list(frame["change"])
 
     point_at(api.url, FINOPS_KEY)  # finops reads spend, not the trail
     at = await run_page("audit")
