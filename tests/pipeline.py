@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
+from tollway.config import load_config
 from tollway.config.schema import TollwayConfig
 from tollway.events import CallEvent
 from tollway.kafka import new_producer
@@ -31,23 +32,43 @@ async def produce(bootstrap: str, topic: str, events: list[CallEvent]) -> None:
         await producer.stop()
 
 
+def role_runtime(
+    bootstrap: str,
+    namespace: str,
+    data_dir: Path,
+    roles: set[str],
+    *,
+    config: TollwayConfig | None = None,
+    store: Any = None,
+    **runtime: Any,
+) -> Runtime:
+    """Some roles of one tollway process on the test's broker namespace (and store), with a
+    short sink batch and consumer session so the tests wait less; `runtime`: other `Runtime`
+    fields (admin_key, extra_keys, snapshot_dir). The demo config unless `config`."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = Settings(
+        topic_namespace=namespace,
+        data_dir=data_dir,
+        kafka_session_timeout_s=3.0,
+        sink_batch_seconds=0.1,
+    )
+    return Runtime(
+        settings=settings,
+        config=config or load_config(None),
+        bootstrap=bootstrap,
+        roles=frozenset(roles),
+        store=store,
+        **runtime,
+    )
+
+
 def worker_app(
     bootstrap: str, namespace: str, store: Any, tmp_path: Path, config: TollwayConfig
 ) -> FastAPI:
     """The worker and analytics roles on the test's broker namespace and store."""
-    settings = Settings(
-        topic_namespace=namespace,
-        data_dir=tmp_path,
-        kafka_session_timeout_s=3.0,
-        sink_batch_seconds=0.1,
-    )
     return build_app(
-        Runtime(
-            settings=settings,
-            config=config,
-            bootstrap=bootstrap,
-            roles=frozenset({"worker", "analytics"}),
-            store=store,
+        role_runtime(
+            bootstrap, namespace, tmp_path, {"worker", "analytics"}, config=config, store=store
         )
     )
 

@@ -14,14 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.pipeline import chat_status, eventually
+from tests.pipeline import chat_status, eventually, role_runtime
 from tollway.budget_overlay import BudgetOverlay, BudgetRecord
 from tollway.config import load_config
 from tollway.config.schema import BudgetConfig, BudgetScope, KeyConfig, TollwayConfig
 from tollway.ids import hash_key, new_key_secret
 from tollway.server import serving
 from tollway.service import Runtime, build_app
-from tollway.settings import Settings
 
 ADMIN = "tw-test-admin-budgets"
 AS_ADMIN = {"authorization": f"Bearer {ADMIN}"}
@@ -95,15 +94,9 @@ def _runtime(
     store: object | None = None,
     snapshot: bool = False,
 ) -> Runtime:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    settings = Settings(
-        topic_namespace=namespace, data_dir=data_dir, kafka_session_timeout_s=3.0,
-        sink_batch_seconds=0.1,
-    )  # fmt: skip
-    return Runtime(
-        settings=settings, config=_file(), bootstrap=bootstrap, roles=frozenset(roles),
-        admin_key=ADMIN, extra_keys=keys, store=store,
-        snapshot_dir=data_dir if snapshot else None,
+    return role_runtime(
+        bootstrap, namespace, data_dir, roles, config=_file(), store=store, admin_key=ADMIN,
+        extra_keys=keys, snapshot_dir=data_dir if snapshot else None,
     )  # fmt: skip
 
 

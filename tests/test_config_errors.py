@@ -23,6 +23,18 @@ INVALID: list[tuple[str, Any, str, str]] = [
         "Input should be 'openai', 'anthropic'",
     ),
     (
+        "a credential in a provider's headers",
+        edit(lambda d: d["providers"][0].update(headers={"Authorization": "Bearer sk-x"})),
+        "providers[0] (openai).headers",
+        "headers may not set Authorization: credentials come from api_key_env",
+    ),
+    (
+        "a provider header that is no header name",
+        edit(lambda d: d["providers"][0].update(headers={"OpenAI Organization": "org-1"})),
+        "providers[0] (openai).headers",
+        "not a header name: OpenAI Organization",
+    ),
+    (
         "model with unknown provider",
         edit(lambda d: d["models"][1].update(provider="anthropic")),
         "models[1] (claude-3-5-haiku).provider",
@@ -249,6 +261,7 @@ def test_secret_looking_values_are_never_echoed(tmp_path: Path) -> None:
         lambda d: (
             d["providers"][0].update(api_key_env=leaked),
             d["providers"][0].update(api_key=leaked),
+            d["providers"][0].update(headers={"Authorization": f"Bearer {leaked}"}),
             d["webhooks"][0].update(secret_env=leaked),
         )
     )
@@ -258,6 +271,7 @@ def test_secret_looking_values_are_never_echoed(tmp_path: Path) -> None:
     assert "providers[0] (openai).api_key_env" in text
     assert "providers[0] (openai).api_key: unknown field" in text
     assert "webhooks[0].secret_env" in text
+    assert "providers[0] (openai).headers: headers may not set Authorization" in text
     assert leaked not in text
 
 

@@ -4,8 +4,10 @@ on both; expired keys refused; secrets shown once and never listed. Real Tansu b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,15 +42,24 @@ def _proxy(bootstrap: str, namespace: str, tmp_path: Path, extra: list[KeyConfig
     )
 
 
+@contextlib.asynccontextmanager
+async def _two_replicas(
+    bootstrap: str, namespace: str, tmp_path: Path
+) -> AsyncIterator[tuple[str, str, httpx.AsyncClient]]:
+    """Two proxy replicas on one keys topic, and a client."""
+    async with (
+        serving(_proxy(bootstrap, namespace, tmp_path / "a")) as a,
+        serving(_proxy(bootstrap, namespace, tmp_path / "b")) as b,
+        httpx.AsyncClient() as http,
+    ):
+        yield a, b, http
+
+
 async def test_keys_propagate_and_revocation_reaches_every_replica(
     kafka_bootstrap: str, namespace: str, tmp_path: Path
 ) -> None:
     admin = {"authorization": f"Bearer {ADMIN}"}
-    async with (
-        serving(_proxy(kafka_bootstrap, namespace, tmp_path / "a")) as a,
-        serving(_proxy(kafka_bootstrap, namespace, tmp_path / "b")) as b,
-        httpx.AsyncClient() as http,
-    ):
+    async with _two_replicas(kafka_bootstrap, namespace, tmp_path) as (a, b, http):
         created = await http.post(
             f"{a}/v1/admin/keys",
             headers=admin,
@@ -93,11 +104,7 @@ async def test_a_rotated_key_switches_secrets_on_every_replica(
     without: the replaced secret is refused at once where it was rotated and soon everywhere.
     The key keeps its id and attribution throughout."""
     admin = {"authorization": f"Bearer {ADMIN}"}
-    async with (
-        serving(_proxy(kafka_bootstrap, namespace, tmp_path / "a")) as a,
-        serving(_proxy(kafka_bootstrap, namespace, tmp_path / "b")) as b,
-        httpx.AsyncClient() as http,
-    ):
+    async with _two_replicas(kafka_bootstrap, namespace, tmp_path) as (a, b, http):
         created = await http.post(
             f"{a}/v1/admin/keys", headers=admin, json={"business_line": "support", "id": "k_rot"}
         )

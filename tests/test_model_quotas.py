@@ -13,13 +13,12 @@ import anthropic
 import openai
 import pytest
 
-from tests.pipeline import eventually
+from tests.pipeline import eventually, role_runtime
 from tollway.config import load_config
 from tollway.config.schema import KeyConfig, TollwayConfig
 from tollway.ids import hash_key, new_key_secret
 from tollway.server import serving
 from tollway.service import Runtime, build_app
-from tollway.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -44,15 +43,9 @@ def _config() -> TollwayConfig:
 def _runtime(
     bootstrap: str, namespace: str, data_dir: Path, roles: set[str], store: object = None
 ) -> Runtime:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    settings = Settings(
-        topic_namespace=namespace, data_dir=data_dir, kafka_session_timeout_s=3.0,
-        sink_batch_seconds=0.1,
-    )  # fmt: skip
-    return Runtime(
-        settings=settings, config=_config(), bootstrap=bootstrap, roles=frozenset(roles),
-        extra_keys=[KEY], store=store,
-    )  # fmt: skip
+    return role_runtime(
+        bootstrap, namespace, data_dir, roles, config=_config(), store=store, extra_keys=[KEY]
+    )
 
 
 def _openai(base_url: str) -> openai.AsyncOpenAI:

@@ -14,11 +14,9 @@ import httpx
 import openai
 import pytest
 
-from tests.pipeline import chat_status, eventually
-from tollway.config import load_config
+from tests.pipeline import chat_status, eventually, role_runtime
 from tollway.server import serving
 from tollway.service import Runtime, build_app
-from tollway.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -30,15 +28,7 @@ HELLO = [{"role": "user", "content": "Say hello."}]
 def _runtime(
     bootstrap: str, namespace: str, data_dir: Path, roles: set[str], store: object = None
 ) -> Runtime:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    settings = Settings(
-        topic_namespace=namespace, data_dir=data_dir, kafka_session_timeout_s=3.0,
-        sink_batch_seconds=0.1,
-    )  # fmt: skip
-    return Runtime(
-        settings=settings, config=load_config(None), bootstrap=bootstrap, roles=frozenset(roles),
-        admin_key=ADMIN, store=store,
-    )  # fmt: skip
+    return role_runtime(bootstrap, namespace, data_dir, roles, store=store, admin_key=ADMIN)
 
 
 async def test_a_keys_requests_a_minute_hold_across_replicas(

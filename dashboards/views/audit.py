@@ -95,8 +95,9 @@ limit = top[1].selectbox("Show", [50, 200, 1000], index=1, format_func=lambda n:
 entries = fetch(lambda: client.audit(tuple(chosen), limit))
 if not entries:
     st.info(
-        "**Nothing in the audit trail yet.** Changes made through the admin API show up here: "
-        "`tollway keys create`, `tollway keys limit`, `tollway budgets set`, ….",
+        "**Nothing in the audit trail yet.** Changes made through the admin API show up here "
+        "(`tollway keys create`, `tollway keys rotate`, `tollway budgets set`, …), and so do "
+        "reloads of tollway.yaml.",
         icon=":material/inbox:",
     )
     st.stop()

@@ -57,7 +57,9 @@ def redact(text: str, secret: str | None) -> str:
 
 def new_http_client(config: ProviderConfig, base_url: str, headers: dict[str, str]) -> Upstream:
     """The provider's pooled keep-alive client: HTTP/1.1 on aiohttp (router/providers/http.py),
-    or with `http2: true` HTTP/2 on httpx (router/providers/http2.py, imported only then)."""
+    or with `http2: true` HTTP/2 on httpx (router/providers/http2.py, imported only then).
+    `headers` (the adapter's credentials) go with the provider's own `headers` from the config."""
+    headers = {**config.headers, **headers}
     if config.http2:
         from router.providers.http2 import Http2UpstreamClient
 

@@ -35,6 +35,13 @@ SECRETS = {
 }
 
 
+#: each fake provider's own `headers` in the config, sent beside its credentials
+PROVIDER_HEADERS = {
+    "openai": {"OpenAI-Organization": "org-tollway"},
+    "anthropic": {"anthropic-beta": "token-efficient-tools-2025-02-19"},
+}
+
+
 def _config(urls: dict[str, str]) -> TollwayConfig:
     price = {"input_per_mtok": 0.15, "output_per_mtok": 0.60, "cached_input_per_mtok": 0.075}
     embedding_price = {"input_per_mtok": 0.02, "output_per_mtok": 0, "capabilities": ["embeddings"]}
@@ -59,12 +66,14 @@ def _config(urls: dict[str, str]) -> TollwayConfig:
                     "type": "openai",
                     "base_url": urls["openai"] + "/v1",
                     "api_key_env": "FAKE_OPENAI_KEY",
+                    "headers": PROVIDER_HEADERS["openai"],
                 },
                 {
                     "name": "anthropic-fake",
                     "type": "anthropic",
                     "base_url": urls["anthropic"],
                     "api_key_env": "FAKE_ANTHROPIC_KEY",
+                    "headers": PROVIDER_HEADERS["anthropic"],
                 },
                 {
                     "name": "gemini-fake",

@@ -12,7 +12,7 @@ import anthropic
 import openai
 import pytest
 
-from .conftest import SECRETS, Stack
+from .conftest import PROVIDER_HEADERS, SECRETS, Stack
 from .fakes import (
     ANTHROPIC_USAGE,
     BREAK_MID_STREAM,
@@ -51,6 +51,26 @@ async def _stream(stack: Stack, model: str, **extra: object) -> tuple[str, objec
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     usage = next(c.usage for c in chunks if c.usage is not None)
     return text, usage, raw.headers["x-tollway-event-id"], chunks
+
+
+@pytest.mark.parametrize(("model", "fake", "credential"), [
+    ("gpt-4o", "openai", ("authorization", f"Bearer {SECRETS['FAKE_OPENAI_KEY']}")),
+    ("claude-sonnet-4", "anthropic", ("x-api-key", SECRETS["FAKE_ANTHROPIC_KEY"])),
+])  # fmt: skip
+async def test_a_providers_own_headers_go_with_its_credentials(
+    stack: Stack, model: str, fake: str, credential: tuple[str, str]
+) -> None:
+    requests = stack.fakes[fake].state.requests
+    seen = len(requests)
+    await _client(stack).chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Hello upstream"}]
+    )
+    await _stream(stack, model)
+    for sent in requests[seen:]:
+        headers = sent["headers"]
+        for name, value in PROVIDER_HEADERS[fake].items():
+            assert headers[name.lower()] == value
+        assert headers[credential[0]] == credential[1]
 
 
 async def test_openai_upstream_plain_and_streamed(stack: Stack) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from typing import Annotated, Literal
 
@@ -18,6 +19,16 @@ class SimBehaviour(_Strict):
     ms_per_output_token: float = Field(default=0.0, ge=0)
     output_tokens: int = Field(default=0, ge=0, description="0 derives the length from the prompt")
     error_rate: float = Field(default=0.0, ge=0, le=1)
+
+
+#: headers a provider's `headers` may not set (compared in lower case)
+RESERVED_HEADERS = frozenset(
+    {
+        "authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key",
+        "cookie", "host", "content-type", "content-length", "transfer-encoding", "connection",
+    }
+)  # fmt: skip
+HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 
 
 class ProviderConfig(_Strict):
@@ -37,6 +48,11 @@ class ProviderConfig(_Strict):
         default=None,
         description="PEM file of the CAs this provider's certificate is checked against "
         "(instead of the public bundle): an internal CA in front of a self-hosted server.",
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Headers sent with every request to this provider (OpenAI-Organization, "
+        "OpenRouter's HTTP-Referer, a preview flag); never credentials: api_key_env has those.",
     )
     sim: SimBehaviour = Field(default_factory=SimBehaviour)
     # resilience (router/resilience.py): retries of one model, then fallback to the next
@@ -63,6 +79,22 @@ class ProviderConfig(_Strict):
         if self.type == "openai_compatible" and not self.base_url:
             raise ValueError("an openai_compatible provider needs base_url")
         return self
+
+    @field_validator("headers")
+    @classmethod
+    def _plain_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        """Credentials belong in the environment (api_key_env), and the transport's own headers
+        to the transport: a config file in a repository must not carry or break either."""
+        refused = sorted(name for name in value if name.lower() in RESERVED_HEADERS)
+        if refused:
+            raise ValueError(
+                f"headers may not set {', '.join(refused)}: credentials come from api_key_env, "
+                "and the transport sets its own"
+            )
+        bad = sorted(name for name in value if not HEADER_NAME.fullmatch(name))
+        if bad:
+            raise ValueError(f"not a header name: {', '.join(bad)}")
+        return value
 
     @field_validator("ca_bundle")
     @classmethod
