@@ -17,6 +17,7 @@ from datetime import date
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from router.anthropic_betas import requested_betas
 from router.anthropic_schemas import CountTokensRequest, MessagesRequest
 from router.attribution import attribute
 from router.errors import GatewayError, InvalidRequest, anthropic_error_body
@@ -79,7 +80,7 @@ async def messages(request: Request) -> Response:
     _version(request.headers.get("anthropic-version"))
     body = await parse_body(request, MessagesRequest)
     gateway: Gateway = request.app.state.gateway
-    chat = to_internal(messages_to_chat, body)
+    chat = to_internal(messages_to_chat, body).ask_betas(requested_betas(request.headers))
     ensure_allowed(principal, chat.model)
     who = attribute(principal, request.headers, chat.user)
     cache = gateway.cache.mode(request.headers)
@@ -103,7 +104,7 @@ async def count_tokens(request: Request) -> Response:
     principal = principal_of(request)
     _version(request.headers.get("anthropic-version"))
     body = await parse_body(request, CountTokensRequest)
-    chat = to_internal(messages_to_chat, body)
+    chat = to_internal(messages_to_chat, body).ask_betas(requested_betas(request.headers))
     ensure_allowed(principal, chat.model)
     gateway: Gateway = request.app.state.gateway
     return JSONBytes({"input_tokens": await gateway.count_tokens(chat)})

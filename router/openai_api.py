@@ -15,6 +15,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from router.anthropic_betas import HEADER as BETA_HEADER
+from router.anthropic_betas import requested_betas
 from router.attribution import attribute
 from router.errors import GatewayError, ModelNotFound, openai_error_body
 from router.gateway import Gateway
@@ -44,6 +46,8 @@ async def chat_completions(request: Request) -> Response:
     # no FastAPI dependencies or body parameter: this is the hot path (router/responses.py)
     principal = principal_of(request)
     body = await parse_body(request, ChatCompletionRequest)
+    if BETA_HEADER in request.headers:  # for an Anthropic upstream (router/anthropic_betas.py)
+        body.ask_betas(requested_betas(request.headers))
     gateway = _gateway(request)
     ensure_allowed(principal, body.model)
     who = attribute(principal, request.headers, body.user)

@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
@@ -56,6 +57,17 @@ class ChatCompletionRequest(BaseModel):
     tool_choice: str | dict[str, Any] | None = None
     n: int | None = Field(default=None, ge=1, le=128)  # choices to generate
     user: str | None = None
+    # the caller's `anthropic-beta` features (router/anthropic_betas.py): set from the header,
+    # never from the body, and never sent as a field
+    _anthropic_betas: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def anthropic_betas(self) -> tuple[str, ...]:
+        return self._anthropic_betas
+
+    def ask_betas(self, betas: tuple[str, ...]) -> ChatCompletionRequest:
+        self._anthropic_betas = betas
+        return self
 
     @property
     def output_limit(self) -> int | None:

@@ -15,6 +15,8 @@ from contextlib import aclosing
 
 import orjson
 
+from router.anthropic_betas import HEADER as BETA_HEADER
+from router.anthropic_betas import beta_headers
 from router.providers.base import (
     ChatChunk,
     ChatResult,
@@ -52,10 +54,21 @@ class AnthropicProvider:
             headers["x-api-key"] = self._secret
         base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
         self._client = client or new_http_client(config, base_url, headers)
+        configured = {k.lower(): v for k, v in config.headers.items()}
+        self._betas = configured.get(BETA_HEADER)
+
+    def _headers(self, request: ChatCompletionRequest) -> dict[str, str] | None:
+        """The call's `anthropic-beta`, when the caller asked for betas (the provider's own
+        ride on the client's headers otherwise)."""
+        if not request.anthropic_betas:
+            return None
+        return beta_headers(self._betas, request.anthropic_betas)
 
     async def chat(self, request: ChatCompletionRequest, model: ModelConfig) -> ChatResult:
         payload = chat_to_anthropic_request(request, model)
-        answer = await post_json(self._client, self.config, "v1/messages", payload, self._secret)
+        answer = await post_json(
+            self._client, self.config, "v1/messages", payload, self._secret, self._headers(request)
+        )
         body, usage = message_to_chat(answer, model.name)
         return ChatResult(body, usage)
 
@@ -65,7 +78,9 @@ class AnthropicProvider:
         payload = {**chat_to_anthropic_request(request, model), "stream": True}
         decoder = AnthropicStreamDecoder(model.name, self.config.name)
         try:
-            async with self._client.stream("v1/messages", payload) as response:
+            async with self._client.stream(
+                "v1/messages", payload, self._headers(request)
+            ) as response:
                 if response.status_code >= 400:
                     body = await response.aread()
                     raise status_error(
@@ -96,7 +111,9 @@ class AnthropicProvider:
         payload = chat_to_anthropic_request(request, model)
         counted = {k: v for k, v in payload.items() if k in COUNTED_FIELDS}
         path = "v1/messages/count_tokens"
-        answer = await post_json(self._client, self.config, path, counted, self._secret)
+        answer = await post_json(
+            self._client, self.config, path, counted, self._secret, self._headers(request)
+        )
         tokens = answer.get("input_tokens") if isinstance(answer, dict) else None
         if not isinstance(tokens, int):
             raise ProviderError(f"{self.config.name}: no input_tokens in the count", status=502)

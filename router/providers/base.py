@@ -110,11 +110,12 @@ async def post_json(
     path: str,
     payload: dict[str, Any],
     secret: str | None,
+    headers: Mapping[str, str] | None = None,
 ) -> Any:
     """POST a non-streamed request; the decoded JSON answer, or the `ProviderError` that
     says whether another try may help (with the secret redacted from upstream text)."""
     try:
-        response = await client.post(path, payload)
+        response = await client.post(path, payload, headers)
     except TransportError as exc:
         raise transport_error(config, exc) from None
     if response.status_code >= 400:

@@ -108,11 +108,16 @@ class StreamedBody(Protocol):
 
 class Upstream(Protocol):
     """A provider's upstream client: `UpstreamClient` (HTTP/1.1, aiohttp) or
-    `Http2UpstreamClient` (HTTP/2, httpx). Transport failures raise `TransportError`."""
+    `Http2UpstreamClient` (HTTP/2, httpx). Transport failures raise `TransportError`. A call's
+    `headers` are sent beside (and over) the client's own."""
 
-    async def post(self, path: str, payload: object) -> UpstreamAnswer: ...
+    async def post(
+        self, path: str, payload: object, headers: Mapping[str, str] | None = None
+    ) -> UpstreamAnswer: ...
 
-    def stream(self, path: str, payload: object) -> AbstractAsyncContextManager[StreamedBody]: ...
+    def stream(
+        self, path: str, payload: object, headers: Mapping[str, str] | None = None
+    ) -> AbstractAsyncContextManager[StreamedBody]: ...
 
     async def aclose(self) -> None: ...
 
@@ -217,21 +222,27 @@ class UpstreamClient:
             url = self._urls[path] = URL(self.base_url + path.lstrip("/"))
         return url
 
-    async def post(self, path: str, payload: object) -> UpstreamAnswer:
+    async def post(
+        self, path: str, payload: object, headers: Mapping[str, str] | None = None
+    ) -> UpstreamAnswer:
         """POST `payload` as JSON and read the whole answer."""
         try:
-            async with self._open().post(self.url(path), data=orjson.dumps(payload)) as response:
+            body = orjson.dumps(payload)
+            async with self._open().post(self.url(path), data=body, headers=headers) as response:
                 content = await response.read()
                 return UpstreamAnswer(response.status, response.headers, content)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _transport_error(exc) from None
 
     @contextlib.asynccontextmanager
-    async def stream(self, path: str, payload: object) -> AsyncIterator[StreamedAnswer]:
+    async def stream(
+        self, path: str, payload: object, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[StreamedAnswer]:
         """POST `payload` as JSON; the answer's body is read by the caller as it arrives.
         Leaving the block early (the caller went away) closes the connection."""
         try:
-            response = await self._open().post(self.url(path), data=orjson.dumps(payload))
+            body = orjson.dumps(payload)
+            response = await self._open().post(self.url(path), data=body, headers=headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _transport_error(exc) from None
         try:

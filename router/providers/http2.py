@@ -147,20 +147,26 @@ class Http2UpstreamClient:
     def url(self, path: str) -> str:
         return self.base_url + path.lstrip("/")
 
-    async def post(self, path: str, payload: object) -> UpstreamAnswer:
+    async def post(
+        self, path: str, payload: object, headers: Mapping[str, str] | None = None
+    ) -> UpstreamAnswer:
         """POST `payload` as JSON and read the whole answer."""
         try:
-            response = await self._open().post(self.url(path), content=orjson.dumps(payload))
+            body = orjson.dumps(payload)
+            response = await self._open().post(self.url(path), content=body, headers=headers)
         except httpx.RequestError as exc:
             raise _transport_error(exc) from None
         return UpstreamAnswer(response.status_code, response.headers, response.content)
 
     @contextlib.asynccontextmanager
-    async def stream(self, path: str, payload: object) -> AsyncIterator[Http2StreamedAnswer]:
+    async def stream(
+        self, path: str, payload: object, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[Http2StreamedAnswer]:
         """POST `payload` as JSON; the caller reads the body as it arrives. Leaving the block
         before the end resets the stream (the connection and its other streams carry on)."""
         client = self._open()
-        request = client.build_request("POST", self.url(path), content=orjson.dumps(payload))
+        body = orjson.dumps(payload)
+        request = client.build_request("POST", self.url(path), content=body, headers=headers)
         try:
             response = await client.send(request, stream=True)
         except httpx.RequestError as exc:

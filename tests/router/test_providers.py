@@ -73,6 +73,63 @@ async def test_a_providers_own_headers_go_with_its_credentials(
         assert headers[credential[0]] == credential[1]
 
 
+async def test_the_callers_anthropic_betas_reach_an_anthropic_upstream_only(stack: Stack) -> None:
+    """Claude Code and `client.beta.messages` switch features on with `anthropic-beta`: they
+    reach an Anthropic upstream after the provider's own betas, whatever the caller's protocol,
+    and never another provider."""
+    hello = [{"role": "user", "content": "Hello upstream"}]
+    asked = "interleaved-thinking-2025-05-14"
+    both = f"{PROVIDER_HEADERS['anthropic']['anthropic-beta']},{asked}"
+    requests = stack.fakes["anthropic"].state.requests
+    seen = len(requests)
+    claude = anthropic.AsyncAnthropic(base_url=stack.base_url, api_key=stack.key, max_retries=0)
+    await claude.beta.messages.create(
+        model="claude-sonnet-4",
+        max_tokens=100,
+        messages=hello,
+        betas=[asked],  # type: ignore[arg-type]
+    )
+    streamed = await claude.beta.messages.create(
+        model="claude-sonnet-4",
+        max_tokens=100,
+        messages=hello,
+        betas=[asked],
+        stream=True,  # type: ignore[arg-type]
+    )
+    assert [event.type async for event in streamed][-1] == "message_stop"
+    await claude.messages.count_tokens(
+        model="claude-sonnet-4",
+        messages=hello,
+        extra_headers={"anthropic-beta": asked},  # type: ignore[arg-type]
+    )
+    await _client(stack).chat.completions.create(
+        model="claude-sonnet-4",
+        messages=hello,
+        extra_headers={"anthropic-beta": asked},  # type: ignore[arg-type]
+    )
+    sent = requests[seen:]
+    assert [r["path"] for r in sent] == ["/v1/messages"] * 2 + ["/v1/messages/count_tokens"] + [
+        "/v1/messages"
+    ]
+    assert [r["headers"]["anthropic-beta"] for r in sent] == [both] * 4
+
+    openai_requests = stack.fakes["openai"].state.requests
+    seen = len(openai_requests)
+    await _client(stack).chat.completions.create(
+        model="gpt-4o",
+        messages=hello,
+        extra_headers={"anthropic-beta": asked},  # type: ignore[arg-type]
+    )
+    assert "anthropic-beta" not in openai_requests[seen]["headers"]
+
+    with pytest.raises(anthropic.BadRequestError) as garbled:
+        await claude.messages.create(
+            model="claude-sonnet-4", max_tokens=100, messages=hello,  # type: ignore[arg-type]
+            extra_headers={"anthropic-beta": "one, two words"},
+        )  # fmt: skip
+    assert "not a beta name" in str(garbled.value)
+
+
 async def test_openai_upstream_plain_and_streamed(stack: Stack) -> None:
     client = _client(stack)
     raw = await client.chat.completions.with_raw_response.create(
