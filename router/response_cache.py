@@ -111,6 +111,8 @@ class ResponseCache:
         digest = hashlib.sha256(type(request).__name__.encode())
         digest.update(scope[settings.scope].encode() + b"\0")
         digest.update(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS))
+        if betas := getattr(request, "anthropic_betas", ()):  # features that change the answer
+            digest.update(b"\0betas:" + ",".join(betas).encode())
         return Lookup(digest.digest(), read=mode == "use")
 
     def get(self, lookup: Lookup, stream: bool = False) -> Cached | None:

@@ -58,6 +58,8 @@ def test_what_makes_two_requests_the_same() -> None:
     assert cache.lookup(_who(), _chat(user="someone else", stream_options=None), "use") == key
     assert cache.lookup(_who(), _chat(temperature=0.7), "use") != key
     assert cache.lookup(_who(key="k_b"), _chat(), "use") != key  # scope: one key by default
+    beta = _chat().ask_betas(("interleaved-thinking-2025-05-14",))  # a beta changes the answer
+    assert cache.lookup(_who(), beta, "use") not in (key, None)
     lines = _cache(scope="business_line")
     assert lines.lookup(_who(key="k_a"), _chat(), "use") == lines.lookup(
         _who(key="k_b"), _chat(), "use"
