@@ -29,6 +29,7 @@ from ingest.group_commit import GroupCommit
 from ingest.lean_faust import LeanApp, RawSchema
 from ingest.ledger_sink import DecodedBatch, KafkaMessage, LedgerSink
 from ingest.webhooks.dispatcher import WebhookDispatcher, register_dispatcher
+from ingest.webhooks.signing import WebhookSecretError
 from tollway.config.schema import TollwayConfig
 from tollway.kafka import end_offsets, new_producer
 from tollway.settings import Settings
@@ -60,11 +61,10 @@ class LedgerWorker:
         self.topics = Topics(settings.topic_namespace)
         self.group_id = f"{settings.topic_namespace}tollway-ledger"
         self.ledger = ledger
-        # first, so a webhook whose secret variable is unset fails start-up before anything opens
-        self.dispatcher: WebhookDispatcher | None = None
-        if config is not None and config.webhooks:
-            self.dispatcher = WebhookDispatcher(config.webhooks, ledger.store)
+        # first, so a webhook whose secret variable is unset fails start-up before anything
+        # opens; there even without webhooks, so a reload can add some
         self.config = config or TollwayConfig()
+        self.dispatcher = WebhookDispatcher(self.config.webhooks, ledger.store)
         session = settings.kafka_session_timeout_s
         self.app = LeanApp(
             self.group_id,
@@ -115,8 +115,7 @@ class LedgerWorker:
         self.app.agent(feedback, name="feedback-sink")(self._store_feedback)
         audit = self.app.topic(self.topics.audit, value_serializer="raw", key_serializer="raw")
         self.app.agent(audit, name="audit-sink")(self._store_audit)
-        if self.dispatcher is not None:
-            register_dispatcher(self.app, self.topics.budget_alerts, self.dispatcher)
+        register_dispatcher(self.app, self.topics.budget_alerts, self.dispatcher)
 
     async def _store_feedback(self, stream: Any) -> None:
         await self._store(stream, write_feedback, "feedback")
@@ -148,6 +147,11 @@ class LedgerWorker:
         """Follow a changed tollway.yaml. New or changed budgets count the spend since their
         period start from the ledger at once, instead of at the next reconcile."""
         budgets_changed = config.budgets != self.config.budgets
+        if config.webhooks != self.config.webhooks:
+            try:
+                self.dispatcher.replace_endpoints(config.webhooks)
+            except WebhookSecretError as exc:
+                log.error("the reloaded webhooks are not applied, the previous ones stay: %s", exc)
         self.config = config
         if budgets_changed and self.owned_partitions():
             await self.budgets.reconcile()
@@ -208,8 +212,7 @@ class LedgerWorker:
                 try:
                     yield self
                 finally:
-                    if self.dispatcher is not None:  # before Faust stops, so its acks land
-                        await self.dispatcher.close()
+                    await self.dispatcher.close()  # before Faust stops, so its acks land
                     await self.budgets.stop()
         finally:
             await self.close_lag_reader()

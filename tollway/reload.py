@@ -6,7 +6,7 @@ and hands a valid config to the roles' `reload` callbacks. An invalid file is lo
 loader's file:line message and ignored: the running config stays in force, so a typo never takes
 the gateway down. Both outcomes go to the audit trail (tollway/reload_audit.py). What follows a reload: budgets (a new or changed budget counts spend since its
 period start from the ledger), routes and prices, providers, keys declared in the file (one
-deleted from it is refused from then on), and alerts. Webhook endpoints and the settings
+deleted from it is refused from then on), alerts and webhook endpoints. The settings
 (TOLLWAY_*) still need a restart.
 """
 

@@ -185,16 +185,18 @@ class Deliverer:
         self._own_client = client is None
         self.client = client or httpx.AsyncClient(follow_redirects=False)
         self._rng = rng or random.Random()
-        self._limits: dict[str, asyncio.Semaphore] = {}
+        # per endpoint and limit: a reload that changes an endpoint's limit gets a new one
+        self._limits: dict[tuple[str, int], asyncio.Semaphore] = {}
 
     async def close(self) -> None:
         if self._own_client:
             await self.client.aclose()
 
     def _limit(self, endpoint: Endpoint) -> asyncio.Semaphore:
-        limit = self._limits.get(endpoint.id)
+        key = (endpoint.id, endpoint.max_concurrency)
+        limit = self._limits.get(key)
         if limit is None:
-            limit = self._limits[endpoint.id] = asyncio.Semaphore(endpoint.max_concurrency)
+            limit = self._limits[key] = asyncio.Semaphore(endpoint.max_concurrency)
         return limit
 
     async def deliver(

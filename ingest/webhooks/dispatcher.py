@@ -45,6 +45,7 @@ class WebhookDispatcher:
 
     Construction fails with `WebhookSecretError` when a webhook's secret variable is unset, so a
     misconfigured worker refuses to start instead of sending unsigned or never-sent alerts.
+    `replace_endpoints` follows a reloaded tollway.yaml the same way: all or nothing.
     """
 
     def __init__(
@@ -58,9 +59,8 @@ class WebhookDispatcher:
         max_in_flight: int = 64,
         close_grace_s: float = 5.0,
     ) -> None:
-        env = os.environ if environ is None else environ
-        endpoints = [Endpoint.from_config(hook, env) for hook in webhooks]
-        self.endpoints: dict[str, Endpoint] = {e.id: e for e in endpoints}
+        self.environ = os.environ if environ is None else environ
+        self.endpoints: dict[str, Endpoint] = self._endpoints(webhooks)
         self.store = store
         self.deliverer = deliverer or Deliverer(store, retry)
         self.close_grace_s = close_grace_s
@@ -68,6 +68,17 @@ class WebhookDispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: dict[tuple[str, str], asyncio.Task[DeliveryResult]] = {}
         self._closed = False
+
+    def _endpoints(self, webhooks: Sequence[WebhookConfig]) -> dict[str, Endpoint]:
+        endpoints = [Endpoint.from_config(hook, self.environ) for hook in webhooks]
+        return {e.id: e for e in endpoints}
+
+    def replace_endpoints(self, webhooks: Sequence[WebhookConfig]) -> None:
+        """The webhooks of a reloaded tollway.yaml, for the alerts dispatched from now on: a new
+        endpoint gets them, a removed one does not (deliveries already being retried finish),
+        a changed one (URL, secret, events, limits) gets them as it now is. Raises
+        `WebhookSecretError`, changing nothing, when a secret variable is unset."""
+        self.endpoints = self._endpoints(webhooks)
 
     def subscribers(self, event_type: str) -> list[Endpoint]:
         return [e for e in self.endpoints.values() if event_type in e.events]

@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,6 +102,72 @@ async def test_an_alert_on_the_topic_reaches_the_receiver_once(
         f" WHERE webhook_id = '{alert.alert_id}' AND outcome = 'delivered'"
     )
     assert await _count(store, delivered) == 1
+
+
+async def test_webhooks_follow_the_reloaded_file(
+    kafka_bootstrap: str,
+    namespace: str,
+    store,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker started without webhooks delivers to one added to tollway.yaml, then to its
+    new URL; a webhook whose secret variable is unset is not applied (logged), and the
+    previous webhooks keep working."""
+    from tollway.config.loader import dump_config
+
+    secret = new_secret()
+    monkeypatch.setenv(SECRET_ENV, secret)
+    path = tmp_path / "tollway.yaml"
+    config = load_config(None)
+    path.write_text(dump_config(config, defaults=False))
+    settings = Settings(
+        config=path, config_reload_s=0.1, topic_namespace=namespace, data_dir=tmp_path,
+        kafka_session_timeout_s=3.0, sink_batch_seconds=0.2,
+    )  # fmt: skip
+    runtime = Runtime(
+        settings=settings, config=load_config(path), bootstrap=kafka_bootstrap,
+        roles=frozenset({"worker", "analytics"}), store=store,
+    )  # fmt: skip
+    app = build_app(runtime)
+    topic = Topics(namespace).budget_alerts
+
+    async def reloaded(webhooks: list[Any]) -> None:
+        path.write_text(dump_config(config.model_copy(update={"webhooks": webhooks})))
+        deadline = time.monotonic() + 20
+        while runtime.config.webhooks != load_config(path).webhooks:
+            assert time.monotonic() < deadline, "the reload never came"
+            await asyncio.sleep(0.05)
+
+    async with (
+        Receiver(secret).running() as first,
+        Receiver(secret).running() as second,
+        serving(app),
+    ):
+        producer = new_producer(kafka_bootstrap)
+        await producer.start()
+        try:
+            await reloaded([hook(first.url, id="rx")])
+            alert = make_alert(0.8)
+            await producer.send_and_wait(topic, alert.encode(), key=alert.alert_id.encode())
+            await first.wait_for(1)
+
+            await reloaded([hook(second.url, id="rx")])
+            moved = make_alert(0.9)
+            await producer.send_and_wait(topic, moved.encode(), key=moved.alert_id.encode())
+            await second.wait_for(1)
+
+            unset = hook(first.url, id="broken").model_copy(update={"secret_env": "UNSET_SECRET"})
+            await reloaded([hook(second.url, id="rx"), unset])
+            assert await _logged(caplog, "the reloaded webhooks are not applied")
+            kept = make_alert(1.0)
+            await producer.send_and_wait(topic, kept.encode(), key=kept.alert_id.encode())
+            await second.wait_for(2)
+        finally:
+            await producer.stop()
+    assert [r.headers["webhook-id"] for r in first.received] == [alert.alert_id]
+    assert [r.headers["webhook-id"] for r in second.received] == [moved.alert_id, kept.alert_id]
 
 
 async def test_a_missing_secret_stops_the_worker_at_start_up(
