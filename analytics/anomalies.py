@@ -12,10 +12,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Literal
+
+from analytics import queries
+from analytics.endpoint import iso, run
+from analytics.params import Selection, start_of_day
+from analytics.store.base import Store
 
 MIN_DEVIATION_RATIO = 0.1
+STEPS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+Granularity = Literal["hour", "day"]
 
 
 @dataclass(frozen=True)
@@ -50,3 +58,54 @@ def find_spikes(
             baseline = Decimal(repr(mean)).quantize(Decimal("1e-9"))
             spikes.append(Spike(bucket, cost, baseline, round(zscore, 3)))
     return spikes
+
+
+@dataclass(frozen=True)
+class SpikeScan:
+    """The spikes found in `[start, end)`, each with its scope (values of the grouping)."""
+
+    start: datetime
+    end: datetime
+    spikes: list[tuple[tuple[str, ...], Spike]]
+
+
+async def scan_spikes(
+    store: Store,
+    evaluated: Selection,
+    group_by: Sequence[str],
+    granularity: str,
+    lookback: int,
+    threshold: float,
+) -> SpikeScan:
+    """Every scope's spikes in the `evaluated` range, each bucket judged against the `lookback`
+    buckets before it (read from the rollups as well): for `GET /v1/analytics/anomalies` and
+    the `spend.anomaly` alerts (analytics/anomaly_alerts.py)."""
+    step = STEPS[granularity]
+    history = Selection(evaluated.start - lookback * step, evaluated.end, evaluated.filters)
+    source, snapped = queries.pick_source(history, group_by, granularity=granularity)
+    result = await run(
+        store, queries.timeseries_sql(source, snapped, granularity, group_by, with_latency=False)
+    )
+    series: dict[tuple[str, ...], dict[datetime, Decimal]] = {}
+    for row in result.rows:
+        scope = tuple(str(row[d]) for d in group_by)
+        bucket = datetime.fromisoformat(iso(row["bucket"]).replace("Z", "+00:00"))
+        series.setdefault(scope, {})[bucket] = Decimal(row["cost_usd"])
+    buckets = []
+    cursor = snapped.start
+    while cursor < snapped.end:
+        buckets.append(cursor)
+        cursor += step
+    evaluate_from = (
+        start_of_day(evaluated.start)
+        if granularity == "day"
+        else queries.floor_hour(evaluated.start)
+    )
+    spikes = []
+    for scope, costs in series.items():
+        dense = [(b, costs.get(b, Decimal(0))) for b in buckets]
+        found = find_spikes(
+            dense, lookback=lookback, threshold=threshold, evaluate_from=evaluate_from
+        )
+        spikes += [(scope, spike) for spike in found]
+    return SpikeScan(evaluate_from, snapped.end, spikes)

@@ -7,7 +7,7 @@ Answers come from the rollups whenever they can answer exactly (see `analytics.q
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,7 @@ from fastapi.responses import Response
 
 from analytics import queries
 from analytics.access import config_of, full_reader, restrict_filters, summary_reader
-from analytics.anomalies import find_spikes
+from analytics.anomalies import STEPS, scan_spikes
 from analytics.endpoint import answer, iso, number, run, store_of
 from analytics.params import (
     GRANULARITIES,
@@ -28,7 +28,6 @@ from analytics.params import (
     parse_float,
     parse_int,
     parse_range,
-    start_of_day,
 )
 from analytics.responses import render, usd
 from tollway.auth import Principal
@@ -146,65 +145,38 @@ async def timeseries(request: Request, principal: Principal = Depends(summary_re
     return await answer(request, build)
 
 
-_STEP = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
-
-
 @router.get("/anomalies", summary="Spend spikes per scope against its own trailing baseline")
 async def anomalies(request: Request, principal: Principal = Depends(summary_reader)) -> Response:
     async def build() -> Response:
         params = request.query_params
         check_known(params, [*_RANGE, "group_by", "granularity", "lookback", "threshold"])
-        granularity = parse_choice(params, "granularity", "day", tuple(_STEP))
+        granularity = parse_choice(params, "granularity", "day", tuple(STEPS))
         group_by = parse_dimensions(params.get("group_by"))
         lookback = parse_int(params, "lookback", 14, 2, 366)
         threshold = parse_float(params, "threshold", 3.0, 0.5, 100.0)
-        step = _STEP[granularity]
         default = timedelta(days=7) if granularity == "day" else timedelta(hours=24)
         evaluated = _selection(request, principal, default)
-        history = Selection(evaluated.start - lookback * step, evaluated.end, evaluated.filters)
-        source, snapped = queries.pick_source(history, group_by, granularity=granularity)
-        result = await run(
-            store_of(request),
-            queries.timeseries_sql(source, snapped, granularity, group_by, with_latency=False),
+        scan = await scan_spikes(
+            store_of(request), evaluated, group_by, granularity, lookback, threshold
         )
-        series: dict[tuple[str, ...], dict[datetime, Decimal]] = {}
-        for row in result.rows:
-            scope = tuple(str(row[d]) for d in group_by)
-            bucket = datetime.fromisoformat(iso(row["bucket"]).replace("Z", "+00:00"))
-            series.setdefault(scope, {})[bucket] = Decimal(row["cost_usd"])
-        buckets = []
-        cursor = snapped.start
-        while cursor < snapped.end:
-            buckets.append(cursor)
-            cursor += step
-        evaluate_from = (
-            start_of_day(evaluated.start)
-            if granularity == "day"
-            else queries.floor_hour(evaluated.start)
-        )
-        found = []
-        for scope, costs in series.items():
-            dense = [(b, costs.get(b, Decimal(0))) for b in buckets]
-            for spike in find_spikes(
-                dense, lookback=lookback, threshold=threshold, evaluate_from=evaluate_from
-            ):
-                found.append(
-                    {
-                        "bucket": iso(spike.bucket),
-                        **dict(zip(group_by, scope, strict=True)),
-                        "cost_usd": usd(spike.cost_usd),
-                        "baseline_usd": usd(spike.baseline_usd),
-                        "zscore": spike.zscore,
-                    }
-                )
+        found = [
+            {
+                "bucket": iso(spike.bucket),
+                **dict(zip(group_by, scope, strict=True)),
+                "cost_usd": usd(spike.cost_usd),
+                "baseline_usd": usd(spike.baseline_usd),
+                "zscore": spike.zscore,
+            }
+            for scope, spike in scan.spikes
+        ]
         found.sort(key=lambda a: (-float(str(a["zscore"])), str(a["bucket"])))
         body = {
             "granularity": granularity,
             "group_by": group_by,
             "lookback": lookback,
             "threshold": threshold,
-            "start": iso(evaluate_from),
-            "end": iso(snapped.end),
+            "start": iso(scan.start),
+            "end": iso(scan.end),
             "anomalies": found,
         }
         columns = ["bucket", *group_by, "cost_usd", "baseline_usd", "zscore"]

@@ -52,6 +52,7 @@ class Circuit:
     failures: int = 0
     opened_at: float = 0.0
     probing: bool = False  # a half-open probe is in flight: others keep skipping
+    last_error: str = ""  # the failure that opened it (redacted, as in the call's attempts)
 
     def _move(self, state: CircuitState) -> None:
         if state is self.state:
@@ -67,9 +68,16 @@ class Circuit:
 class BreakerBoard:
     """All circuits of one proxy process. Single-threaded (one event loop): no locks needed."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        on_open: Callable[[Circuit], None] | None = None,
+    ) -> None:
+        """`on_open(circuit)`: a closed circuit has just opened (router/circuit_alerts.py); a
+        half-open probe that fails reopens it without calling again."""
         self._clock = clock
         self._circuits: dict[tuple[str, str], Circuit] = {}
+        self.on_open = on_open
 
     def circuit(self, provider: str, model: str) -> Circuit:
         key = (provider, model)
@@ -109,13 +117,17 @@ class BreakerBoard:
         circuit.probing = False
         circuit._move(CircuitState.CLOSED)
 
-    def failed(self, provider: str, model: str, threshold: int) -> None:
+    def failed(self, provider: str, model: str, threshold: int, error: str = "") -> None:
         circuit = self.circuit(provider, model)
         circuit.failures += 1
         if circuit.state is CircuitState.HALF_OPEN or circuit.failures >= threshold:
+            was = circuit.state
             circuit.probing = False
             circuit.opened_at = self._clock()
+            circuit.last_error = error
             circuit._move(CircuitState.OPEN)
+            if was is CircuitState.CLOSED and self.on_open is not None:
+                self.on_open(circuit)
 
     def released(self, provider: str, model: str) -> None:
         """A probe that ended without a verdict (cancelled, non-retryable error): let the next

@@ -27,6 +27,7 @@ from router.attribution import Attribution
 from router.breaker import BreakerBoard
 from router.budget_gate import BudgetGate, Decision, Delivery
 from router.cached_streams import replay, replayed
+from router.circuit_alerts import CircuitAlerts
 from router.errors import (
     GatewayError,
     QuotaReached,
@@ -73,6 +74,7 @@ class Gateway:
         routing: RoutingView | None = None,
         rates: RateLimiter | None = None,
         rate_sharing: RatePublisher | None = None,
+        circuit_alerts: CircuitAlerts | None = None,
     ) -> None:
         self.config = config
         self.policy = RoutePolicy(lambda: self.config, routing)
@@ -87,7 +89,8 @@ class Gateway:
             lambda: self.config, self.policy, self.budgets, self.rates, publisher, self._price
         )
         self._retired: list[Provider] = []  # replaced by a reload, closed at stop
-        self.breakers = BreakerBoard()
+        self.circuit_alerts = circuit_alerts
+        self.breakers = BreakerBoard(on_open=circuit_alerts.opened if circuit_alerts else None)
         self.attempt_loop = AttemptLoop(self.breakers)
 
     async def reload(self, config: TollwayConfig) -> None:
@@ -108,9 +111,13 @@ class Gateway:
         await self.budgets.start()
         if self.rate_sharing is not None:
             await self.rate_sharing.start()
+        if self.circuit_alerts is not None:
+            await self.circuit_alerts.start()
 
     async def stop(self) -> None:
         """Flush every accepted call's event to Kafka, then release connections."""
+        if self.circuit_alerts is not None:
+            await self.circuit_alerts.stop()
         if self.rate_sharing is not None:
             await self.rate_sharing.stop()
         await self.budgets.stop()

@@ -201,7 +201,7 @@ class AttemptLoop:
                 if not error.retryable:
                     self.board.released(name, model.name)
                     raise Exhausted(attempts, last_error, skipped)
-                self.board.failed(name, model.name, policy.breaker_failures)
+                self.board.failed(name, model.name, policy.breaker_failures, str(error)[:300])
                 if self.clock() >= deadline:
                     raise Exhausted(attempts, last_error, skipped, deadline_hit=True)
                 if retry == policy.max_retries:

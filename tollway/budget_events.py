@@ -20,7 +20,12 @@ followers' TTL no longer counts (a crashed instance's last holds expire).
 `BudgetAlert` (topic `tollway.budget-alerts.v1`, key `alert_id`): a threshold crossed, the
 budget exceeded, or a forecast breach. `alert_id` is deterministic (budget, window, kind,
 threshold), so it fires once per budget and period and doubles as the Standard Webhooks
-`webhook-id` on every delivery attempt.
+`webhook-id` on every delivery attempt. The same topic carries the alerts that are not about a
+budget, with the fields of their own: `provider.circuit_opened` (a proxy's circuit breaker
+opened for a provider x model: `provider`, `model`, `failures`, `error`; router/circuit_alerts.py)
+and `spend.anomaly` (a scope's hour of spend far above its baseline: `scope`, the hour as the
+period, `spend_usd`, `baseline_usd`, `zscore`; analytics/anomaly_alerts.py), each with an id
+as deterministic, so replicas raising the same alert deliver it once.
 """
 
 from __future__ import annotations
@@ -33,7 +38,12 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 AlertType = Literal[
-    "budget.threshold_reached", "budget.exceeded", "budget.forecast_breach", "webhook.test"
+    "budget.threshold_reached",
+    "budget.exceeded",
+    "budget.forecast_breach",
+    "spend.anomaly",
+    "provider.circuit_opened",
+    "webhook.test",
 ]
 
 
@@ -93,7 +103,7 @@ class SpendDriver(BaseModel):
 class BudgetAlert(_Message):
     alert_id: str
     type: AlertType
-    budget_id: str
+    budget_id: str = ""
     scope: dict[str, str] = Field(default_factory=dict)
     period: str = ""
     timezone: str = "UTC"
@@ -109,6 +119,14 @@ class BudgetAlert(_Message):
     top_models: list[SpendDriver] = Field(default_factory=list)
     explorer_url: str | None = None
     fired_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    # provider.circuit_opened
+    provider: str = ""
+    model: str = ""
+    failures: int = 0
+    error: str = ""
+    # spend.anomaly
+    baseline_usd: Decimal | None = None
+    zscore: float | None = None
 
     @staticmethod
     def make_id(budget_id: str, period_start: datetime, kind: str, threshold: float) -> str:

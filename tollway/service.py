@@ -160,6 +160,20 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
         )
         await stack.enter_async_context(publisher.running())
         app.state.routing_stats = publisher
+        if settings.anomaly_check_s > 0:
+            from analytics.anomaly_alerts import AnomalyAlerts
+
+            anomalies = AnomalyAlerts(
+                app.state.store,
+                runtime.bootstrap,
+                topics.budget_alerts,
+                lambda: runtime.config,
+                interval_s=settings.anomaly_check_s,
+                zscore=settings.anomaly_zscore,
+                min_usd=settings.anomaly_min_usd,
+            )
+            await stack.enter_async_context(anomalies.running())
+            app.state.anomaly_alerts = anomalies
 
     if "worker" in roles:
         from analytics.ledger import Ledger
@@ -215,6 +229,7 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
             holds_topic=topics.budget_holds,
         )
         from router.budget_holds import new_instance_id
+        from router.circuit_alerts import CircuitAlerts
         from router.rate_limits import RateLimiter
         from router.rate_sharing import RatePublisher
 
@@ -237,6 +252,7 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
             routing=routing,
             rates=rates,
             rate_sharing=rate_sharing,
+            circuit_alerts=CircuitAlerts(runtime.bootstrap, topics.budget_alerts),
         )
         await gateway.start()
         stack.push_async_callback(gateway.stop)

@@ -7,6 +7,7 @@ and the distributed setup.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -83,6 +84,17 @@ class Settings(BaseSettings):
     )
     routing_stats_window_s: float = Field(
         default=7 * 86400.0, gt=0, description="How far back routing statistics look."
+    )
+    anomaly_check_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How often the last hour is scanned for spend anomalies (0: never).",
+    )
+    anomaly_zscore: float = Field(
+        default=4.0, gt=0, description="Standard deviations above its baseline a spike is."
+    )
+    anomaly_min_usd: Decimal = Field(
+        default=Decimal(1), ge=0, description="An hour of spend below this is never a spike."
     )
 
     @property

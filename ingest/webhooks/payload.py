@@ -1,4 +1,5 @@
-"""What a webhook receiver gets: a BudgetAlert in a Standard Webhooks envelope.
+"""What a webhook receiver gets: an alert (a budget's, a circuit's, a spend anomaly's) in a
+Standard Webhooks envelope.
 
 `{"type": <alert type>, "timestamp": <when the alert fired, ISO 8601 UTC>, "data": {...}}`,
 where `data` is the alert as on the topic plus `summary`, one sentence a person can read in a
@@ -25,6 +26,20 @@ def envelope(alert: BudgetAlert) -> bytes:
 
 
 def summary(alert: BudgetAlert) -> str:
+    if alert.type == "provider.circuit_opened":
+        return (
+            f"Circuit opened for {alert.model} on {alert.provider} after {alert.failures} "
+            f"consecutive failures: calls go to their fallbacks until a probe succeeds"
+            + (f" (last error: {alert.error})" if alert.error else "")
+        )
+    if alert.type == "spend.anomaly":
+        scope = ", ".join(f"{k} {v}" for k, v in alert.scope.items()) or "all spend"
+        hour = alert.period_start.strftime("%Y-%m-%d %H:00 UTC") if alert.period_start else ""
+        baseline = usd(alert.baseline_usd) if alert.baseline_usd is not None else "its baseline"
+        return (
+            f"Spend anomaly: {scope} spent {usd(alert.spend_usd)} in the hour from {hour}, "
+            f"{alert.zscore or 0:g} standard deviations above its usual {baseline}"
+        )
     budget = f"Budget {alert.budget_id}"
     period = period_label(alert)
     when = f" for {period}" if period else ""

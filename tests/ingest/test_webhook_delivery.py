@@ -9,6 +9,7 @@ import base64
 import logging
 import random
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -304,6 +305,24 @@ def test_summaries_and_decoding() -> None:
     assert (
         redact_url("https://user:pw@hooks.example.com/x?y=1") == "https://hooks.example.com/x?y=1"
     )
+    circuit = BudgetAlert(
+        alert_id="c", type="provider.circuit_opened", provider="openai", model="gpt-4o",
+        failures=5, error="openai: HTTP 503",
+    )  # fmt: skip
+    assert summary(circuit) == (
+        "Circuit opened for gpt-4o on openai after 5 consecutive failures: calls go to their "
+        "fallbacks until a probe succeeds (last error: openai: HTTP 503)"
+    )
+    spike = BudgetAlert(
+        alert_id="a", type="spend.anomaly", scope={"project": "seo"},
+        period_start=datetime(2026, 11, 27, 9, tzinfo=UTC), spend_usd=Decimal("42.5"),
+        baseline_usd=Decimal("3.1"), zscore=12.4,
+    )  # fmt: skip
+    assert summary(spike) == (
+        "Spend anomaly: project seo spent $42.50 in the hour from 2026-11-27 09:00 UTC, "
+        "12.4 standard deviations above its usual $3.10"
+    )
+    assert decode_alert(spike.encode()) == spike
 
 
 async def test_submit_does_not_block_and_acks_when_the_sequence_ends(ledger_store) -> None:

@@ -44,6 +44,40 @@ def test_open_half_open_closed() -> None:
     assert board.allow("p", "m", cooldown_s=10) and board.allow("p", "m", cooldown_s=10)
 
 
+def test_only_a_closed_circuit_opening_is_told_with_its_last_error() -> None:
+    clock = Clock()
+    opened: list[tuple[str, str, int, str]] = []
+    board = BreakerBoard(clock, on_open=lambda c: opened.append(
+        (c.provider, c.model, c.failures, c.last_error)))  # fmt: skip
+    board.failed("p", "m", threshold=2, error="p: HTTP 503")
+    board.failed("p", "m", threshold=2, error="p: HTTP 500")
+    assert opened == [("p", "m", 2, "p: HTTP 500")]
+    clock.now += 10
+    assert board.allow("p", "m", cooldown_s=10)
+    board.failed("p", "m", threshold=2)  # the probe failed: open again, not told again
+    assert board.state("p", "m") is CircuitState.OPEN and len(opened) == 1
+    clock.now += 10
+    assert board.allow("p", "m", cooldown_s=10)
+    board.succeeded("p", "m")
+    board.failed("p", "m", threshold=1)  # closed, then open: told
+    assert len(opened) == 2
+
+
+def test_replicas_opening_one_circuit_in_one_minute_raise_one_alert() -> None:
+    from router.breaker import Circuit
+    from router.circuit_alerts import circuit_alert
+
+    circuit = Circuit("openai", "gpt-4o", failures=5, last_error="openai: HTTP 503")
+    at = datetime(2026, 11, 27, 12, 0, 5, tzinfo=UTC)
+    alert = circuit_alert(circuit, at)
+    assert alert.alert_id == "circuit:openai:gpt-4o:20261127T1200"
+    assert circuit_alert(circuit, at + timedelta(seconds=50)).alert_id == alert.alert_id
+    assert circuit_alert(circuit, at + timedelta(minutes=1)).alert_id != alert.alert_id
+    assert (alert.type, alert.provider, alert.model, alert.failures) == (
+        "provider.circuit_opened", "openai", "gpt-4o", 5,
+    )  # fmt: skip
+
+
 def test_a_success_resets_the_count() -> None:
     board = BreakerBoard(Clock())
     board.failed("p", "m", threshold=2)
