@@ -12,7 +12,6 @@ scope and the hour, so every scan of that hour, by any analytics replica, delive
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 from analytics import queries
 from analytics.anomalies import scan_spikes
 from analytics.params import Selection
+from analytics.periodic import repeating
 from analytics.store.base import QueryError, Store, StoreError
 from tollway.budget_events import BudgetAlert
 from tollway.config.schema import TollwayConfig
@@ -105,27 +105,15 @@ class AnomalyAlerts:
         await self._producer.flush()
         return alerts
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.check_once()
-            except (StoreError, QueryError) as exc:
-                log.warning("spend anomalies not checked this round: %s", exc)
-            except Exception:  # the loop must outlive a broker hiccup
-                log.exception("spend anomalies not checked this round")
-            await asyncio.sleep(self.interval_s)
-
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[AnomalyAlerts]:
         producer = new_producer(self.bootstrap)
         await producer.start()
         self._producer = producer
-        task = asyncio.create_task(self._loop(), name="spend-anomaly-alerts")
         try:
-            yield self
+            expected = (StoreError, QueryError)
+            async with repeating("spend anomalies", self.check_once, self.interval_s, expected):
+                yield self
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             self._producer = None
             await producer.stop()

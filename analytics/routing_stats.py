@@ -28,7 +28,6 @@ analytics role's, which also migrates); `path="raw"` only reads.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -40,6 +39,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from analytics.endpoint import iso, number
+from analytics.periodic import repeating
 from analytics.queries import RAW
 from analytics.responses import usd
 from analytics.routing_windows import Piece, split_window
@@ -296,16 +296,6 @@ class RoutingStatsPublisher:
         self.rounds += 1
         return len(stats)
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.publish_once()
-            except (StoreError, QueryError) as exc:
-                log.warning("routing stats not published this round: %s", exc)
-            except Exception:  # the loop must outlive a broker hiccup
-                log.exception("routing stats not published this round")
-            await asyncio.sleep(self.interval_s)
-
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[RoutingStatsPublisher]:
         """Start the producer and the publishing loop; stop both on exit."""
@@ -313,12 +303,10 @@ class RoutingStatsPublisher:
         producer = self._producer_factory(self.bootstrap)
         await producer.start()
         self._producer = producer
-        task = asyncio.create_task(self._loop(), name="routing-stats-publisher")
         try:
-            yield self
+            expected = (StoreError, QueryError)
+            async with repeating("routing stats", self.publish_once, self.interval_s, expected):
+                yield self
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             self._producer = None
             await producer.stop()

@@ -39,19 +39,25 @@ def role_runtime(
     roles: set[str],
     *,
     config: TollwayConfig | None = None,
+    config_file: Path | None = None,
     store: Any = None,
     **runtime: Any,
 ) -> Runtime:
     """Some roles of one tollway process on the test's broker namespace (and store), with a
     short sink batch and consumer session so the tests wait less; `runtime`: other `Runtime`
-    fields (admin_key, extra_keys, snapshot_dir). The demo config unless `config`."""
+    fields (admin_key, extra_keys, snapshot_dir). The demo config unless `config`, or
+    `config_file`: that file, watched for changes every 0.1 s."""
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings(
         topic_namespace=namespace,
         data_dir=data_dir,
         kafka_session_timeout_s=3.0,
         sink_batch_seconds=0.1,
+        config=config_file,
+        config_reload_s=0.1,
     )
+    if config_file is not None:
+        config = load_config(config_file)
     return Runtime(
         settings=settings,
         config=config or load_config(None),

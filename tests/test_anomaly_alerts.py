@@ -17,8 +17,7 @@ from analytics.anomaly_alerts import AnomalyAlerts
 from analytics.ledger import Ledger
 from analytics.migrate import migrate
 from tests.analytics.conftest import make_event
-from tests.ingest.conftest import SECRET_ENV
-from tests.ingest.receiver import Receiver, new_secret
+from tests.ingest.receiver import SECRET_ENV, signed_receiver
 from tests.pipeline import role_runtime
 from tollway.config import load_config
 from tollway.config.schema import TollwayConfig, WebhookConfig
@@ -60,11 +59,9 @@ async def test_an_hour_far_above_its_baseline_reaches_the_webhook_once(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    secret = new_secret()
-    monkeypatch.setenv(SECRET_ENV, secret)
     await migrate(store)
     await Ledger(store).write(_history())
-    async with Receiver(secret).running() as finops:
+    async with signed_receiver(monkeypatch) as finops:
         runtime = role_runtime(
             kafka_bootstrap, namespace, tmp_path, {"worker", "analytics"},
             config=_config(finops.url, ["spend.anomaly"]), store=store,

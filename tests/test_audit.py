@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from ingest.audit_sink import write_audit
+from tests.pipeline import role_runtime
 from tollway.audit_events import AuditEvent
 from tollway.config import load_config
 from tollway.config.schema import KeyConfig
@@ -158,13 +159,9 @@ async def test_reloads_of_the_file_are_audited_with_what_changed(
     path = tmp_path / "tollway.yaml"
     config = load_config(None)
     path.write_text(dump_config(config, defaults=False))
-    settings = Settings(
-        config=path, config_reload_s=0.1, topic_namespace=namespace, data_dir=tmp_path,
-        kafka_session_timeout_s=3.0, sink_batch_seconds=0.1,
-    )  # fmt: skip
-    runtime = Runtime(
-        settings=settings, config=load_config(path), bootstrap=kafka_bootstrap, admin_key=ADMIN,
-        store=store,
+    runtime = role_runtime(
+        kafka_bootstrap, namespace, tmp_path, {"proxy", "worker", "analytics"},
+        config_file=path, store=store, admin_key=ADMIN,
     )  # fmt: skip
     async with serving(build_app(runtime)) as base, httpx.AsyncClient() as http:
         cheaper = [

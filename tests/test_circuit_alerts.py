@@ -12,8 +12,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.ingest.conftest import SECRET_ENV
-from tests.ingest.receiver import Receiver, new_secret
+from tests.ingest.receiver import SECRET_ENV, signed_receiver
 from tests.pipeline import role_runtime
 from tollway.config import load_config
 from tollway.config.schema import KeyConfig, TollwayConfig
@@ -54,10 +53,8 @@ async def test_an_opened_circuit_reaches_the_webhook_once(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    secret = new_secret()
-    monkeypatch.setenv(SECRET_ENV, secret)
     key = KeyConfig(id="k_circuits", hash=hash_key(SECRET), business_line="support")
-    async with Receiver(secret).running() as oncall:
+    async with signed_receiver(monkeypatch) as oncall:
         runtime = role_runtime(
             kafka_bootstrap, namespace, tmp_path, {"proxy", "worker", "analytics"},
             config=_config(oncall.url), store=store, extra_keys=[key],

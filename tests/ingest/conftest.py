@@ -8,10 +8,9 @@ from decimal import Decimal
 import pytest
 
 from analytics.migrate import migrate
+from tests.ingest.receiver import SECRET_ENV
 from tollway.budget_events import AlertType, BudgetAlert
 from tollway.config.schema import WebhookConfig
-
-SECRET_ENV = "TOLLWAY_TEST_WEBHOOK_SECRET"
 
 
 @pytest.fixture

@@ -21,6 +21,9 @@ from starlette.routing import Route
 
 from tollway.server import serving
 
+#: the variable the tests' webhooks in tollway.yaml read their signing secret from
+SECRET_ENV = "TOLLWAY_TEST_WEBHOOK_SECRET"
+
 
 def new_secret() -> str:
     """A Standard Webhooks secret: `whsec_` + base64 of 24 random bytes."""
@@ -91,3 +94,12 @@ class Receiver:
         async with serving(self.app) as base:  # type: ignore[arg-type]
             self.url = f"{base}/hook"
             yield self
+
+
+@asynccontextmanager
+async def signed_receiver(monkeypatch: Any) -> AsyncIterator[Receiver]:
+    """A running receiver with a new secret, set in `SECRET_ENV` for the webhooks to sign with."""
+    secret = new_secret()
+    monkeypatch.setenv(SECRET_ENV, secret)
+    async with Receiver(secret).running() as receiver:
+        yield receiver

@@ -16,6 +16,7 @@ import pytest
 from analytics.ledger import Ledger
 from ingest.webhooks.signing import WebhookSecretError
 from ingest.worker import LedgerWorker
+from tests.pipeline import role_runtime
 from tollway.config import load_config
 from tollway.config.schema import TollwayConfig
 from tollway.kafka import new_producer
@@ -122,13 +123,9 @@ async def test_webhooks_follow_the_reloaded_file(
     path = tmp_path / "tollway.yaml"
     config = load_config(None)
     path.write_text(dump_config(config, defaults=False))
-    settings = Settings(
-        config=path, config_reload_s=0.1, topic_namespace=namespace, data_dir=tmp_path,
-        kafka_session_timeout_s=3.0, sink_batch_seconds=0.2,
-    )  # fmt: skip
-    runtime = Runtime(
-        settings=settings, config=load_config(path), bootstrap=kafka_bootstrap,
-        roles=frozenset({"worker", "analytics"}), store=store,
+    runtime = role_runtime(
+        kafka_bootstrap, namespace, tmp_path, {"worker", "analytics"}, config_file=path,
+        store=store,
     )  # fmt: skip
     app = build_app(runtime)
     topic = Topics(namespace).budget_alerts
