@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from dashboards.models import (
+    Anomaly,
     AuditEntry,
     Budget,
     Call,
@@ -310,6 +311,12 @@ class AnalyticsClient:
     ) -> Timeseries:
         params = _params(start, end, filters, group_by=",".join(group_by), granularity=granularity)
         return Timeseries.parse(self.get("/v1/analytics/timeseries", params))
+
+    def anomalies(self, start: date, end: date) -> list[Anomaly]:
+        """Days in [start, end) when a project spent far above its 14 days before (3 standard deviations)."""
+        params = _params(start, end, None, group_by="project", granularity="day")
+        body = self.get("/v1/analytics/anomalies", params)
+        return [Anomaly.model_validate(a) for a in body.get("anomalies", [])]
 
     def budgets(self) -> list[Budget]:
         body = self.get("/v1/analytics/budgets")

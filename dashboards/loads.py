@@ -23,6 +23,7 @@ from typing import Any
 
 from dashboards.client import AccessDenied, AnalyticsClient, ApiError, DashboardError
 from dashboards.models import (
+    Anomaly,
     Budget,
     Call,
     CostReport,
@@ -66,6 +67,7 @@ class Overview:
     series: Timeseries  # daily spend by business line, 30 days
     this_week: CostReport  # by project, the last 7 days
     last_week: CostReport  # by project, the 7 days before
+    anomalies: list[Anomaly]  # projects' unusual days, the last 7 days
 
 
 def _downgraded(client: AnalyticsClient, since: date) -> str:
@@ -86,7 +88,7 @@ def _downgraded(client: AnalyticsClient, since: date) -> str:
 
 def overview(client: AnalyticsClient, day: date) -> Overview:
     end, month_start = day + timedelta(days=1), day.replace(day=1)
-    recent, today, month, budgets, downgraded, series, this_week, last_week = together(
+    recent, today, month, budgets, downgraded, series, this_week, last_week, spikes = together(
         lambda: client.cost(day - timedelta(days=89), end),
         lambda: client.cost(day, end),
         lambda: client.cost(month_start, end, group_by=["status"]),
@@ -97,6 +99,7 @@ def overview(client: AnalyticsClient, day: date) -> Overview:
         lambda: client.cost(
             day - timedelta(days=13), day - timedelta(days=6), group_by=["project"]
         ),
+        lambda: client.anomalies(day - timedelta(days=6), end),
     )
     days_in_month = calendar.monthrange(day.year, day.month)[1]
     forecast = month.totals.cost_usd * Decimal(days_in_month) / Decimal(day.day)
@@ -110,6 +113,7 @@ def overview(client: AnalyticsClient, day: date) -> Overview:
         series,
         this_week,
         last_week,
+        spikes,
     )
 
 

@@ -149,7 +149,10 @@ class KeyEntry(_Model):
 
 
 class Anomaly(_Model):
+    """A day of a project's spend far above its own baseline (GET /v1/analytics/anomalies)."""
+
     bucket: str
+    project: str = ""
     cost_usd: Decimal
     baseline_usd: Decimal
     zscore: float

@@ -1,4 +1,5 @@
-"""Overview: today's and this month's spend, budgets at a glance, and what moved this week."""
+"""Overview: today's and this month's spend, budgets at a glance, what moved this week, and the
+days a project spent far above its usual."""
 
 from __future__ import annotations
 
@@ -76,3 +77,26 @@ if movers:
     )
 else:
     st.caption("No spend in the last two weeks.")
+
+st.subheader("Unusual days")
+if view.anomalies:
+    st.markdown(
+        theme.markdown_table(
+            ["day", "project", "spent", "usual", "how unusual"],
+            [
+                [
+                    a.bucket[:10],
+                    a.project,
+                    theme.usd(a.cost_usd),
+                    theme.usd(a.baseline_usd),
+                    f"{a.zscore:.1f} std. dev.",
+                ]
+                for a in view.anomalies[:5]
+            ],
+        )
+    )
+else:
+    st.caption(
+        "No project spent far above its usual in the last 7 days (3 standard deviations over "
+        "its 14 days before)."
+    )

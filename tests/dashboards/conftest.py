@@ -109,7 +109,8 @@ class Api:
     events: list[CallEvent]
 
 
-async def _api(store: object, events: list[CallEvent]) -> AsyncIterator[Api]:
+async def serve_api(store: object, events: list[CallEvent]) -> AsyncIterator[Api]:
+    """The analytics API over `store` holding `events`, for as long as the test runs."""
     await migrate(store)  # type: ignore[arg-type]
     if events:
         await Ledger(store).write(events)  # type: ignore[arg-type]
@@ -119,13 +120,13 @@ async def _api(store: object, events: list[CallEvent]) -> AsyncIterator[Api]:
 
 @pytest.fixture
 async def api(store: object) -> AsyncIterator[Api]:
-    async for running in _api(store, recent_events()):
+    async for running in serve_api(store, recent_events()):
         yield running
 
 
 @pytest.fixture
 async def empty_api(store: object) -> AsyncIterator[Api]:
-    async for running in _api(store, []):
+    async for running in serve_api(store, []):
         yield running
 
 

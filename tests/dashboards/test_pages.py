@@ -6,6 +6,7 @@ metrics, against sums computed by hand from the seeded calls).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import get_args
@@ -14,8 +15,9 @@ import httpx
 import pytest
 
 from dashboards import theme
+from tests.analytics.conftest import make_event
 from tests.analytics.seed import ADMIN_KEY, FINOPS_KEY, VIEWER_KEY
-from tests.dashboards.conftest import PAGES, Api, run_page, text_of
+from tests.dashboards.conftest import PAGES, Api, recent_events, run_page, serve_api, text_of
 
 
 async def _get(api: Api, key: str, path: str, **params: str) -> httpx.Response:
@@ -73,6 +75,30 @@ async def test_overview_numbers_equal_the_api(api: Api, point_at) -> None:  # ty
     assert len(bars) == 2 and "marketing-monthly" in bars[0] and "support-total" in bars[1]
     movers = "\n".join(m.value for m in at.markdown)
     assert "| campaigns |" in movers and "| helpdesk |" in movers
+
+
+@pytest.fixture
+async def spiky_api(store: object) -> AsyncIterator[Api]:
+    """The seeded calls, and one more today: $5 on seo, a project that spends cents a day."""
+    spike = make_event(ts=datetime.now(UTC).replace(microsecond=0), business_line="marketing",
+                       project="seo", key_id="k_seo", cost_usd=Decimal(5))  # fmt: skip
+    async for running in serve_api(store, [*recent_events(), spike]):
+        yield running
+
+
+async def test_overview_lists_the_days_a_project_spent_far_above_its_usual(
+    spiky_api: Api,
+    point_at,  # type: ignore[no-untyped-def]
+) -> None:
+    point_at(spiky_api.url, FINOPS_KEY)
+    at = await run_page("overview")
+    assert not at.exception
+    tables = [m.value for m in at.markdown if "| how unusual |" in m.value]
+    assert len(tables) == 1
+    rows = [
+        line for line in tables[0].splitlines() if line.startswith(f"| {datetime.now(UTC).date()}")
+    ]
+    assert len(rows) == 1 and "| seo |" in rows[0] and "$5.0" in rows[0], tables[0]
 
 
 async def test_explorer_drill_down_changes_the_query(api: Api, point_at) -> None:  # type: ignore[no-untyped-def]
