@@ -21,12 +21,11 @@ from router.budget_gate import BudgetGate, Decision
 from router.choice import Needs
 from router.errors import GatewayError, RateLimited
 from router.events import EventPublisher
-from router.model_quotas import quota_ticket
 from router.needs import Ask
 from router.policy import RoutePlan, RoutePolicy
-from router.rate_limits import RATE_LIMITED, RateLimiter
+from router.rate_limits import RATE_LIMITED, RateLimiter, line_subject
 from router.schemas import Usage
-from tollway.config.schema import TollwayConfig
+from tollway.config.schema import RateLimits, TollwayConfig
 from tollway.events import CallEvent, Endpoint
 from tollway.ids import new_event_id
 from tollway.pricing import Costing
@@ -48,6 +47,8 @@ class Admission:
         self.rates = rates
         self.publisher = publisher
         self.price = price
+        self._lines: dict[str, RateLimits | None] = {}
+        self._lines_of: TollwayConfig | None = None
 
     def admit(
         self, ask: Ask, who: Attribution, endpoint: Endpoint, started: datetime
@@ -57,7 +58,10 @@ class Admission:
         or pass."""
         plan = self.policy.plan(ask.model, ask.needs)
         first = plan.models[0] if plan.models else None
-        event_id = self._rate_admit(ask, who, endpoint, plan, started) if who.limits else None
+        line_limits = self._line_limits(who.business_line)
+        event_id = None
+        if who.limits or line_limits:
+            event_id = self._rate_admit(ask, who, endpoint, plan, started, line_limits)
 
         def estimate() -> Decimal:  # priced only when a budget counts the call
             return self._estimate(ask, first.name) if first else Decimal(0)
@@ -69,6 +73,7 @@ class Admission:
         if decision.refusal is not None:
             if event_id is not None:
                 self.rates.undo(event_id)
+                self.rates.undo((event_id, "line"))
             self._refused(event, "budget_exceeded")
             raise decision.refusal.error()
         return decision, plan, event
@@ -76,18 +81,42 @@ class Admission:
     def nothing_spent(self, decision: Decision, event: CallEvent) -> None:
         """A call that ended without an answer gives back what admission reserved for it."""
         self.budgets.settle(decision, Decimal(0))
-        self.rates.release(event.event_id)
-        self.rates.release(quota_ticket(event.event_id))
+        self.rates.release_call(event.event_id)
+
+    def _line_limits(self, business_line: str) -> RateLimits | None:
+        """The rate limits the key's business line shares among its keys, if any."""
+        config = self.config()
+        if config is not self._lines_of:
+            lines = config.organisation.business_lines
+            self._lines = {line.name: line.limits for line in lines if line.limits}
+            self._lines_of = config
+        return self._lines.get(business_line)
 
     def _rate_admit(
-        self, ask: Ask, who: Attribution, endpoint: Endpoint, plan: RoutePlan, started: datetime
+        self,
+        ask: Ask,
+        who: Attribution,
+        endpoint: Endpoint,
+        plan: RoutePlan,
+        started: datetime,
+        line_limits: RateLimits | None,
     ) -> UUID:
-        """Count the call against its key's rate limits, under the id its event will have;
-        a refused call's event is published before the refusal is raised."""
-        assert who.limits is not None
+        """Count the call against its key's rate limits and its business line's, under the id
+        its event will have; a refused call's event is published before the refusal is raised,
+        and counts nowhere."""
         event_id = new_event_id()
+        tokens = ask.needs.prompt_tokens
         try:
-            self.rates.admit(who.key_id, who.limits, ask.needs.prompt_tokens, event_id)
+            if who.limits:
+                self.rates.admit(who.key_id, who.limits, tokens, event_id)
+            if line_limits:
+                line = who.business_line
+                try:
+                    self.rates.admit(line_subject(line), line_limits, tokens,
+                                     (event_id, "line"), label=f"business line {line}")  # fmt: skip
+                except RateLimited:
+                    self.rates.undo(event_id)
+                    raise
         except RateLimited as refusal:
             RATE_LIMITED.labels(refusal.details["limit"]).inc()
             refused = new_event(ask, who, endpoint, plan, started, Decision(), event_id)

@@ -36,7 +36,7 @@ from router.errors import (
     UpstreamUnavailable,
 )
 from router.events import EventPublisher
-from router.model_quotas import CallQuota, quota_ticket
+from router.model_quotas import CallQuota
 from router.needs import Ask, needs_of
 from router.policy import RoutePlan, RoutePolicy
 from router.providers import ChatResult, EmbeddingResult, Provider, ProviderError, build_provider
@@ -130,9 +130,7 @@ class Gateway:
         releases its pending cost once the worker has counted it); a routed one is
         remembered for its feedback."""
         self.publisher.publish(event, delivery)
-        tokens = event.input_tokens + event.output_tokens
-        self.rates.settle(event.event_id, tokens)
-        self.rates.settle(quota_ticket(event.event_id), tokens)
+        self.rates.settle_call(event.event_id, event.input_tokens + event.output_tokens)
         if event.route and event.status == "ok":
             self.policy.view.routed(event.event_id, event.route, event.task_type, event.model)
 
@@ -221,7 +219,7 @@ class Gateway:
     ) -> CallOutcome:
         """A cached answer: nothing billed or counted against a rate, the tokens it saved in
         the event (router/response_cache.py)."""
-        self.rates.settle(event.event_id, 0)
+        self.rates.settle_call(event.event_id, 0)
         event = event.model_copy(
             update={
                 "provider": hit.provider,
@@ -354,7 +352,7 @@ class Gateway:
         started: datetime,
     ) -> ChatStream:
         """A cached answer replayed as a stream: billed at 0, `cache_hit` in its event."""
-        self.rates.settle(event.event_id, 0)
+        self.rates.settle_call(event.event_id, 0)
         event = event.model_copy(
             update={"provider": hit.provider, "model": hit.model, "cache_hit": True}
         )

@@ -17,8 +17,9 @@ back. Refused calls count nothing, so a client that waits out `retry-after` is s
 Replicas share their counts (router/rate_sharing.py): each gateway process is an instance that
 publishes its own counts per key and window, and adds the others' latest (`apply`) to its own.
 
-The same limiter keeps the models' provider quotas (router/model_quotas.py), under subjects
-no key id can be (`#model:<name>`) and reservations of their own (`Ticket`).
+The same limiter keeps business lines' limits (all their keys together, `#line:<name>`) and
+the models' provider quotas (router/model_quotas.py, `#model:<name>`): subjects no key id can
+be, with reservations of their own (`Ticket`).
 """
 
 from __future__ import annotations
@@ -85,9 +86,21 @@ class _Own:
         self.window = window
 
 
-#: what a reservation is held under: a call's event id for its key's limits, or
-#: (event id, "quota") for the provider quota of the model trying it (router/model_quotas.py)
+#: what a reservation is held under: a call's event id for its key's limits, (event id,
+#: "line") for its business line's, or (event id, "quota") for the provider quota of the model
+#: trying it (router/model_quotas.py)
 Ticket = UUID | tuple[UUID, str]
+
+
+def line_subject(business_line: str) -> str:
+    """The subject a business line's counts are kept and shared under (key ids start
+    alphanumeric)."""
+    return f"#line:{business_line}"
+
+
+def call_tickets(call_id: UUID) -> tuple[Ticket, ...]:
+    """Every reservation one call may hold."""
+    return (call_id, (call_id, "line"), (call_id, "quota"))
 
 
 @dataclass(frozen=True)
@@ -113,8 +126,16 @@ class RateLimiter:
         self._reserved: dict[Ticket, _Reservation] = {}
 
     # -- admission -------------------------------------------------------------------------
-    def admit(self, key_id: str, limits: RateLimits, prompt_tokens: int, call_id: Ticket) -> None:
-        """Count the call, or raise `RateLimited` (counting nothing)."""
+    def admit(
+        self,
+        key_id: str,
+        limits: RateLimits,
+        prompt_tokens: int,
+        call_id: Ticket,
+        label: str | None = None,
+    ) -> None:
+        """Count the call, or raise `RateLimited` (counting nothing). `label`: what the refusal
+        names (default: the key)."""
         now = self.clock()
         window, elapsed = divmod(now, WINDOW_S)
         own = self._own_for(key_id, int(window))
@@ -126,7 +147,9 @@ class RateLimiter:
         )
         for limit, now_count, before, what in checks:  # room for one more of each
             if limit is not None and before * weight + now_count + 1 > limit:
-                raise self._refusal(key_id, limits, current, previous, elapsed, what)
+                raise self._refusal(
+                    label or f"key {key_id}", limits, current, previous, elapsed, what
+                )
         own.current.requests += 1
         own.current.tokens += prompt_tokens
         self._reserved[call_id] = _Reservation(key_id, own.window, prompt_tokens)
@@ -163,6 +186,16 @@ class RateLimiter:
     def undo(self, call_id: Ticket) -> None:
         """The call was refused after all (by a budget) and never sent: it counts nothing."""
         self._correct(call_id, 0, requests=-1)
+
+    def settle_call(self, call_id: UUID, tokens: int) -> None:
+        """`settle` every reservation of the call (its key's, its line's, its model's)."""
+        for ticket in call_tickets(call_id):
+            self.settle(ticket, tokens)
+
+    def release_call(self, call_id: UUID) -> None:
+        """`release` every reservation of the call."""
+        for ticket in call_tickets(call_id):
+            self.release(ticket)
 
     # -- sharing ---------------------------------------------------------------------------
     def usage(self, key_id: str) -> RateUsage | None:
@@ -223,7 +256,7 @@ class RateLimiter:
 
     def _refusal(
         self,
-        key_id: str,
+        label: str,
         limits: RateLimits,
         current: Counts,
         previous: Counts,
@@ -249,7 +282,7 @@ class RateLimiter:
         headers["retry-after"] = str(retry)
         limit = limits.requests_per_minute if what == "requests" else limits.tokens_per_minute
         return RateLimited(
-            f"rate limit reached for key {key_id}: {limit:,} {what} a minute; retry in {retry} s",
+            f"rate limit reached for {label}: {limit:,} {what} a minute; retry in {retry} s",
             headers=headers,
             details={"limit": what, "retry_after_s": retry},
         )

@@ -124,3 +124,41 @@ async def test_tokens_a_minute_count_what_calls_used(
                 used += answer.usage.total_tokens
         assert used >= 300 and used - answer.usage.total_tokens < 300  # refused once spent
         assert refused.value.response.headers["x-ratelimit-limit-tokens"] == "300"
+
+
+async def test_a_business_lines_limit_holds_for_all_its_keys_together(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    """Team-level limits: the support line's keys share 3 requests a minute, and a marketing key
+    is not held back by them; the refusal names the line."""
+    from tollway.config import load_config
+    from tollway.config.schema import KeyConfig, TollwayConfig
+    from tollway.ids import hash_key, new_key_secret
+
+    config = load_config(None).model_dump(mode="json", exclude_none=True)
+    for line in config["organisation"]["business_lines"]:
+        if line["name"] == "support":
+            line["limits"] = {"requests_per_minute": 3}
+    secrets = {name: new_key_secret() for name in ("k_sup1", "k_sup2", "k_mkt")}
+    keys = [
+        KeyConfig(id=name, hash=hash_key(secret),
+                  business_line="marketing" if name == "k_mkt" else "support")
+        for name, secret in secrets.items()
+    ]  # fmt: skip
+    runtime = role_runtime(
+        kafka_bootstrap, namespace, tmp_path, {"proxy"},
+        config=TollwayConfig.model_validate(config), extra_keys=keys,
+    )  # fmt: skip
+    async with serving(build_app(runtime)) as base:
+        support = [secrets["k_sup1"], secrets["k_sup2"]]
+        statuses = [await chat_status(base, support[i % 2]) for i in range(5)]
+        assert statuses == [200, 200, 200, 429, 429]
+        assert await chat_status(base, secrets["k_mkt"]) == 200
+
+        client = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key=support[0], max_retries=0)
+        with pytest.raises(openai.RateLimitError) as refused:
+            await client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)  # type: ignore[arg-type]
+        assert "rate limit reached for business line support: 3 requests a minute" in str(
+            refused.value
+        )
+        assert refused.value.response.headers["x-ratelimit-limit-requests"] == "3"

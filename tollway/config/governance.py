@@ -23,6 +23,9 @@ from tollway.config.types import (
 class BusinessLine(_Strict):
     name: Name
     projects: list[Name] = Field(default_factory=list)
+    limits: RateLimits | None = Field(
+        default=None, description="Requests and tokens a minute for all the line's keys together."
+    )
 
 
 class Organisation(_Strict):
