@@ -13,7 +13,6 @@ scope and the hour, so every scan of that hour, by any analytics replica, delive
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -29,8 +28,6 @@ from analytics.store.base import QueryError, Store, StoreError
 from tollway.budget_events import BudgetAlert
 from tollway.config.schema import TollwayConfig
 from tollway.kafka import new_producer
-
-log = logging.getLogger(__name__)
 
 EVENT: Final = "spend.anomaly"
 SCOPES = ("business_line", "project")

@@ -121,6 +121,7 @@ def _include_query_routes() -> None:
     """The explorer, budget and routing endpoints share this module's `router`, so mounting
     `analytics.api.router` mounts the whole analytics API."""
     from analytics import (
+        routes_alerts,
         routes_audit,
         routes_budgets,
         routes_explorer,
@@ -128,7 +129,8 @@ def _include_query_routes() -> None:
         routes_routing,
     )
 
-    for module in (routes_explorer, routes_budgets, routes_routing, routes_audit, routes_keys):
+    modules = (routes_explorer, routes_budgets, routes_routing, routes_alerts, routes_audit)
+    for module in (*modules, routes_keys):
         router.include_router(module.router)
 
 

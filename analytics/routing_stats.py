@@ -29,7 +29,6 @@ analytics role's, which also migrates); `path="raw"` only reads.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -46,8 +45,6 @@ from analytics.routing_windows import Piece, split_window
 from analytics.store.base import QueryError, Store, StoreError, quote_identifier, sql_string
 from tollway.kafka import ensure_topics, new_producer
 from tollway.topics import TopicSpec
-
-log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = timedelta(days=7)
 DEFAULT_INTERVAL_S = 60.0

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from dashboards.models import (
+    Alert,
     Anomaly,
     AuditEntry,
     Budget,
@@ -311,6 +312,11 @@ class AnalyticsClient:
     ) -> Timeseries:
         params = _params(start, end, filters, group_by=",".join(group_by), granularity=granularity)
         return Timeseries.parse(self.get("/v1/analytics/timeseries", params))
+
+    def alerts(self, limit: int = 10) -> list[Alert]:
+        """The alerts of the last 7 days, newest first (finops and admin keys)."""
+        body = self.get("/v1/analytics/alerts", (("limit", str(limit)),))
+        return [Alert.model_validate(a) for a in body.get("alerts", [])]
 
     def anomalies(self, start: date, end: date) -> list[Anomaly]:
         """Days in [start, end) when a project spent far above its 14 days before (3 standard deviations)."""

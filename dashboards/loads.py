@@ -23,6 +23,7 @@ from typing import Any
 
 from dashboards.client import AccessDenied, AnalyticsClient, ApiError, DashboardError
 from dashboards.models import (
+    Alert,
     Anomaly,
     Budget,
     Call,
@@ -68,6 +69,7 @@ class Overview:
     this_week: CostReport  # by project, the last 7 days
     last_week: CostReport  # by project, the 7 days before
     anomalies: list[Anomaly]  # projects' unusual days, the last 7 days
+    alerts: list[Alert] | None  # the last 7 days' alerts (None: not for this key)
 
 
 def _downgraded(client: AnalyticsClient, since: date) -> str:
@@ -86,20 +88,31 @@ def _downgraded(client: AnalyticsClient, since: date) -> str:
     return f"{int(rows[0]['n']) if rows else 0:,}"
 
 
+def _alerts(client: AnalyticsClient) -> list[Alert] | None:
+    """The recent alerts, which only finops and admin keys may read: None for the others."""
+    try:
+        return client.alerts()
+    except AccessDenied:
+        return None
+
+
 def overview(client: AnalyticsClient, day: date) -> Overview:
     end, month_start = day + timedelta(days=1), day.replace(day=1)
-    recent, today, month, budgets, downgraded, series, this_week, last_week, spikes = together(
-        lambda: client.cost(day - timedelta(days=89), end),
-        lambda: client.cost(day, end),
-        lambda: client.cost(month_start, end, group_by=["status"]),
-        client.budgets,
-        lambda: _downgraded(client, month_start),
-        lambda: client.timeseries(day - timedelta(days=29), end, group_by=["business_line"]),
-        lambda: client.cost(day - timedelta(days=6), end, group_by=["project"]),
-        lambda: client.cost(
-            day - timedelta(days=13), day - timedelta(days=6), group_by=["project"]
-        ),
-        lambda: client.anomalies(day - timedelta(days=6), end),
+    recent, today, month, budgets, downgraded, series, this_week, last_week, spikes, alerts = (
+        together(
+            lambda: client.cost(day - timedelta(days=89), end),
+            lambda: client.cost(day, end),
+            lambda: client.cost(month_start, end, group_by=["status"]),
+            client.budgets,
+            lambda: _downgraded(client, month_start),
+            lambda: client.timeseries(day - timedelta(days=29), end, group_by=["business_line"]),
+            lambda: client.cost(day - timedelta(days=6), end, group_by=["project"]),
+            lambda: client.cost(
+                day - timedelta(days=13), day - timedelta(days=6), group_by=["project"]
+            ),
+            lambda: client.anomalies(day - timedelta(days=6), end),
+            lambda: _alerts(client),
+        )
     )
     days_in_month = calendar.monthrange(day.year, day.month)[1]
     forecast = month.totals.cost_usd * Decimal(days_in_month) / Decimal(day.day)
@@ -114,6 +127,7 @@ def overview(client: AnalyticsClient, day: date) -> Overview:
         this_week,
         last_week,
         spikes,
+        alerts,
     )
 
 

@@ -148,6 +148,16 @@ class KeyEntry(_Model):
     last_active: datetime | None = None
 
 
+class Alert(_Model):
+    """An alert raised (GET /v1/analytics/alerts): a budget's, a circuit opened, a spend
+    anomaly."""
+
+    alert_id: str
+    type: str
+    fired_at: str
+    summary: str
+
+
 class Anomaly(_Model):
     """A day of a project's spend far above its own baseline (GET /v1/analytics/anomalies)."""
 

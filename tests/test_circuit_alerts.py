@@ -1,7 +1,7 @@
 """`provider.circuit_opened` as a webhook subscriber meets it: calls to a failing model open its
 circuit in the proxy, and the alert reaches the receiver signed, through Kafka and the worker's
-dispatcher, once; a failed probe reopening the circuit raises no second alert. Real Tansu
-broker, worker and chDB ledger."""
+dispatcher, once; a failed probe reopening the circuit raises no second alert; the alert is
+listed by `GET /v1/analytics/alerts`. Real Tansu broker, worker and chDB ledger."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
 from tests.ingest.receiver import SECRET_ENV, signed_receiver
-from tests.pipeline import role_runtime
+from tests.pipeline import eventually, role_runtime
 from tollway.config import load_config
 from tollway.config.schema import KeyConfig, TollwayConfig
 from tollway.ids import hash_key, new_key_secret
@@ -23,6 +24,7 @@ from tollway.service import build_app
 pytestmark = pytest.mark.integration
 
 SECRET = new_key_secret()
+ADMIN = "tw-test-admin-circuits"
 HELLO = [{"role": "user", "content": "Say hello."}]
 
 
@@ -57,7 +59,7 @@ async def test_an_opened_circuit_reaches_the_webhook_once(
     async with signed_receiver(monkeypatch) as oncall:
         runtime = role_runtime(
             kafka_bootstrap, namespace, tmp_path, {"proxy", "worker", "analytics"},
-            config=_config(oncall.url), store=store, extra_keys=[key],
+            config=_config(oncall.url), store=store, extra_keys=[key], admin_key=ADMIN,
         )  # fmt: skip
         async with serving(build_app(runtime)) as base:
             client = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key=SECRET, max_retries=0)
@@ -74,6 +76,26 @@ async def test_an_opened_circuit_reaches_the_webhook_once(
 
             [got] = await oncall.wait_for(1)
             await asyncio.sleep(1.0)  # time for a second alert, were one sent
+
+            # and the alert is in the alerts table, for the dashboard and SQL
+            async def listed() -> list[dict[str, Any]]:
+                async with httpx.AsyncClient() as http:
+                    answer = await http.get(
+                        f"{base}/v1/analytics/alerts", params={"type": "provider.circuit_opened"},
+                        headers={"authorization": f"Bearer {ADMIN}"},
+                    )  # fmt: skip
+                assert answer.status_code == 200, answer.text
+                return answer.json()["alerts"]  # type: ignore[no-any-return]
+
+            [entry] = await eventually(listed, None, until=bool)
+            assert entry["summary"].startswith("Circuit opened for flaky-mini on flaky")
+            assert (entry["data"]["model"], entry["data"]["failures"]) == ("flaky-mini", 2)
+            async with httpx.AsyncClient() as http:
+                bad = await http.get(
+                    f"{base}/v1/analytics/alerts", params={"type": "circuit.nope"},
+                    headers={"authorization": f"Bearer {ADMIN}"},
+                )  # fmt: skip
+            assert bad.status_code == 400 and "circuit.nope" in bad.text
     assert len(oncall.received) == 1
     assert got.payload is not None, got.error  # the signature verified
     assert got.payload["type"] == "provider.circuit_opened"

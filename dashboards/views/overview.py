@@ -40,6 +40,15 @@ for budget in alerts:
     )
     (st.error if budget.state == "exceeded" else st.warning)(message)
 
+if view.alerts:
+    with st.expander(f"Alerts of the last 7 days ({len(view.alerts)})", expanded=False):
+        st.markdown(
+            theme.markdown_table(
+                ["when (UTC)", "alert", "what happened"],
+                [[a.fired_at[:16].replace("T", " "), a.type, a.summary] for a in view.alerts],
+            )
+        )
+
 left, right = st.columns([1, 2])
 with left:
     # a bar per budget as plain progress bars: the Budgets page has the details, and a chart

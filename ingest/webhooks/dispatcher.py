@@ -26,6 +26,7 @@ import faust
 from pydantic import ValidationError
 
 from analytics.store.base import QueryError, Store, StoreError, sql_string
+from ingest.alert_log import write_alerts
 from ingest.webhooks.delivery import TABLE, Deliverer, DeliveryResult, Endpoint, RetryPolicy
 from ingest.webhooks.payload import envelope
 from tollway.budget_events import BudgetAlert
@@ -238,20 +239,33 @@ def register_dispatcher(
 
     async def dispatch_alerts(stream: Any) -> None:
         async for events in stream.noack_take(batch_size, within=within_s):
+            decoded = []
             for event in events:
                 message = event.message
                 try:
-                    alert = decode_alert(message.value)
+                    decoded.append((event, decode_alert(message.value)))
                 except ValueError as exc:
                     log.warning(
                         "skipping a message that is not a BudgetAlert at %s[%d]@%d: %s",
                         message.topic, message.partition, message.offset, exc,
                     )  # fmt: skip
                     await stream.ack(event)
-                    continue
+            await _logged(dispatcher.store, [alert for _, alert in decoded])
+            for event, alert in decoded:
                 await dispatcher.submit(alert, _acker(stream, event))
 
     worker_app.agent(topic, name="webhook-dispatcher")(dispatch_alerts)
+
+
+async def _logged(store: Store, alerts: list[BudgetAlert]) -> None:
+    """Into the `alerts` table (ingest/alert_log.py); a store away for now loses the rows, not
+    the deliveries, which go on."""
+    if not alerts:
+        return
+    try:
+        await write_alerts(store, alerts)
+    except (StoreError, QueryError) as exc:
+        log.warning("%d alert(s) not written to the alerts table: %s", len(alerts), exc)
 
 
 def _acker(stream: Any, event: Any) -> Ack:

@@ -101,6 +101,30 @@ async def test_overview_lists_the_days_a_project_spent_far_above_its_usual(
     assert len(rows) == 1 and "| seo |" in rows[0] and "$5.0" in rows[0], tables[0]
 
 
+async def test_overview_lists_the_alerts_of_the_week_to_finops_only(
+    store: object,
+    api: Api,
+    point_at,  # type: ignore[no-untyped-def]
+) -> None:
+    from ingest.alert_log import write_alerts
+    from tollway.budget_events import BudgetAlert
+
+    circuit = BudgetAlert(alert_id="circuit:openai:gpt-4o:x", type="provider.circuit_opened",
+                          provider="openai", model="gpt-4o", failures=5)  # fmt: skip
+    await write_alerts(store, [circuit, circuit])  # redelivered: one row
+    point_at(api.url, FINOPS_KEY)
+    at = await run_page("overview")
+    assert not at.exception
+    [expander] = [e for e in at.expander if e.label.startswith("Alerts of the last 7 days")]
+    assert expander.label.endswith("(1)")
+    assert "Circuit opened for gpt-4o on openai after 5" in text_of(at)
+
+    point_at(api.url, VIEWER_KEY)  # viewers read their line's spend, not the alerts
+    at = await run_page("overview")
+    assert not at.exception
+    assert not [e for e in at.expander if e.label.startswith("Alerts")]
+
+
 async def test_explorer_drill_down_changes_the_query(api: Api, point_at) -> None:  # type: ignore[no-untyped-def]
     point_at(api.url, ADMIN_KEY)
     at = await run_page("explorer")
