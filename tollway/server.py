@@ -51,6 +51,13 @@ log = logging.getLogger(__name__)
 #:   at 200,000 (7-9 % of its time, then 2-3 %)
 GC_YOUNG_THRESHOLD = 200_000
 
+#: how long an idle keep-alive connection stays open. Longer than the clients' own idle limit
+#: (httpx, so the OpenAI and Anthropic SDKs: 5 s; aiohttp: 15 s), as nginx (75 s) and load
+#: balancers do: with uvicorn's default of 5 s, a client reusing a connection idle for just
+#: under 5 s races the server closing it, and the call fails with a connection reset (seen
+#: in the tests when the event loop stalled that long between two calls on one connection)
+KEEP_ALIVE_S = 75
+
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run`; on uvloop with `TOLLWAY_UVLOOP=1` (and uvloop installed).
@@ -147,6 +154,7 @@ async def serve(
         proxy_headers=False,  # tollway reads no client address (X-Forwarded-For would set it)
         http=_http_protocol(),  # type: ignore[arg-type]
         backlog=4096,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     server = uvicorn.Server(config)
     server.capture_signals = _leave_signals_alone  # type: ignore[method-assign]
@@ -189,6 +197,7 @@ async def serving(app: FastAPI, *, lifespan: bool = True) -> AsyncIterator[str]:
         log_level="warning",
         lifespan="on" if lifespan else "off",
         access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     server = uvicorn.Server(config)
     server.capture_signals = _leave_signals_alone  # type: ignore[method-assign]
