@@ -27,14 +27,9 @@ from router.attribution import Attribution
 from router.breaker import BreakerBoard
 from router.budget_gate import BudgetGate, Decision, Delivery
 from router.cached_streams import replay, replayed
+from router.call_outcomes import failure, from_cache, ms_since, routing_fields
 from router.circuit_alerts import CircuitAlerts
-from router.errors import (
-    GatewayError,
-    QuotaReached,
-    UpstreamError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-)
+from router.errors import GatewayError
 from router.events import EventPublisher
 from router.model_quotas import CallQuota
 from router.needs import Ask, needs_of
@@ -42,7 +37,7 @@ from router.policy import RoutePlan, RoutePolicy
 from router.providers import ChatResult, EmbeddingResult, Provider, ProviderError, build_provider
 from router.rate_limits import RateLimiter
 from router.rate_sharing import RatePublisher
-from router.resilience import AttemptLoop, Exhausted, Served, Skips
+from router.resilience import AttemptLoop, Exhausted, Served
 from router.response_cache import CACHE_PRICE_VERSION, Cached, CacheMode, Lookup, ResponseCache
 from router.routing_feed import RoutingView
 from router.schemas import ChatCompletionRequest, EmbeddingsRequest, Usage
@@ -153,7 +148,7 @@ class Gateway:
                 cache_write_tokens=min(usage.cache_write_tokens, usage.input_tokens - cached),
             )
         except UnpricedModel:
-            return _unpriced()
+            return Costing(Decimal(0), "unpriced")
 
     async def call_chat(
         self,
@@ -220,18 +215,7 @@ class Gateway:
         """A cached answer: nothing billed or counted against a rate, the tokens it saved in
         the event (router/response_cache.py)."""
         self.rates.settle_call(event.event_id, 0)
-        event = event.model_copy(
-            update={
-                "provider": hit.provider,
-                "model": hit.model,
-                "cache_hit": True,
-                "duration_ms": _ms_since(clock),
-                **hit.usage.event_counts(),
-                "usage_estimated": hit.usage.estimated,
-                "cost_usd": Decimal(0),
-                "price_version": CACHE_PRICE_VERSION,
-            }
-        )
+        event = from_cache(event, hit, clock)
         self._published(event, self.budgets.settle(decision, Decimal(0)))
         return CallOutcome(body=hit.answer(), event=event, usage=hit.usage)
 
@@ -265,8 +249,8 @@ class Gateway:
         costing = self._price(served.model.name, started, usage)
         event = event.model_copy(
             update={
-                **_routing_fields(plan, served),
-                "duration_ms": _ms_since(clock),
+                **routing_fields(plan, served),
+                "duration_ms": ms_since(clock),
                 **usage.event_counts(),
                 "usage_estimated": usage.estimated,
                 "cost_usd": costing.cost_usd,
@@ -331,7 +315,7 @@ class Gateway:
 
         return ChatStream(
             request=request,
-            event=event.model_copy(update=_routing_fields(plan, served)),
+            event=event.model_copy(update=routing_fields(plan, served)),
             first=first,
             upstream=upstream,
             clock=clock,
@@ -395,38 +379,10 @@ class Gateway:
         )
 
     def _all_failed(
-        self,
-        ask: Ask,
-        event: CallEvent,
-        exhausted: Exhausted,
-        clock: float,
+        self, ask: Ask, event: CallEvent, exhausted: Exhausted, clock: float
     ) -> GatewayError:
-        """Publish the failed call's event and return the error to raise: 504 when the
-        deadline ran out, 429 when every candidate is at its provider quota, 503 when the
-        circuits of the others are open, else 502."""
-        error: GatewayError
-        status = exhausted.last_error.status if exhausted.last_error else None
-        message = f"no provider could serve {ask.model!r}: {exhausted}"
-        skipped = exhausted.skipped
-        if exhausted.deadline_hit:
-            error = UpstreamTimeout(message, upstream_status=status)
-        elif not exhausted.attempts and skipped and not skipped.circuit_open:
-            error = QuotaReached(message, retry_after_s=exhausted.retry_in_s)
-        elif not exhausted.attempts and skipped:
-            error = UpstreamUnavailable(message, retry_after_s=exhausted.retry_in_s)
-        else:
-            error = UpstreamError(message, upstream_status=status)
-        failed = event.model_copy(
-            update={
-                "duration_ms": _ms_since(clock),
-                "attempts": exhausted.attempts,
-                "route_reason": _with_skips(event.route_reason, exhausted.skipped),
-                "status": "error",
-                "http_status": error.status_code,
-                "error_code": error.type,
-                "cost_usd": Decimal(0),
-            }
-        )
+        """Publish the failed call's event; the error to raise (router/call_outcomes.py)."""
+        error, failed = failure(ask.model, event, exhausted, clock)
         self.publisher.publish(failed)
         return error
 
@@ -436,30 +392,6 @@ async def _first_chunk(upstream: AsyncIterator[ChatChunk], provider: str) -> Cha
         return await anext(upstream)
     except StopAsyncIteration:
         raise ProviderError(f"{provider}: the stream ended before any chunk", status=502) from None
-
-
-def _routing_fields(plan: RoutePlan, served: Served[Any]) -> dict[str, Any]:
-    """Which model served the call, every try it took, and whether that was a fallback."""
-    first = plan.models[0].name if plan.models else ""
-    return {
-        "provider": served.provider.config.name,
-        "model": served.model.name,
-        "attempts": served.attempts,
-        "fallback_used": served.model.name != first,
-        "route_reason": _with_skips(plan.reason, served.skipped),
-    }
-
-
-def _with_skips(reason: str, skipped: Skips) -> str:
-    return f"{reason}; skipped ({skipped})" if skipped else reason
-
-
-def _unpriced() -> Costing:
-    return Costing(Decimal(0), "unpriced")
-
-
-def _ms_since(clock: float) -> int:
-    return int((time.perf_counter() - clock) * 1000)
 
 
 __all__ = ["CallOutcome", "ChatStream", "Gateway"]
