@@ -23,7 +23,7 @@ from router.errors import GatewayError, RateLimited
 from router.events import EventPublisher
 from router.needs import Ask
 from router.policy import RoutePlan, RoutePolicy
-from router.rate_limits import RATE_LIMITED, RateLimiter, line_subject
+from router.rate_limits import RATE_LIMITED, RateLimiter, line_subject, line_ticket
 from router.schemas import Usage
 from tollway.config.schema import RateLimits, TollwayConfig
 from tollway.events import CallEvent, Endpoint
@@ -73,7 +73,7 @@ class Admission:
         if decision.refusal is not None:
             if event_id is not None:
                 self.rates.undo(event_id)
-                self.rates.undo((event_id, "line"))
+                self.rates.undo(line_ticket(event_id))
             self._refused(event, "budget_exceeded")
             raise decision.refusal.error()
         return decision, plan, event
@@ -113,7 +113,7 @@ class Admission:
                 line = who.business_line
                 try:
                     self.rates.admit(line_subject(line), line_limits, tokens,
-                                     (event_id, "line"), label=f"business line {line}")  # fmt: skip
+                                     line_ticket(event_id), label=f"business line {line}")  # fmt: skip
                 except RateLimited:
                     self.rates.undo(event_id)
                     raise

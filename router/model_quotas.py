@@ -22,7 +22,7 @@ from uuid import UUID
 from prometheus_client import Counter
 
 from router.errors import RateLimited
-from router.rate_limits import RateLimiter, Ticket
+from router.rate_limits import RateLimiter, quota_ticket
 from tollway.config.schema import ModelConfig
 
 QUOTA_SKIPS = Counter(
@@ -35,11 +35,6 @@ QUOTA_SKIPS = Counter(
 def quota_subject(model: str) -> str:
     """The subject a model's counts are kept and shared under (key ids start alphanumeric)."""
     return f"#model:{model}"
-
-
-def quota_ticket(call_id: UUID) -> Ticket:
-    """The reservation a call holds on the quota of the model trying it."""
-    return (call_id, "quota")
 
 
 @dataclass(frozen=True)

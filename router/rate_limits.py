@@ -98,9 +98,19 @@ def line_subject(business_line: str) -> str:
     return f"#line:{business_line}"
 
 
+def line_ticket(call_id: UUID) -> Ticket:
+    """The reservation a call holds on its business line's limits."""
+    return (call_id, "line")
+
+
+def quota_ticket(call_id: UUID) -> Ticket:
+    """The reservation a call holds on the quota of the model trying it."""
+    return (call_id, "quota")
+
+
 def call_tickets(call_id: UUID) -> tuple[Ticket, ...]:
     """Every reservation one call may hold."""
-    return (call_id, (call_id, "line"), (call_id, "quota"))
+    return (call_id, line_ticket(call_id), quota_ticket(call_id))
 
 
 @dataclass(frozen=True)

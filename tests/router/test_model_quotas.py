@@ -13,9 +13,9 @@ from uuid import uuid4
 import pytest
 
 from router.breaker import BreakerBoard
-from router.model_quotas import CallQuota, quota_subject, quota_ticket
+from router.model_quotas import CallQuota, quota_subject
 from router.providers import ProviderError
-from router.rate_limits import RateLimiter
+from router.rate_limits import RateLimiter, quota_ticket
 from router.resilience import AttemptLoop, Exhausted
 from tollway.config.schema import ModelConfig, ProviderConfig, RateLimits
 
