@@ -1,19 +1,19 @@
-"""`spend.anomaly`: an hour of spend far above its scope's own baseline, told to the webhooks
-that subscribe to it.
+"""`spend.anomaly`: an hour of spend far above its scope's own baseline, recorded in the
+`alerts` table and told to the webhooks that subscribe to it.
 
-While some webhook subscribes to `spend.anomaly`, the analytics role scans the last complete
-hour every `TOLLWAY_ANOMALY_CHECK_S` (300 s): each business line's and each project's hourly
+The analytics role scans the last complete hour every `TOLLWAY_ANOMALY_CHECK_S` (300 s): each business line's and each project's hourly
 spend against its 24 hours before (analytics/anomalies.py), a spike being at least
 `TOLLWAY_ANOMALY_ZSCORE` standard deviations (4) above the mean and at least
 `TOLLWAY_ANOMALY_MIN_USD` ($1), so cents never page anyone. A spike becomes an alert on the
-alerts topic, which the worker's webhook dispatcher delivers like a budget's; its id names the
-scope and the hour, so every scan of that hour, by any analytics replica, delivers it once.
+alerts topic, which the worker's webhook dispatcher logs and delivers like a budget's; its id
+names the scope and the hour, so every scan of that hour, by any analytics replica, is one
+alert. Scans run whether or not a webhook subscribes: the Overview lists the week's alerts.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Final
@@ -26,7 +26,6 @@ from analytics.params import Selection
 from analytics.periodic import repeating
 from analytics.store.base import QueryError, Store, StoreError
 from tollway.budget_events import BudgetAlert
-from tollway.config.schema import TollwayConfig
 from tollway.kafka import new_producer
 
 EVENT: Final = "spend.anomaly"
@@ -40,7 +39,6 @@ class AnomalyAlerts:
         store: Store,
         bootstrap: str,
         topic: str,
-        config: Callable[[], TollwayConfig],
         *,
         interval_s: float = 300.0,
         zscore: float = 4.0,
@@ -49,14 +47,10 @@ class AnomalyAlerts:
         self.store = store
         self.bootstrap = bootstrap
         self.topic = topic
-        self.config = config
         self.interval_s = interval_s
         self.zscore = zscore
         self.min_usd = min_usd
         self._producer: AIOKafkaProducer | None = None
-
-    def wanted(self) -> bool:
-        return any(EVENT in hook.events for hook in self.config().webhooks)
 
     async def find(self, now: datetime) -> list[BudgetAlert]:
         """The spikes of the last complete hour before `now`, as alerts."""
@@ -91,11 +85,9 @@ class AnomalyAlerts:
         return alerts
 
     async def check_once(self, now: datetime | None = None) -> list[BudgetAlert]:
-        """One scan, its alerts published; none when no webhook subscribes."""
+        """One scan, its alerts published."""
         if self._producer is None:
             raise RuntimeError("use `async with alerts.running():` first")
-        if not self.wanted():
-            return []
         alerts = await self.find(now or datetime.now(UTC))
         for alert in alerts:
             await self._producer.send(self.topic, alert.encode(), key=alert.alert_id.encode())

@@ -1,6 +1,7 @@
 """`spend.anomaly` as a webhook subscriber meets it: a project's hour of spend far above its
 previous day reaches the receiver, signed, through Kafka and the worker's dispatcher, once
-however often the hour is scanned; a spike of cents, or nobody subscribed, alerts no one.
+however often the hour is scanned; a spike of cents alerts no one, and
+an anomaly nobody subscribes to is still listed in the alerts table.
 Real Tansu broker, worker and chDB ledger."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from analytics.anomaly_alerts import AnomalyAlerts
@@ -18,7 +20,7 @@ from analytics.ledger import Ledger
 from analytics.migrate import migrate
 from tests.analytics.conftest import make_event
 from tests.ingest.receiver import SECRET_ENV, signed_receiver
-from tests.pipeline import role_runtime
+from tests.pipeline import eventually, role_runtime
 from tollway.config import load_config
 from tollway.config.schema import TollwayConfig, WebhookConfig
 from tollway.server import serving
@@ -27,6 +29,7 @@ from tollway.service import build_app
 pytestmark = pytest.mark.integration
 
 NOW = datetime.now(UTC).replace(minute=20, second=0, microsecond=0)
+ADMIN = "tw-test-admin-anomalies"
 LAST_HOUR = NOW.replace(minute=0) - timedelta(hours=1)
 
 
@@ -89,8 +92,36 @@ async def test_an_hour_far_above_its_baseline_reaches_the_webhook_once(
     )
 
 
-async def test_nobody_subscribed_means_no_scan(store: Any) -> None:
-    scanner = AnomalyAlerts(
-        store, "unused:9092", "unused", lambda: _config("http://x", ["budget.exceeded"])
-    )
-    assert not scanner.wanted()
+async def test_an_anomaly_nobody_subscribes_to_is_still_listed(
+    kafka_bootstrap: str,
+    namespace: str,
+    store: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await migrate(store)
+    await Ledger(store).write(_history())
+    async with signed_receiver(monkeypatch) as finops:
+        runtime = role_runtime(
+            kafka_bootstrap, namespace, tmp_path, {"worker", "analytics"},
+            config=_config(finops.url, ["budget.exceeded"]), store=store, admin_key=ADMIN,
+        )  # fmt: skip
+        app = build_app(runtime)
+        async with serving(app) as base:
+            scanner: AnomalyAlerts = app.state.anomaly_alerts
+            assert len(await scanner.check_once(NOW)) == 2
+
+            async def listed() -> list[dict[str, Any]]:
+                async with httpx.AsyncClient() as http:
+                    answer = await http.get(
+                        f"{base}/v1/analytics/alerts", params={"type": "spend.anomaly"},
+                        headers={"authorization": f"Bearer {ADMIN}"},
+                    )  # fmt: skip
+                assert answer.status_code == 200, answer.text
+                return answer.json()["alerts"]  # type: ignore[no-any-return]
+
+            entries = await eventually(listed, None, until=lambda found: len(found) == 2)
+            await asyncio.sleep(0.5)  # time for a delivery, were one made
+    scopes = sorted(tuple(entry["data"]["scope"].items()) for entry in entries)
+    assert scopes == [(("business_line", "marketing"),), (("project", "seo"),)]
+    assert finops.received == []  # its webhook wants budget.exceeded only

@@ -167,7 +167,6 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
                 app.state.store,
                 runtime.bootstrap,
                 topics.budget_alerts,
-                lambda: runtime.config,
                 interval_s=settings.anomaly_check_s,
                 zscore=settings.anomaly_zscore,
                 min_usd=settings.anomaly_min_usd,
