@@ -1,4 +1,5 @@
-"""One look across pages: a fixed colour per business line and per model, and money formatting.
+"""One look across pages: a fixed colour per business line and per model, money and limits
+formatting.
 
 Colours are derived from the name (not from the order rows arrive in), so "marketing" is the
 same colour on the treemap, the time series and every page, on every day.
@@ -7,8 +8,9 @@ same colour on the treemap, the time series and every page, on every day.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 PALETTE = (
     "#4C78A8",
@@ -85,6 +87,21 @@ def usd_column_format(amounts: Iterable[float]) -> str:
 
 def percent(ratio: float) -> str:
     return f"{ratio * 100:.1f} %"
+
+
+#: a rate limit's unit, by its name in the API
+LIMIT_UNITS = (
+    ("requests_per_minute", "req/min"),
+    ("tokens_per_minute", "tok/min"),
+    ("max_parallel_requests", "in flight"),
+)
+
+
+def limits_text(limits: Mapping[str, Any] | None) -> str:
+    """A key's rate limits in a few words ("600 req/min, 4 in flight"); "" when none."""
+    return ", ".join(
+        f"{limits[name]:,} {unit}" for name, unit in LIMIT_UNITS if limits and limits.get(name)
+    )
 
 
 def change(now: Decimal, before: Decimal) -> str:

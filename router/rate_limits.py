@@ -1,4 +1,5 @@
-"""Per-key rate limits: requests and tokens a minute, across every proxy replica.
+"""Per-key rate limits: requests and tokens a minute, and calls in flight, across every proxy
+replica.
 
 A key's `limits` (tollway.yaml, the admin API or `tollway keys create --rpm/--tpm`) cap its
 requests and its tokens (input plus output) over a sliding minute. The minute is estimated the
@@ -13,6 +14,13 @@ call's size is known only once it is answered). An admitted call counts one requ
 prompt's estimated tokens at once; when its event is published, its actual input plus output
 tokens replace the estimate; a call refused by its provider or cancelled gives its estimate
 back. Refused calls count nothing, so a client that waits out `retry-after` is served.
+
+`max_parallel_requests` caps the calls in flight at once (LiteLLM's key setting of that name):
+an admitted call holds a slot until its reservation is settled, released or undone — a stream
+until it ends, however it ends. A refusal says `retry-after: 1`. Since a slot, unlike a minute's
+count, lives as long as its call, each instance's in-flight count travels with a timestamp and
+is re-sent every `IN_FLIGHT_REFRESH_S` while non-zero; a peer's count older than
+`IN_FLIGHT_TTL_S` no longer counts, so a crashed replica's slots come free.
 
 Replicas share their counts (router/rate_sharing.py): each gateway process is an instance that
 publishes its own counts per key and window, and adds the others' latest (`apply`) to its own.
@@ -39,6 +47,14 @@ from router.errors import RateLimited
 from tollway.config.schema import RateLimits
 
 WINDOW_S = 60
+#: a non-zero in-flight count is re-sent this often (router/rate_sharing.py)
+IN_FLIGHT_REFRESH_S = 3.0
+#: a peer's in-flight count older than this no longer counts (five refreshes)
+IN_FLIGHT_TTL_S = 15.0
+#: a reservation older than this many windows is forgotten, its slot freed: a call that never
+#: ends must not hold its slot for ever, and no call outlives its deadline (at most 300 s by
+#: default) by this much
+STALE_WINDOWS = 15
 
 #: refusals by the limit that refused them (which keys: the ledger's blocked rows say)
 RATE_LIMITED = Counter(
@@ -54,6 +70,7 @@ class RateUsage(BaseModel):
     window: int  # minutes since the epoch
     requests: int = Field(ge=0)
     tokens: int = Field(ge=0)
+    in_flight: int = Field(default=0, ge=0)  # this instance's calls in flight, any window
     sent_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -134,6 +151,8 @@ class RateLimiter:
         self._own: dict[str, _Own] = {}
         self._peers: dict[str, dict[str, dict[int, Counts]]] = {}  # key → instance → window
         self._reserved: dict[Ticket, _Reservation] = {}
+        self._in_flight: dict[str, int] = {}  # key → this instance's reservations held
+        self._peers_in_flight: dict[str, dict[str, tuple[int, float]]] = {}  # → (count, sent)
 
     # -- admission -------------------------------------------------------------------------
     def admit(
@@ -160,10 +179,32 @@ class RateLimiter:
                 raise self._refusal(
                     label or f"key {key_id}", limits, current, previous, elapsed, what
                 )
+        parallel = limits.max_parallel_requests
+        if parallel is not None and self.in_flight(key_id, now) >= parallel:
+            raise RateLimited(
+                f"rate limit reached for {label or f'key {key_id}'}: {parallel:,} calls in flight"
+                " at once; retry in 1 s",
+                headers={"retry-after": "1"},
+                details={"limit": "parallel_requests", "retry_after_s": 1},
+            )
         own.current.requests += 1
         own.current.tokens += prompt_tokens
         self._reserved[call_id] = _Reservation(key_id, own.window, prompt_tokens)
+        self._in_flight[key_id] = self._in_flight.get(key_id, 0) + 1
         self._changed(key_id)
+
+    def in_flight(self, key_id: str, now: float | None = None) -> int:
+        """The key's calls in flight: this instance's, and its peers' latest live counts."""
+        now = self.clock() if now is None else now
+        total = self._in_flight.get(key_id, 0)
+        for count, sent in self._peers_in_flight.get(key_id, {}).values():
+            if now - sent < IN_FLIGHT_TTL_S:
+                total += count
+        return total
+
+    def busy(self) -> list[str]:
+        """The keys this instance has calls in flight for (their counts are re-sent)."""
+        return [key_id for key_id, count in self._in_flight.items() if count]
 
     def settle(self, call_id: Ticket, tokens: int) -> None:
         """The call is over and used `tokens` (input plus output): they replace its estimate."""
@@ -173,6 +214,7 @@ class RateLimiter:
         reservation = self._reserved.pop(call_id, None)
         if reservation is None:
             return
+        self._free_slot(reservation.key_id)
         own = self._own.get(reservation.key_id)
         if own is None:
             return
@@ -186,7 +228,7 @@ class RateLimiter:
         if counts is not None:
             counts.tokens = max(0, counts.tokens + tokens - reservation.tokens)
             counts.requests = max(0, counts.requests + requests)
-            self._changed(reservation.key_id)
+        self._changed(reservation.key_id)
 
     def release(self, call_id: Ticket) -> None:
         """The call used nothing (refused by its provider, or cancelled): one request stays
@@ -220,6 +262,7 @@ class RateLimiter:
             window=own.window,
             requests=own.current.requests,
             tokens=own.current.tokens,
+            in_flight=self._in_flight.get(key_id, 0),
         )
 
     def apply(self, record: RateUsage) -> None:
@@ -230,6 +273,12 @@ class RateLimiter:
         windows[record.window] = Counts(record.requests, record.tokens)
         for old in [w for w in windows if w < record.window - 1]:
             del windows[old]
+        # a clock running ahead of ours counts as sent now
+        sent = min(record.sent_at.timestamp(), self.clock())
+        self._peers_in_flight.setdefault(record.key_id, {})[record.instance_id] = (
+            record.in_flight,
+            sent,
+        )
 
     # -- internals -------------------------------------------------------------------------
     def _own_for(self, key_id: str, window: int) -> _Own:
@@ -238,7 +287,7 @@ class RateLimiter:
             own = self._own[key_id] = _Own(window)
         elif own.window != window:
             own.roll(window)
-            self._forget_reservations_before(window - 1)
+            self._forget_reservations_before(window - STALE_WINDOWS)
         return own
 
     def _totals(self, key_id: str, own: _Own) -> tuple[Counts, Counts]:
@@ -254,11 +303,20 @@ class RateLimiter:
         return current, previous
 
     def _forget_reservations_before(self, window: int) -> None:
-        """Calls older than the previous window no longer count anywhere (a call that never
-        finishes, should one, must not keep its reservation for ever)."""
+        """A call that never finishes, should one, must not keep its reservation (and its
+        slot) for ever."""
         stale = [i for i, r in self._reserved.items() if r.window < window]
         for call_id in stale:
-            del self._reserved[call_id]
+            key_id = self._reserved.pop(call_id).key_id
+            self._free_slot(key_id)
+            self._changed(key_id)
+
+    def _free_slot(self, key_id: str) -> None:
+        left = self._in_flight.get(key_id, 0) - 1
+        if left > 0:
+            self._in_flight[key_id] = left
+        else:
+            self._in_flight.pop(key_id, None)
 
     def _changed(self, key_id: str) -> None:
         if self.on_change is not None:

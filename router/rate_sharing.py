@@ -5,9 +5,11 @@ Each gateway process publishes its own counts per key and minute window on the c
 `tollway.rate-usage.v1` (message key `instance:key`), at most every `interval_s` (100 ms) while
 they change, and follows the others' on the budget gate's consumer (one fetch every 50 ms
 for both). A burst spread over replicas overshoots a limit by what the others admit within one
-publish interval plus a record's trip through the broker. Records need no expiry: they count
-only for their own window and the next, so a dead instance's counts age out within two
-minutes. Sharing never slows or fails a call: sends are not awaited, and a broker outage only
+publish interval plus a record's trip through the broker. A minute's counts need no expiry:
+they count only for their own window and the next, so a dead instance's counts age out within
+two minutes. Its calls in flight are different — they count as long as they last — so a key
+with calls in flight is re-sent every `IN_FLIGHT_REFRESH_S` (3 s), and a count older than
+`IN_FLIGHT_TTL_S` (15 s) stops counting. Sharing never slows or fails a call: sends are not awaited, and a broker outage only
 leaves each replica counting on its own (logged once).
 """
 
@@ -16,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import orjson
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from router.best_effort import BestEffortProducer
-from router.rate_limits import RateLimiter, RateUsage
+from router.rate_limits import IN_FLIGHT_REFRESH_S, RateLimiter, RateUsage
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +40,13 @@ class RatePublisher:
         topic: str,
         limiter: RateLimiter,
         interval_s: float = PUBLISH_INTERVAL_S,
+        refresh_s: float = IN_FLIGHT_REFRESH_S,
     ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.limiter = limiter
         self.interval_s = interval_s
+        self.refresh_s = refresh_s
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self.sender = BestEffortProducer(bootstrap, "rate limit counts")
@@ -67,10 +72,16 @@ class RatePublisher:
             self._task = asyncio.create_task(self._run(), name="tollway-rate-usage")
 
     async def _run(self) -> None:
+        refreshed = time.monotonic()
         while True:
             try:
-                await self._wake.wait()
+                wait = refreshed + self.refresh_s - time.monotonic()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, wait))
                 self._wake.clear()
+                if time.monotonic() - refreshed >= self.refresh_s:
+                    self._dirty.update(self.limiter.busy())  # slots held: still alive
+                    refreshed = time.monotonic()
                 await self.publish_due()
                 await asyncio.sleep(self.interval_s)  # coalesce what changes meanwhile
             except asyncio.CancelledError:

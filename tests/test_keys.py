@@ -257,6 +257,11 @@ async def test_the_cli_creates_lists_and_revokes(
         code, output = await tollway("list")
         assert code == 0 and "k_cli" in output and "active" in output and secret not in output
 
+        code, output = await tollway("limit", "k_cli", "--rpm", "100", "--max-parallel", "2")
+        assert code == 0 and "100 req/min, 2 in flight" in output, output
+        code, output = await tollway("limit", "k_cli")
+        assert code == 0 and "limits of k_cli: none" in output, output
+
         code, output = await tollway("rotate", "k_cli", "--grace-hours", "1")
         assert code == 0 and "works until" in output, output
         rotated = next(w for w in output.split() if w.startswith("tw-"))

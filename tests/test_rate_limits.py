@@ -162,3 +162,70 @@ async def test_a_business_lines_limit_holds_for_all_its_keys_together(
             refused.value
         )
         assert refused.value.response.headers["x-ratelimit-limit-requests"] == "3"
+
+
+def _with_a_slow_stream() -> Any:
+    """The default catalogue plus `slow-mini`, whose streams take 20 s to finish."""
+    from tollway.config import load_config
+    from tollway.config.schema import TollwayConfig
+
+    config = load_config(None).model_dump(mode="json", exclude_none=True)
+    config["providers"].append(
+        {"name": "slow", "type": "sim",
+         "sim": {"latency_ms": 0, "ms_per_output_token": 200, "output_tokens": 100}}
+    )  # fmt: skip
+    config["models"].append(
+        {"name": "slow-mini", "provider": "slow", "input_per_mtok": 1, "output_per_mtok": 2}
+    )
+    return TollwayConfig.model_validate(config)
+
+
+def _proxy_with(config: Any, bootstrap: str, namespace: str, data_dir: Path) -> Runtime:
+    return role_runtime(bootstrap, namespace, data_dir, {"proxy"}, config=config, admin_key=ADMIN)
+
+
+async def test_a_keys_calls_in_flight_are_capped_across_replicas(
+    kafka_bootstrap: str, namespace: str, tmp_path: Path
+) -> None:
+    """Two streams held open on A fill a key's two slots: B refuses a third call until one
+    of them ends (here: the client walks away), then serves."""
+    config = _with_a_slow_stream()
+    a_runtime, b_runtime = (
+        _proxy_with(config, kafka_bootstrap, namespace, tmp_path / name) for name in ("a", "b")
+    )
+    async with (
+        serving(build_app(a_runtime)) as a,
+        serving(build_app(b_runtime)) as b,
+        httpx.AsyncClient() as http,
+    ):
+        created = await http.post(
+            f"{a}/v1/admin/keys", headers=AS_ADMIN,
+            json={"business_line": "support", "limits": {"max_parallel_requests": 2}},
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+        secret = created.json()["key"]
+        await eventually(lambda: chat_status(b, secret), 200)  # the key reached B
+        await asyncio.sleep(0.5)  # and A has heard that B's call has ended
+
+        client = openai.AsyncOpenAI(base_url=f"{a}/v1", api_key=secret, max_retries=0)
+        streams = []
+        for _ in range(2):
+            stream = await client.chat.completions.create(
+                model="slow-mini",
+                messages=HELLO,
+                stream=True,  # type: ignore[arg-type]
+            )
+            await anext(aiter(stream))  # it runs: the first chunk is here
+            streams.append(stream)
+
+        assert await chat_status(a, secret) == 429  # at once on A
+        assert await eventually(lambda: chat_status(b, secret), 429) == 429  # B hears of it
+        on_b = openai.AsyncOpenAI(base_url=f"{b}/v1", api_key=secret, max_retries=0)
+        with pytest.raises(openai.RateLimitError) as refused:
+            await on_b.chat.completions.create(model="gpt-4o-mini", messages=HELLO)  # type: ignore[arg-type]
+        assert "2 calls in flight at once" in str(refused.value)
+        assert refused.value.response.headers["retry-after"] == "1"
+
+        await streams[0].close()  # an abandoned stream frees its slot when A sees it go
+        assert await eventually(lambda: chat_status(b, secret), 200) == 200
+        await streams[1].close()

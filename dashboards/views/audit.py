@@ -12,6 +12,7 @@ import streamlit as st
 
 from dashboards.models import AUDIT_ACTIONS, AuditEntry
 from dashboards.session import fetch, require_client
+from dashboards.theme import limits_text
 
 
 def _pruned(value: Any) -> Any:
@@ -31,12 +32,7 @@ def _budget(budget: dict[str, Any] | None) -> str:
 
 
 def _limits(limits: dict[str, Any] | None) -> str:
-    parts = [
-        f"{limits[name]:,} {unit}/min"
-        for name, unit in (("requests_per_minute", "req"), ("tokens_per_minute", "tok"))
-        if limits and limits.get(name)
-    ]
-    return ", ".join(parts) or "none"
+    return limits_text(limits) or "none"
 
 
 def summary(entry: AuditEntry) -> str:

@@ -15,18 +15,9 @@ import streamlit as st
 
 from dashboards.models import KeyEntry
 from dashboards.session import fetch, require_client
+from dashboards.theme import limits_text
 
 SOON = timedelta(days=7)
-
-
-def _limits(entry: KeyEntry) -> str:
-    limits = entry.limits or {}
-    parts = [
-        f"{limits[name]:,} {unit}/min"
-        for name, unit in (("requests_per_minute", "req"), ("tokens_per_minute", "tok"))
-        if limits.get(name)
-    ]
-    return ", ".join(parts)
 
 
 def _state(entry: KeyEntry, now: datetime) -> str:
@@ -79,7 +70,7 @@ frame = pd.DataFrame(
             "project": k.project,
             "role": k.role,
             "state": _state(k, now),
-            "limits": _limits(k),
+            "limits": limits_text(k.limits),
             "spend": float(k.spend_usd),
             "calls": k.calls,
             "last used": k.last_active,

@@ -133,3 +133,17 @@ async def test_a_quota_reached_everywhere_says_when_the_first_model_has_room() -
     assert exhausted.value.attempts == [] and exhausted.value.skipped.at_quota == ["a", "b"]
     assert 0 < exhausted.value.retry_in_s <= 120
     assert "no candidate could take the call (at quota: a, b)" in str(exhausted.value)
+
+
+async def test_a_model_with_all_its_slots_busy_is_skipped_until_one_frees() -> None:
+    """A self-hosted model serving at most one call at a time: a second call overflows to
+    the next candidate while the first runs, and returns to it once the first has ended."""
+    limiter = _limiter()
+    one_slot = ModelConfig(name="local", provider="p", quota=RateLimits(max_parallel_requests=1))
+    running = CallQuota(limiter, uuid4(), prompt_tokens=10)
+    served = await _loop().run([one_slot], PROVIDERS, _answer, route=None, deadline_s=10,
+                               quota=running)  # fmt: skip
+    assert served.value == "local"  # answered; its stream runs until the gateway settles it
+    assert await _serve(limiter, one_slot, _model("cloud")) == "cloud"
+    limiter.settle(quota_ticket(running.call_id), 40)  # the first call's event is published
+    assert await _serve(limiter, one_slot, _model("cloud")) == "local"

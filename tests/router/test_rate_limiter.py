@@ -3,12 +3,13 @@ estimates replaced by actual tokens, peers' counts added, and a `retry-after` th
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
 
 from router.errors import RateLimited
-from router.rate_limits import RateLimiter, RateUsage
+from router.rate_limits import IN_FLIGHT_TTL_S, STALE_WINDOWS, RateLimiter, RateUsage
 from tollway.config.schema import RateLimits
 
 RPM3 = RateLimits(requests_per_minute=3)
@@ -126,3 +127,77 @@ def test_a_call_refused_after_admission_counts_nothing() -> None:
     limiter.admit("k", RPM3, 10, call)
     limiter.undo(call)  # a budget refused it: never sent
     assert [_admits(limiter) for _ in range(4)] == [True, True, True, False]
+
+
+# -- calls in flight ---------------------------------------------------------------------
+TWO_AT_ONCE = RateLimits(max_parallel_requests=2)
+
+
+def test_calls_in_flight_are_capped_until_one_ends_however_it_ends() -> None:
+    limiter, _ = _limiter(6010.0)
+    first, second = uuid4(), uuid4()
+    limiter.admit("k", TWO_AT_ONCE, 10, first)
+    limiter.admit("k", TWO_AT_ONCE, 10, second)
+    with pytest.raises(RateLimited) as refused:
+        limiter.admit("k", TWO_AT_ONCE, 10, uuid4())
+    assert refused.value.headers["retry-after"] == "1"
+    assert refused.value.details["limit"] == "parallel_requests"
+    assert "2 calls in flight at once" in refused.value.message
+    assert limiter.in_flight("k") == 2  # a refusal holds no slot
+
+    limiter.settle(first, 100)  # answered
+    third = uuid4()
+    limiter.admit("k", TWO_AT_ONCE, 10, third)
+    limiter.release(second)  # failed at its provider
+    fourth = uuid4()
+    limiter.admit("k", TWO_AT_ONCE, 10, fourth)
+    limiter.undo(third)  # refused by a budget after all
+    assert _admits(limiter, TWO_AT_ONCE)
+    assert limiter.in_flight("k") == 2 and limiter.busy() == ["k"]
+
+
+def test_a_peers_calls_in_flight_count_until_its_record_is_stale() -> None:
+    limiter, clock = _limiter(6010.0)
+    sent = datetime.fromtimestamp(6010.0, UTC)
+    limiter.apply(
+        RateUsage(instance_id="peer", key_id="k", window=100, requests=5, tokens=0,
+                  in_flight=2, sent_at=sent)
+    )  # fmt: skip
+    assert limiter.in_flight("k") == 2
+    assert not _admits(limiter, TWO_AT_ONCE)
+    clock.now = 6010.0 + IN_FLIGHT_TTL_S  # no refresh from it since: a dead replica's slots
+    assert limiter.in_flight("k") == 0
+    assert _admits(limiter, TWO_AT_ONCE)
+
+
+def test_a_record_from_a_clock_running_ahead_counts_as_sent_now() -> None:
+    limiter, clock = _limiter(6010.0)
+    ahead = datetime.fromtimestamp(6010.0 + 3600, UTC)
+    limiter.apply(
+        RateUsage(instance_id="peer", key_id="k", window=100, requests=0, tokens=0,
+                  in_flight=1, sent_at=ahead)
+    )  # fmt: skip
+    clock.now = 6010.0 + IN_FLIGHT_TTL_S  # not an hour more: it lapses like any other
+    assert limiter.in_flight("k") == 0
+
+
+def test_what_this_instance_publishes_includes_its_calls_in_flight() -> None:
+    limiter, _ = _limiter(6010.0)
+    call = uuid4()
+    limiter.admit("k", RPM3, 10, call)
+    usage = limiter.usage("k")
+    assert usage is not None and usage.in_flight == 1
+    limiter.settle(call, 20)
+    ended = limiter.usage("k")
+    assert ended is not None and ended.in_flight == 0 and limiter.busy() == []
+
+
+def test_a_long_stream_keeps_its_slot_and_a_call_that_never_ends_frees_it() -> None:
+    limiter, clock = _limiter(6010.0)
+    limiter.admit("k", TWO_AT_ONCE, 10, uuid4())
+    clock.now += 5 * 60  # five minutes on, the stream still runs
+    limiter.admit("k", TWO_AT_ONCE, 10, uuid4())
+    assert limiter.in_flight("k") == 2
+    clock.now += (STALE_WINDOWS - 4) * 60  # the first call's window is forgotten
+    limiter.admit("k", TWO_AT_ONCE, 10, uuid4())
+    assert limiter.in_flight("k") == 2

@@ -30,6 +30,9 @@ def create(
     expires_in_days: float | None = typer.Option(None, "--expires-in-days"),
     rpm: int | None = typer.Option(None, "--rpm", help="Requests a minute, across replicas."),
     tpm: int | None = typer.Option(None, "--tpm", help="Tokens a minute, across replicas."),
+    parallel: int | None = typer.Option(
+        None, "--max-parallel", help="Calls in flight at once, across replicas."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the API's JSON answer."),
     url: str | None = URL,
     key: str | None = KEY,
@@ -47,8 +50,8 @@ def create(
         body["id"] = key_id
     if expires_in_days is not None:
         body["expires_in_days"] = expires_in_days
-    if rpm is not None or tpm is not None:
-        body["limits"] = _limits(rpm, tpm)
+    if limits := _limits(rpm, tpm, parallel):
+        body["limits"] = limits
     created = ApiClient(url, key).request("POST", "/v1/admin/keys", json=body).json()
     if as_json:
         typer.echo(json.dumps(created, indent=2))
@@ -127,26 +130,39 @@ def limit(
     key_id: str = typer.Argument(..., help="The key id, e.g. k_1a2b3c."),
     rpm: int | None = typer.Option(None, "--rpm", help="Requests a minute, across replicas."),
     tpm: int | None = typer.Option(None, "--tpm", help="Tokens a minute, across replicas."),
+    parallel: int | None = typer.Option(
+        None, "--max-parallel", help="Calls in flight at once, across replicas."
+    ),
     url: str | None = URL,
     key: str | None = KEY,
 ) -> None:
     """Set a key's rate limits (none given: remove them); every replica applies them."""
-    limits = _limits(rpm, tpm) if rpm is not None or tpm is not None else None
+    limits = _limits(rpm, tpm, parallel) or None
     path = f"/v1/admin/keys/{key_id}"
     record = ApiClient(url, key).request("PATCH", path, json={"limits": limits}).json()
     out.print(f"[green]limits[/] of {record['id']}: {_limits_text(record['limits']) or 'none'}")
 
 
-def _limits(rpm: int | None, tpm: int | None) -> dict[str, int | None]:
-    return {"requests_per_minute": rpm, "tokens_per_minute": tpm}
+#: how `keys list` and `keys limit` name each limit
+LIMIT_UNITS = (
+    ("requests_per_minute", "req/min"),
+    ("tokens_per_minute", "tok/min"),
+    ("max_parallel_requests", "in flight"),
+)
+
+
+def _limits(rpm: int | None, tpm: int | None, parallel: int | None) -> dict[str, int]:
+    """The limits given, by their API names (empty when none is)."""
+    limits = {
+        "requests_per_minute": rpm,
+        "tokens_per_minute": tpm,
+        "max_parallel_requests": parallel,
+    }
+    return {name: value for name, value in limits.items() if value is not None}
 
 
 def _limits_text(limits: dict[str, int | None] | None) -> str:
     if not limits:
         return ""
-    parts = [
-        f"{limits[name]:,} {unit}/min"
-        for name, unit in (("requests_per_minute", "req"), ("tokens_per_minute", "tok"))
-        if limits.get(name)
-    ]
+    parts = [f"{limits[name]:,} {unit}" for name, unit in LIMIT_UNITS if limits.get(name)]
     return ", ".join(parts)

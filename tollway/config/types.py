@@ -50,10 +50,14 @@ class _Strict(BaseModel):
 
 
 class RateLimits(_Strict):
-    """Requests and tokens a minute, over a sliding minute, across every proxy replica: a
-    key's limits, or a model's quota at its provider (router/rate_limits.py)."""
+    """Requests and tokens a minute, over a sliding minute, and calls in flight at once, across
+    every proxy replica: a key's limits, a business line's, or a model's quota at its provider
+    (router/rate_limits.py)."""
 
     requests_per_minute: int | None = Field(default=None, ge=1)
     tokens_per_minute: int | None = Field(
         default=None, ge=1, description="Input plus output tokens, the prompt counted on arrival."
+    )
+    max_parallel_requests: int | None = Field(
+        default=None, ge=1, description="Calls in flight at once; a stream counts until it ends."
     )
