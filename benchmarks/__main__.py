@@ -16,6 +16,7 @@ BENCHMARKS = [
     "enforcement",
     "rate_limits",
     "routing_simulation",
+    "guardrails",
     "dashboard_pages",
     "dashboard_browser",
 ]

@@ -1,7 +1,8 @@
 """Admission: what happens to a call before any provider sees it.
 
-The call is planned (which models, in which order: router/policy.py), counted against its
-key's rate limits (router/rate_limits.py) and its budgets (router/budget_gate.py) — refused
+The call is planned (which models, in which order: router/policy.py), refused if a blocking
+guardrail matched its prompt (router/guardrails.py screened it), counted against its key's
+rate limits (router/rate_limits.py) and its budgets (router/budget_gate.py) — refused
 with a 429, downgraded to a cheaper plan, or passed — and given the event that will record it.
 A refused call's event is published here, as `blocked`; an admitted one's is completed and
 published by the gateway once the call is answered.
@@ -19,8 +20,9 @@ from uuid import UUID
 from router.attribution import Attribution
 from router.budget_gate import BudgetGate, Decision
 from router.choice import Needs
-from router.errors import GatewayError, RateLimited
+from router.errors import GatewayError, GuardrailBlocked, RateLimited
 from router.events import EventPublisher
+from router.guardrails import Screening
 from router.needs import Ask
 from router.policy import RoutePlan, RoutePolicy
 from router.rate_limits import RATE_LIMITED, RateLimiter, line_subject, line_ticket
@@ -51,17 +53,29 @@ class Admission:
         self._lines_of: TollwayConfig | None = None
 
     def admit(
-        self, ask: Ask, who: Attribution, endpoint: Endpoint, started: datetime
+        self,
+        ask: Ask,
+        who: Attribution,
+        endpoint: Endpoint,
+        started: datetime,
+        screening: Screening[Any] | None = None,
     ) -> tuple[Decision, RoutePlan, CallEvent]:
-        """Plan the call, then its rate limits and the budget gate: block (publishing the
-        refused call's event), downgrade (to the route's economy tier or the budget's target),
-        or pass."""
+        """Plan the call, then its guardrails, rate limits and the budget gate: block
+        (publishing the refused call's event), downgrade (to the route's economy tier or the
+        budget's target), or pass."""
         plan = self.policy.plan(ask.model, ask.needs)
+        guardrails = screening.matched if screening is not None else ()
+        if screening is not None and screening.refusal is not None:
+            refused = new_event(
+                ask, who, endpoint, plan, started, Decision(), guardrails=guardrails
+            )
+            self._refused(refused, GuardrailBlocked.code, http_status=400)
+            raise screening.refusal
         first = plan.models[0] if plan.models else None
         line_limits = self._line_limits(who.business_line)
         event_id = None
         if who.limits or line_limits:
-            event_id = self._rate_admit(ask, who, endpoint, plan, started, line_limits)
+            event_id = self._rate_admit(ask, who, endpoint, plan, started, line_limits, guardrails)
 
         def estimate() -> Decimal:  # priced only when a budget counts the call
             return self._estimate(ask, first.name) if first else Decimal(0)
@@ -69,7 +83,7 @@ class Admission:
         decision = self.budgets.admit(who, first.name if first else ask.model, estimate, started)
         if decision.action == "downgraded":
             plan = self._downgraded(plan, ask.needs, decision)
-        event = new_event(ask, who, endpoint, plan, started, decision, event_id)
+        event = new_event(ask, who, endpoint, plan, started, decision, event_id, guardrails)
         if decision.refusal is not None:
             if event_id is not None:
                 self.rates.undo(event_id)
@@ -100,6 +114,7 @@ class Admission:
         plan: RoutePlan,
         started: datetime,
         line_limits: RateLimits | None,
+        guardrails: tuple[str, ...],
     ) -> UUID:
         """Count the call against its key's rate limits and its business line's, under the id
         its event will have; a refused call's event is published before the refusal is raised,
@@ -119,13 +134,13 @@ class Admission:
                     raise
         except RateLimited as refusal:
             RATE_LIMITED.labels(refusal.details["limit"]).inc()
-            refused = new_event(ask, who, endpoint, plan, started, Decision(), event_id)
+            refused = new_event(ask, who, endpoint, plan, started, Decision(), event_id, guardrails)
             self._refused(refused, RateLimited.code)
             raise
         return event_id
 
-    def _refused(self, event: CallEvent, error_code: str) -> None:
-        update = {"status": "blocked", "http_status": 429, "error_code": error_code}
+    def _refused(self, event: CallEvent, error_code: str, http_status: int = 429) -> None:
+        update = {"status": "blocked", "http_status": http_status, "error_code": error_code}
         self.publisher.publish(event.model_copy(update=update))
 
     def _downgraded(self, plan: RoutePlan, needs: Needs, decision: Decision) -> RoutePlan:
@@ -162,8 +177,10 @@ def new_event(
     started: datetime,
     decision: Decision,
     event_id: UUID | None = None,
+    guardrails: tuple[str, ...] = (),
 ) -> CallEvent:
-    """The call's event as admission knows it: who, what was asked, the plan, the budgets."""
+    """The call's event as admission knows it: who, what was asked, the plan, the budgets,
+    the guardrails that matched."""
     return CallEvent(
         event_id=event_id or new_event_id(),
         ts=started,
@@ -174,6 +191,7 @@ def new_event(
         stream=ask.stream,
         route=plan.route,
         route_reason=plan.reason,
+        guardrails=list(guardrails),
         **_attribution_fields(who),
     )
 

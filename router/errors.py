@@ -37,6 +37,13 @@ class InvalidRequest(GatewayError):
     type = "invalid_request_error"
 
 
+class GuardrailBlocked(InvalidRequest):
+    """A guardrail with action `block` found what it looks for in the request
+    (router/guardrails.py); the message names the guardrail and the kind of match only."""
+
+    code = "guardrail_blocked"
+
+
 class NotFound(GatewayError):
     """An admin API's resource (a key, a budget, a webhook) that does not exist."""
 

@@ -6,7 +6,8 @@ one chat call: plan the models, try them in order, price the usage, publish one 
 `embed` for an embeddings call. The three share admission (router/admission.py: plan, rate
 limits, budget gate, the event's first fields), whatever the endpoint asked, through an `Ask`,
 and the response cache (router/response_cache.py, router/cached_streams.py).
-`count_tokens` answers how long a prompt is, without a call. Retries, timeouts, fallbacks and
+A call's prompt is screened by the guardrails first (router/guardrails.py): what they leave
+is what the providers see. `count_tokens` answers how long a prompt is, without a call. Retries, timeouts, fallbacks and
 circuit breakers live in router/resilience.py. All of it works on the one internal shape (OpenAI
 chat completions and embeddings); the caller's protocol is the endpoint's business.
 """
@@ -31,6 +32,7 @@ from router.call_outcomes import failure, from_cache, ms_since, routing_fields
 from router.circuit_alerts import CircuitAlerts
 from router.errors import GatewayError
 from router.events import EventPublisher
+from router.guardrails import Guardrails, Screening
 from router.model_quotas import CallQuota
 from router.needs import Ask, needs_of
 from router.policy import RoutePlan, RoutePolicy
@@ -79,6 +81,7 @@ class Gateway:
         self.budgets = budgets or BudgetGate(lambda: self.config)
         self.rates = rates or RateLimiter()
         self.cache = ResponseCache(lambda: self.config.cache)
+        self.guardrails = Guardrails(lambda: self.config)
         self.rate_sharing = rate_sharing
         self.admission = Admission(
             lambda: self.config, self.policy, self.budgets, self.rates, publisher, self._price
@@ -158,26 +161,30 @@ class Gateway:
         cache: CacheMode = "skip",
     ) -> CallOutcome:
         """One plain chat call (`cache`: the caller's `x-tollway-cache`, when the cache is on)."""
+        screening = self.guardrails.screen(request, who)
+        sent = screening.request  # as the guardrails left it
 
         async def complete(provider: Provider, model: ModelConfig) -> ChatResult:
-            return await provider.chat(request, model)
+            return await provider.chat(sent, model)
 
-        ask = Ask.chat(request, who.task_type)
-        lookup = self.cache.lookup(who, request, cache)
-        return await self._served(ask, who, endpoint, complete, lookup)
+        ask = Ask.chat(sent, who.task_type)
+        lookup = self.cache.lookup(who, sent, cache)
+        return await self._served(ask, who, endpoint, complete, lookup, screening)
 
     async def embed(
         self, request: EmbeddingsRequest, who: Attribution, cache: CacheMode = "skip"
     ) -> CallOutcome:
         """One embeddings call: admitted, tried, priced (input tokens only) and published as
         a chat call is, on a model with the `embeddings` capability."""
+        screening = self.guardrails.screen(request, who)
+        sent = screening.request  # as the guardrails left it
 
         async def embed(provider: Provider, model: ModelConfig) -> EmbeddingResult:
-            return await provider.embed(request, model)
+            return await provider.embed(sent, model)
 
-        ask = Ask.embeddings(request, who.task_type)
-        lookup = self.cache.lookup(who, request, cache)
-        return await self._served(ask, who, "embeddings", embed, lookup)
+        ask = Ask.embeddings(sent, who.task_type)
+        lookup = self.cache.lookup(who, sent, cache)
+        return await self._served(ask, who, "embeddings", embed, lookup, screening)
 
     async def _served(
         self,
@@ -186,12 +193,13 @@ class Gateway:
         endpoint: Endpoint,
         attempt: Callable[[Provider, ModelConfig], Awaitable[ChatResult | EmbeddingResult]],
         lookup: Lookup | None = None,
+        screening: Screening[Any] | None = None,
     ) -> CallOutcome:
         """A call answered whole: admitted, then answered from the response cache or tried
         through the plan's models, billed."""
         started = datetime.now(UTC)
         clock = time.perf_counter()
-        decision, plan, event = self.admission.admit(ask, who, endpoint, started)
+        decision, plan, event = self.admission.admit(ask, who, endpoint, started, screening)
         if lookup is not None and (hit := self.cache.get(lookup)) is not None:
             return self._from_cache(hit, event, decision, clock)
         try:
@@ -275,9 +283,11 @@ class Gateway:
         the call (and publishes its event however the stream ends)."""
         started = datetime.now(UTC)
         clock = time.perf_counter()
+        screening = self.guardrails.screen(request, who)
+        request = screening.request  # as the guardrails left it
         ask = Ask.chat(request, who.task_type)
         lookup = self.cache.lookup(who, request, cache)
-        decision, plan, event = self.admission.admit(ask, who, endpoint, started)
+        decision, plan, event = self.admission.admit(ask, who, endpoint, started, screening)
         hit = self.cache.get(lookup, stream=True) if lookup is not None else None
         if hit is not None and (chunks := replay(hit)):
             return self._stream_from_cache(request, hit, chunks, event, decision, clock, started)

@@ -113,6 +113,34 @@ INVALID: list[tuple[str, Any, str, str]] = [
         "unknown model 'gpt-5'",
     ),
     (
+        "guardrail with an unknown detector",
+        edit(lambda d: d.update(guardrails=[{"id": "pii", "detect": ["passport"]}])),
+        "guardrails[0] (pii).detect[0]",
+        "Input should be 'secrets', 'email', 'phone', 'credit_card' or 'iban'",
+    ),
+    (
+        "guardrail pattern that is no regular expression",
+        edit(lambda d: d.update(guardrails=[{"id": "words", "patterns": ["ok", "(unclosed"]}])),
+        "guardrails[0] (words).patterns",
+        "pattern 2 is not a regular expression: missing ), unterminated subpattern",
+    ),
+    (
+        "guardrail looking for nothing",
+        edit(lambda d: d.update(guardrails=[{"id": "idle", "action": "flag"}])),
+        "guardrails[0] (idle)",
+        "a guardrail needs `detect` or `patterns`",
+    ),
+    (
+        "guardrail scoped to an unknown route",
+        edit(
+            lambda d: d.update(
+                guardrails=[{"id": "g", "detect": ["email"], "scope": {"model": "autopilot"}}]
+            )
+        ),
+        "guardrails[0] (g).scope.model",
+        "unknown model or route 'autopilot'",
+    ),
+    (
         "bad time zone",
         edit(lambda d: d["budgets"][0].update(timezone="Paris")),
         "budgets[0] (marketing-monthly).timezone",

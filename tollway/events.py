@@ -96,6 +96,7 @@ class CallEvent(BaseModel):
     error_code: str = ""
     budget_action: BudgetAction = "none"
     budget_ids: list[str] = Field(default_factory=list)
+    guardrails: list[str] = Field(default_factory=list)  # ids of those that matched the prompt
     # content, only under a logging policy that turns it on
     request_content: str | None = None
     response_content: str | None = None

@@ -1,7 +1,7 @@
 """The `tollway.yaml` model: policy as code, validated before anything starts.
 
 Each section is a pydantic model (`catalogue.py`: providers, models, routes; `governance.py`:
-organisation, keys, budgets, webhooks, logging; `types.py`: the shared building blocks).
+organisation, keys, budgets, webhooks, logging; `guardrails.py`; `types.py`: the shared building blocks).
 Cross-references between sections (a model's provider, a route's candidates, a key's business
 line, a budget's scope) are checked here in `TollwayConfig`, so a bad file fails at load with
 the field path that is wrong. Everything is re-exported here: import from this module.
@@ -33,6 +33,7 @@ from tollway.config.governance import (
     Organisation,
     WebhookConfig,
 )
+from tollway.config.guardrails import DetectorName, GuardrailAction, GuardrailConfig
 from tollway.config.types import (
     BudgetActionName,
     Capability,
@@ -58,6 +59,9 @@ __all__ = [
     "BusinessLine",
     "Capability",
     "ConfigReferenceError",
+    "DetectorName",
+    "GuardrailAction",
+    "GuardrailConfig",
     "HeaderOverride",
     "Issue",
     "KeyConfig",
@@ -92,6 +96,7 @@ class TollwayConfig(_Strict):
     keys: list[KeyConfig] = Field(default_factory=list)
     budgets: list[BudgetConfig] = Field(default_factory=list)
     webhooks: list[WebhookConfig] = Field(default_factory=list)
+    guardrails: list[GuardrailConfig] = Field(default_factory=list)
     logging: LoggingPolicy = Field(default_factory=LoggingPolicy)
     limits: ProxyLimits = Field(default_factory=ProxyLimits)
     cache: ResponseCache = Field(default_factory=ResponseCache)
@@ -120,6 +125,7 @@ class TollwayConfig(_Strict):
         issues += _unique("routes", [r.name for r in self.routes])
         issues += _unique("keys", [k.id for k in self.keys])
         issues += _unique("budgets", [b.id for b in self.budgets])
+        issues += _unique("guardrails", [g.id for g in self.guardrails])
         providers = {p.name for p in self.providers}
         models = {m.name for m in self.models}
         for i, model in enumerate(self.models):
@@ -166,6 +172,18 @@ class TollwayConfig(_Strict):
                 )
             issues += self._attribution_issues(
                 ("budgets", i, "scope"), scope.business_line, scope.project, scope.task_type
+            )
+        for i, guardrail in enumerate(self.guardrails):
+            scope = guardrail.scope
+            if scope.model and scope.model not in targets:  # the model or route asked for
+                issues.append(
+                    (
+                        ("guardrails", i, "scope", "model"),
+                        f"unknown model or route {scope.model!r}{_known(targets)}",
+                    )
+                )
+            issues += self._attribution_issues(
+                ("guardrails", i, "scope"), scope.business_line, scope.project, scope.task_type
             )
         return issues
 

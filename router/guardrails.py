@@ -1,0 +1,199 @@
+"""Guardrails on the proxy: every prompt they cover screened before admission.
+
+`Guardrails.screen` looks at the text a call would send — chat messages' text (plain or in
+parts), the arguments of earlier tool calls, embeddings inputs — with the detectors of each
+guardrail whose scope matches the call (tollway/config/guardrails.py, router/detectors.py).
+What it returns says what admission and the gateway do next:
+
+- a guardrail with `block` matched: `refusal`, a 400 naming the guardrail and what it found
+  (never the text itself); admission records the call as `blocked` and raises it;
+- one with `redact` matched: `request` is a copy with each match replaced by
+  `[REDACTED:<detector>]`, which is what the provider sees and the response cache keys on;
+- `matched`: the ids of every guardrail that matched, for the call's event.
+
+With no guardrail configured, or none covering the call, the request passes untouched for the
+price of a scope check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from prometheus_client import Counter
+
+from router.attribution import Attribution
+from router.detectors import Detector, detectors_for
+from router.errors import GuardrailBlocked
+from router.schemas import ChatCompletionRequest, ChatMessage, EmbeddingsRequest
+from tollway.budgets import matches
+from tollway.config.schema import GuardrailConfig, TollwayConfig
+
+GUARDRAIL_HITS = Counter(
+    "tollway_guardrail_hits_total", "Calls a guardrail matched", ["guardrail", "action"]
+)
+
+R = TypeVar("R", ChatCompletionRequest, EmbeddingsRequest)
+#: where in a text a detector matched: start, end, detector
+Match = tuple[int, int, Detector]
+
+
+@dataclass(frozen=True)
+class _Rail:
+    config: GuardrailConfig
+    detectors: tuple[Detector, ...]
+
+    def first_match(self, text: str) -> Detector | None:
+        for detector in self.detectors:
+            for _ in detector.find(text):
+                return detector
+        return None
+
+    def matches(self, text: str) -> list[Match]:
+        return [(*span, d) for d in self.detectors for span in d.find(text)]
+
+
+@dataclass(frozen=True)
+class Screening(Generic[R]):
+    request: R
+    matched: tuple[str, ...] = ()
+    refusal: GuardrailBlocked | None = None
+
+
+class Guardrails:
+    def __init__(self, config: Callable[[], TollwayConfig]) -> None:
+        self.config = config
+        self._of: TollwayConfig | None = None
+        self._rails: tuple[_Rail, ...] = ()
+
+    def screen(self, request: R, who: Attribution) -> Screening[R]:
+        rails = self._covering(request.model, who)
+        if not rails:
+            return Screening(request)
+        texts = _texts(request)
+        found: dict[str, tuple[_Rail, Detector]] = {}
+        cuts: list[list[Match]] = [[] for _ in texts]  # what redaction replaces, per text
+        for rail in rails:
+            for i, text in enumerate(texts):
+                if rail.config.action == "redact":  # every match, found once
+                    if spans := rail.matches(text):
+                        found.setdefault(rail.config.id, (rail, spans[0][2]))
+                        cuts[i] += spans
+                elif (detector := rail.first_match(text)) is not None:
+                    found[rail.config.id] = (rail, detector)
+                    break
+        if not found:
+            return Screening(request)
+        for rail, _ in found.values():
+            GUARDRAIL_HITS.labels(rail.config.id, rail.config.action).inc()
+        matched = tuple(found)
+        blocking = [(r, d) for r, d in found.values() if r.config.action == "block"]
+        if blocking:
+            rail, detector = blocking[0]
+            refusal = GuardrailBlocked(
+                f"blocked by guardrail {rail.config.id}: the request contains {detector.label}",
+                details={"guardrail": rail.config.id},
+            )
+            return Screening(request, matched, refusal)
+        if any(cuts):
+            each_text = iter(cuts)  # `_rewritten` visits the texts in `_texts`' order
+            request = _rewritten(request, lambda text: redacted(text, next(each_text)))
+        return Screening(request, matched)
+
+    def _covering(self, model: str, who: Attribution) -> list[_Rail]:
+        config = self.config()
+        if config is not self._of:
+            self._rails = tuple(
+                _Rail(g, detectors_for(g.detect, g.patterns)) for g in config.guardrails
+            )
+            self._of = config
+        if not self._rails:
+            return []
+        attrs = {
+            "business_line": who.business_line,
+            "project": who.project,
+            "task_type": who.task_type,
+            "key_id": who.key_id,
+            "user": who.user,
+            "model": model,
+        }
+        return [rail for rail in self._rails if matches(rail.config.scope, attrs, who.tags)]
+
+
+def redacted(text: str, matches: list[Match]) -> str:
+    """`text` with each match replaced by `[REDACTED:<detector>]` (of overlapping matches, the
+    first to start wins)."""
+    if not matches:
+        return text
+    parts: list[str] = []
+    at = 0
+    for start, end, detector in sorted(matches, key=lambda m: (m[0], -m[1])):
+        if start < at:  # inside the previous match
+            continue
+        parts += [text[at:start], f"[REDACTED:{detector.name}]"]
+        at = end
+    parts.append(text[at:])
+    return "".join(parts)
+
+
+def _texts(request: R) -> list[str]:
+    """Every string of the request a guardrail reads (what `_rewritten` visits)."""
+    texts: list[str] = []
+
+    def collect(text: str) -> str:
+        texts.append(text)
+        return text
+
+    _rewritten(request, collect)
+    return texts
+
+
+def _rewritten(request: R, fix: Callable[[str], str]) -> R:
+    """The request with `fix` applied to each text a guardrail reads (a copy where any
+    changed; the same object where none did)."""
+    if isinstance(request, EmbeddingsRequest):
+        given = request.input
+        if isinstance(given, str):
+            new_input: Any = fix(given)
+        elif given and isinstance(given[0], str):
+            new_input = [fix(text) for text in given]  # type: ignore[arg-type]
+        else:
+            return request  # token ids
+        return request if new_input == given else request.model_copy(update={"input": new_input})
+    messages = [_message_rewritten(message, fix) for message in request.messages]
+    if all(new is old for new, old in zip(messages, request.messages, strict=True)):
+        return request
+    return request.model_copy(update={"messages": messages})
+
+
+def _message_rewritten(message: ChatMessage, fix: Callable[[str], str]) -> ChatMessage:
+    update: dict[str, Any] = {}
+    content = message.content
+    if isinstance(content, str):
+        if (new := fix(content)) != content:
+            update["content"] = new
+    elif content:
+        parts = [_part_rewritten(part, fix) for part in content]
+        if any(new is not old for new, old in zip(parts, content, strict=True)):
+            update["content"] = parts
+    if message.tool_calls:
+        calls = [_tool_call_rewritten(call, fix) for call in message.tool_calls]
+        if any(new is not old for new, old in zip(calls, message.tool_calls, strict=True)):
+            update["tool_calls"] = calls
+    return message.model_copy(update=update) if update else message
+
+
+def _part_rewritten(part: dict[str, Any], fix: Callable[[str], str]) -> dict[str, Any]:
+    text = part.get("text")
+    if part.get("type") != "text" or not isinstance(text, str) or (new := fix(text)) == text:
+        return part
+    return {**part, "text": new}
+
+
+def _tool_call_rewritten(call: dict[str, Any], fix: Callable[[str], str]) -> dict[str, Any]:
+    function = call.get("function")
+    arguments = function.get("arguments") if isinstance(function, dict) else None
+    if not isinstance(arguments, str) or (new := fix(arguments)) == arguments:
+        return call
+    return {**call, "function": {**function, "arguments": new}}  # type: ignore[dict-item]
