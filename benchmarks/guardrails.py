@@ -66,7 +66,7 @@ def _best_us(work: Callable[[], object], number: int) -> float:
 def run() -> list[str]:
     lines = [
         "guardrails: screening a prompt, in-process (best of 7 rounds)",
-        "| prompt | parse the body (baseline) | guardrails | screen | × the parse |",
+        "| prompt | parse the body (baseline) | guardrails | screen | x the parse |",
         "|---|---|---|---|---|",
     ]
     for size in (2_000, 32_000):
@@ -82,7 +82,7 @@ def run() -> list[str]:
             took = _best_us(lambda g=guardrails, r=request: g.screen(r, WHO), number)  # type: ignore[misc]
             lines.append(
                 f"| {size // 1000} KB | {parse:,.1f} µs | {name} | {took:,.1f} µs"
-                f" | {took / parse:.2f}× |"
+                f" | {took / parse:.2f}x |"
             )
     return lines
 
