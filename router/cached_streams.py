@@ -86,18 +86,26 @@ class Collector:
             if choice.get("finish_reason"):
                 into["finish_reason"] = choice["finish_reason"]
 
+    def messages(self) -> list[dict[str, Any]]:
+        """The message of each choice, as much of it as has streamed."""
+        messages = []
+        for _, kept in sorted(self._choices.items()):
+            message: dict[str, Any] = {"role": "assistant", "content": "".join(kept["content"])}
+            if kept["calls"]:
+                message["tool_calls"] = [kept["calls"][i] for i in sorted(kept["calls"])]
+            messages.append(message)
+        return messages
+
     def answer(self, model: str, usage: Usage) -> dict[str, Any] | None:
         """The chat completion the stream amounted to, or None if it cannot be replayed."""
         if not self.replayable or not self._choices:
             return None
-        choices = []
-        for index, kept in sorted(self._choices.items()):
-            message: dict[str, Any] = {"role": "assistant", "content": "".join(kept["content"])}
-            if kept["calls"]:
-                message["tool_calls"] = [kept["calls"][i] for i in sorted(kept["calls"])]
-            choices.append(
-                {"index": index, "message": message, "finish_reason": kept["finish_reason"]}
+        choices = [
+            {"index": index, "message": message, "finish_reason": kept["finish_reason"]}
+            for (index, kept), message in zip(
+                sorted(self._choices.items()), self.messages(), strict=True
             )
+        ]
         return {
             **self._head,
             "object": "chat.completion",

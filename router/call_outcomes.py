@@ -1,10 +1,12 @@
-"""What a call's result becomes in its event and answer: who served it and how, from the attempt
-loop (router/resilience.py, `routing_fields`); or, when no model did, the error the caller gets
-and the `error` event the ledger gets (`failure`); or a cached answer's event (`from_cache`)."""
+"""What a call's result becomes in its event and answer: what it cost (`priced`); who served it
+and how, from the attempt loop (router/resilience.py, `routing_fields`); or, when no model did,
+the error the caller gets and the `error` event the ledger gets (`failure`); or a cached
+answer's event (`from_cache`)."""
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +20,27 @@ from router.errors import (
 from router.policy import RoutePlan
 from router.resilience import Exhausted, Served, Skips
 from router.response_cache import CACHE_PRICE_VERSION, Cached
+from router.schemas import Usage
 from tollway.events import CallEvent
+from tollway.pricing import Costing, PriceCatalogue, UnpricedModel
+
+
+def priced(prices: PriceCatalogue, model: str, at: datetime, usage: Usage) -> Costing:
+    """The call's cost from the catalogue; a model without a price (allowed only when no
+    budget counts it, e.g. a self-hosted model) costs 0 under price version `unpriced`."""
+    cached = min(usage.cached_input_tokens, usage.input_tokens)
+    try:
+        return prices.cost(
+            model,
+            at,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_input_tokens=cached,
+            reasoning_tokens=min(usage.reasoning_tokens, usage.output_tokens),
+            cache_write_tokens=min(usage.cache_write_tokens, usage.input_tokens - cached),
+        )
+    except UnpricedModel:
+        return Costing(Decimal(0), "unpriced")
 
 
 def routing_fields(plan: RoutePlan, served: Served[Any]) -> dict[str, Any]:

@@ -28,8 +28,9 @@ from router.attribution import Attribution
 from router.breaker import BreakerBoard
 from router.budget_gate import BudgetGate, Decision, Delivery
 from router.cached_streams import replay, replayed
-from router.call_outcomes import failure, from_cache, ms_since, routing_fields
+from router.call_outcomes import failure, from_cache, ms_since, priced, routing_fields
 from router.circuit_alerts import CircuitAlerts
+from router.content_log import content_of
 from router.errors import GatewayError
 from router.events import EventPublisher
 from router.guardrails import Guardrails, Screening
@@ -48,7 +49,7 @@ from router.tokens import estimate_request_tokens
 from router.upstream import ChatChunk
 from tollway.config.schema import ModelConfig, TollwayConfig
 from tollway.events import CallEvent, Endpoint
-from tollway.pricing import Costing, PriceCatalogue, UnpricedModel
+from tollway.pricing import Costing, PriceCatalogue
 
 T = TypeVar("T")
 
@@ -137,21 +138,7 @@ class Gateway:
         self.policy.view.scored(event_id, score)
 
     def _price(self, model: str, at: datetime, usage: Usage) -> Costing:
-        """The call's cost from the catalogue; a model without a price (allowed only when no
-        budget counts it, e.g. a self-hosted model) costs 0 under price version `unpriced`."""
-        cached = min(usage.cached_input_tokens, usage.input_tokens)
-        try:
-            return self.prices.cost(
-                model,
-                at,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cached_input_tokens=cached,
-                reasoning_tokens=min(usage.reasoning_tokens, usage.output_tokens),
-                cache_write_tokens=min(usage.cache_write_tokens, usage.input_tokens - cached),
-            )
-        except UnpricedModel:
-            return Costing(Decimal(0), "unpriced")
+        return priced(self.prices, model, at, usage)
 
     async def call_chat(
         self,
@@ -192,8 +179,8 @@ class Gateway:
         who: Attribution,
         endpoint: Endpoint,
         attempt: Callable[[Provider, ModelConfig], Awaitable[ChatResult | EmbeddingResult]],
-        lookup: Lookup | None = None,
-        screening: Screening[Any] | None = None,
+        lookup: Lookup | None,
+        screening: Screening[Any],
     ) -> CallOutcome:
         """A call answered whole: admitted, then answered from the response cache or tried
         through the plan's models, billed."""
@@ -201,7 +188,8 @@ class Gateway:
         clock = time.perf_counter()
         decision, plan, event = self.admission.admit(ask, who, endpoint, started, screening)
         if lookup is not None and (hit := self.cache.get(lookup)) is not None:
-            return self._from_cache(hit, event, decision, clock)
+            content = content_of(self.config.logging, screening.request, hit.answer())
+            return self._from_cache(hit, event, decision, clock, content)
         try:
             served = await self._attempts(plan, attempt, event, ask)
         except Exhausted as exhausted:
@@ -211,19 +199,25 @@ class Gateway:
             self.admission.nothing_spent(decision, event)
             raise
         usage = served.value.usage
-        event = self._billed(event, decision, plan, served, usage, started, clock)
+        content = content_of(self.config.logging, screening.request, served.value.body)
+        event = self._billed(event, decision, plan, served, usage, started, clock, content)
         body = {**served.value.body, "model": served.model.name}
         if lookup is not None:
             self.cache.put(lookup, Cached.of(body, usage, served.model.name, event.provider))
         return CallOutcome(body=body, event=event, usage=usage)
 
     def _from_cache(
-        self, hit: Cached, event: CallEvent, decision: Decision, clock: float
+        self,
+        hit: Cached,
+        event: CallEvent,
+        decision: Decision,
+        clock: float,
+        content: dict[str, str | None],
     ) -> CallOutcome:
         """A cached answer: nothing billed or counted against a rate, the tokens it saved in
         the event (router/response_cache.py)."""
         self.rates.settle_call(event.event_id, 0)
-        event = from_cache(event, hit, clock)
+        event = from_cache(event, hit, clock).model_copy(update=content)
         self._published(event, self.budgets.settle(decision, Decimal(0)))
         return CallOutcome(body=hit.answer(), event=event, usage=hit.usage)
 
@@ -251,9 +245,10 @@ class Gateway:
         usage: Usage,
         started: datetime,
         clock: float,
+        content: dict[str, str | None],
     ) -> CallEvent:
-        """A served call's event, complete (who served it, its usage and cost), published;
-        its cost settles the budget gate's hold."""
+        """A served call's event, complete (who served it, its usage and cost, its content
+        where the policy logs it), published; its cost settles the budget gate's hold."""
         costing = self._price(served.model.name, started, usage)
         event = event.model_copy(
             update={
@@ -263,6 +258,7 @@ class Gateway:
                 "usage_estimated": usage.estimated,
                 "cost_usd": costing.cost_usd,
                 "price_version": costing.price_version,
+                **content,
             }
         )
         self._published(event, self.budgets.settle(decision, costing.cost_usd))
@@ -333,6 +329,7 @@ class Gateway:
             price=self._price,
             publish=publish,
             keep=keep if lookup is not None else None,
+            content_policy=self.config.logging,
         )
 
     def _stream_from_cache(
@@ -363,6 +360,7 @@ class Gateway:
             started=started,
             price=lambda model, at, usage: Costing(Decimal(0), CACHE_PRICE_VERSION),
             publish=publish,
+            content_policy=self.config.logging,
         )
 
     async def _attempts(

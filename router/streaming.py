@@ -20,10 +20,12 @@ from datetime import datetime
 from typing import Any
 
 from router.cached_streams import Collector
+from router.content_log import content_fields
 from router.errors import GatewayError, UpstreamError
 from router.schemas import ChatCompletionRequest, Usage
 from router.tokens import estimate_prompt_tokens, tokens_for_chars
 from router.upstream import ChatChunk, ProviderError
+from tollway.config.schema import LoggingPolicy
 from tollway.events import CallEvent
 from tollway.pricing import Costing
 
@@ -54,9 +56,11 @@ class ChatStream:
         price: Callable[[str, datetime, Usage], Costing],
         publish: Callable[[CallEvent], None],
         keep: Callable[[dict[str, Any], Usage], None] | None = None,
+        content_policy: LoggingPolicy | None = None,
     ) -> None:
         """`keep`: given the whole answer of a stream that ended normally (the response
-        cache's; router/cached_streams.py)."""
+        cache's; router/cached_streams.py). `content_policy`: tollway.yaml's `logging`, whether
+        the event carries the prompt and answer (router/content_log.py)."""
         self.request = request
         self.event = event  # provider, model and attempts set; usage and outcome pending
         self.model = event.model
@@ -75,7 +79,9 @@ class ChatStream:
         self._finished = False
         self._relay = self._relay_chunks()
         self._keep = keep
-        self._collector = Collector() if keep is not None else None
+        self._content_policy = content_policy if content_policy and content_policy.content else None
+        wanted = keep is not None or self._content_policy is not None
+        self._collector = Collector() if wanted else None
 
     @property
     def finished(self) -> bool:
@@ -192,6 +198,7 @@ class ChatStream:
                 "status": status,
                 "http_status": http_status,
                 "error_code": error_code,
+                **self._content(),
             }
         )
         self.event = event
@@ -200,6 +207,12 @@ class ChatStream:
             answer = self._collector.answer(self.model, usage)
             if answer is not None and status == "ok":
                 self._keep(answer, usage)
+
+    def _content(self) -> dict[str, str | None]:
+        """The prompt and what streamed of the answer, when the policy logs content."""
+        if self._content_policy is None or self._collector is None:
+            return {}
+        return content_fields(self._content_policy, self.request, self._collector.messages())
 
 
 def _ms_since(clock: float) -> int:

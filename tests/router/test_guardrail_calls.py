@@ -61,6 +61,8 @@ async def test_personal_data_reaches_the_provider_redacted(guarded: Stack) -> No
     )
     row = await guarded.row(answer.headers["x-tollway-event-id"])
     assert (row["status"], list(row["guardrails"])) == ("ok", ["pii", "bluebird"])
+    # zero data retention by default: no prompt or answer in the ledger
+    assert (row["request_content"], row["response_content"]) == (None, None)
 
 
 async def test_a_stream_and_an_embedding_are_redacted_too(guarded: Stack) -> None:

@@ -149,5 +149,8 @@ class LoggingPolicy(_Strict):
     """Zero data retention by default: prompts and completions stay out of the ledger."""
 
     content: bool = False
+    content_max_chars: int = Field(
+        default=65_536, ge=1_024, description="Each of a call's prompt and answer, clipped here."
+    )
     content_retention_days: int = Field(default=30, ge=1)
     ledger_retention_days: int | None = Field(default=None, ge=1)
