@@ -201,6 +201,7 @@ CALL_COLUMNS: tuple[str, ...] = (
     "budget_action",
     "length(attempts) AS attempts",
     "fallback_used",
+    "guardrails",
 )
 CONTENT_COLUMNS: tuple[str, ...] = ("request_content", "response_content")
 

@@ -190,6 +190,7 @@ class Call(_Model):
     ttft_ms: float | None = None
     attempts: int = 0
     fallback_used: bool = False
+    guardrails: list[str] = []
 
 
 class RoutingStat(_Model):

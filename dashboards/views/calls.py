@@ -23,6 +23,7 @@ COLUMNS = [
     "output_tokens",
     "duration_ms",
     "fallback_used",
+    "guardrails",
 ]
 
 st.title("Recent calls")
@@ -39,6 +40,7 @@ if not calls:
     st.stop()
 frame = pd.DataFrame([c.model_dump(include=set(COLUMNS)) for c in calls])[COLUMNS]
 frame["cost_usd"] = frame["cost_usd"].astype(float)
+frame["guardrails"] = frame["guardrails"].map(", ".join)  # the ones that matched its prompt
 frame["ts"] = pd.to_datetime(frame["ts"], format="ISO8601")  # whole seconds: no fraction
 st.caption(f"{len(calls)} most recent calls of the last 30 days; no prompt or completion text.")
 st.dataframe(
