@@ -13,14 +13,22 @@ Speed: a prompt is scanned once per detector, so each built-in pattern starts wi
 match starts with (a literal or a character class: Python's regex engine then skips ahead
 with a fast search) rather than a `\b`, which makes it try every position of the text — 1 µs
 instead of 50 for a 2 KB prompt. The word boundary on the left is checked on each match
-instead (`word_start`), and a detector with a `hint` runs only on text containing it.
+instead (`word_start`), and a detector with `hints` runs only on text containing one of them
+(a one-character search runs at memory speed, 0.06 µs for 2 KB; a regex whose first character
+is a class, as `[rs]k_live_`, takes 12 µs to find nothing).
+Numbers (phone, card, IBAN) cannot start with a literal, so those detectors read the text's
+*shape* instead (`on_shape`): the same text with every digit made `D`, every capital `A` and
+every small letter `a` (`str.translate`, 5 µs for 2 KB, once per text), where a card number
+starts with the literal `DDDD` and an IBAN with `AADD`. Spans are the same in both.
 """
 
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from tollway.config.schema import DetectorName
@@ -32,18 +40,52 @@ class Detector:
     label: str  # what it found, for an error message
     regex: re.Pattern[str]
     valid: Callable[[str], bool] | None = None  # a checksum the match must pass
-    hint: str | None = None  # text without it has no match
+    hints: tuple[str, ...] = ()  # text with none of them has no match
     word_start: bool = False  # a match must not follow a letter, digit or underscore
+    on_shape: bool = False  # the regex reads `shape_of(text)`
 
     def find(self, text: str) -> Iterator[tuple[int, int]]:
-        if self.hint is not None and self.hint not in text:
+        if self.hints and not any(hint in text for hint in self.hints):
             return
-        for match in self.regex.finditer(text):
-            start = match.start()
+        for match in self.regex.finditer(shape_of(text) if self.on_shape else text):
+            start, end = match.span()
             if self.word_start and start and (text[start - 1].isalnum() or text[start - 1] == "_"):
                 continue
-            if self.valid is None or self.valid(match.group()):
-                yield match.span()
+            if self.valid is None or self.valid(text[start:end]):
+                yield start, end
+
+
+class AtSign(Detector):
+    """Email addresses, found from their `@`: a regex starting at the local part would try
+    every word of the text (40 µs for 2 KB); this one finds each `@` at memory speed, matches
+    the domain after it, and walks back over the local part (at most 64 characters)."""
+
+    def find(self, text: str) -> Iterator[tuple[int, int]]:
+        at = text.find("@")
+        while at != -1:
+            domain = self.regex.match(text, at)
+            start = at
+            while start > 0 and at - start < 64 and text[start - 1] in _LOCAL_PART:
+                start -= 1
+            if domain is not None and start < at and text[start] != ".":
+                yield start, domain.end()
+            at = text.find("@", domain.end() if domain else at + 1)
+
+
+_LOCAL_PART: Final = frozenset(string.ascii_letters + string.digits + "._%+-")
+
+
+SHAPES: Final = str.maketrans(
+    dict.fromkeys(string.digits, "D")
+    | dict.fromkeys(string.ascii_uppercase, "A")
+    | dict.fromkeys(string.ascii_lowercase, "a")
+)
+
+
+@lru_cache(maxsize=16)  # the detectors of a guardrail read the same texts one after another
+def shape_of(text: str) -> str:
+    """`text` with digits as `D`, capitals as `A`, small letters as `a`; all else kept."""
+    return text.translate(SHAPES)
 
 
 def luhn_valid(candidate: str) -> bool:
@@ -68,8 +110,21 @@ def iban_valid(candidate: str) -> bool:
     return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
 
 
-def _secret(label: str, pattern: str, hint: str | None = None) -> Detector:
-    return Detector("secrets", label, re.compile(pattern), hint=hint, word_start=True)
+def _number(
+    name: DetectorName,
+    label: str,
+    shape: str,
+    valid: Callable[[str], bool] | None = None,
+    hint: str | None = None,
+) -> Detector:
+    """A detector of a number standing as a word of its own, on the text's shape."""
+    regex = re.compile(shape + r"(?!\w)")
+    hints = (hint,) if hint else ()
+    return Detector(name, label, regex, valid, hints=hints, word_start=True, on_shape=True)
+
+
+def _secret(label: str, pattern: str, *hints: str) -> Detector:
+    return Detector("secrets", label, re.compile(pattern), hints=hints, word_start=True)
 
 
 #: credentials that must never leave for a provider
@@ -82,56 +137,35 @@ SECRETS: Final = (
     _secret("a GitHub token", r"(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
     _secret("a Google API key", r"AIza[0-9A-Za-z_-]{35}"),
     _secret("a Slack token", r"xox[abprs]-[A-Za-z0-9-]{10,}"),
-    _secret("a Stripe secret key", r"[rs]k_live_[A-Za-z0-9]{20,}", hint="_live_"),
+    _secret("a Stripe secret key", r"[rs]k_live_[A-Za-z0-9]{20,}", "_live_"),
     _secret("a JSON web token", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
 )  # fmt: skip
 
 BUILT_IN: Final[dict[DetectorName, tuple[Detector, ...]]] = {
     "secrets": SECRETS,
     "email": (
-        Detector(
+        AtSign(
             "email",
             "an email address",
-            re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
-            hint="@",
-            word_start=True,
+            re.compile(r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
+            hints=("@",),
         ),
     ),
     "phone": (  # international (+44 20 7946 0958) or North American ((415) 555-0132)
-        Detector(
+        _number(
             "phone",
             "a phone number",
-            re.compile(r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){2,4}(?!\w)"),
+            r"\+D{1,3}[ .-]?(?:\(D{1,4}\)[ .-]?)?D{1,4}(?:[ .-]?D{2,4}){2,4}",
             hint="+",
         ),
-        Detector(
-            "phone", "a phone number", re.compile(r"\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}(?!\w)"), hint="("
-        ),
-        Detector(
-            "phone",
-            "a phone number",
-            re.compile(r"\d{3}[ .-]\d{3}[ .-]\d{4}(?!\w)"),
-            word_start=True,
-        ),
+        _number("phone", "a phone number", r"\(DDD\)[ .-]?DDD[ .-]DDDD", hint="("),
+        _number("phone", "a phone number", r"DDD[ .-]DDD[ .-]DDDD"),
     ),
+    # 13 to 19 digits, grouped by spaces or dashes; every issuer's format starts with four
     "credit_card": (
-        Detector(
-            "credit_card",
-            "a payment card number",
-            re.compile(r"\d(?:[ -]?\d){12,18}(?!\w)"),
-            luhn_valid,
-            word_start=True,
-        ),
+        _number("credit_card", "a payment card number", r"DDDD(?:[ -]?D){9,15}", luhn_valid),
     ),
-    "iban": (
-        Detector(
-            "iban",
-            "an IBAN",
-            re.compile(r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
-            iban_valid,
-            word_start=True,
-        ),
-    ),
+    "iban": (_number("iban", "an IBAN", r"AADD(?: ?[AD]{4}){2,7}(?: ?[AD]{1,3})?", iban_valid),),
 }
 
 

@@ -44,6 +44,9 @@ def test_card_numbers_must_pass_luhn() -> None:
     assert _found("credit_card", "card 4111 1111 1111 1111 exp 12/30") == ["4111 1111 1111 1111"]
     assert _found("credit_card", "order 4111 1111 1111 1112 shipped") == []
     assert luhn_valid("5500-0000-0000-0004") and not luhn_valid("1234")
+    # found on the text's shape, reported on the text itself, whatever its alphabet
+    assert _found("credit_card", "Überweisung 東京 4111111111111111.") == ["4111111111111111"]
+    assert _found("credit_card", "id x4111111111111111 or 41111111111111110") == []
 
 
 def test_ibans_must_pass_their_check_digits() -> None:
@@ -57,6 +60,7 @@ def test_ibans_must_pass_their_check_digits() -> None:
 def test_email_and_phone() -> None:
     assert _found("email", "mail jane.doe+x@example.co.uk now") == ["jane.doe+x@example.co.uk"]
     assert _found("email", "user@localhost or @handle") == []
+    assert _found("email", "@team: ask a.b@x.io or c@y.io.") == ["a.b@x.io", "c@y.io"]
     assert _found("phone", "call +44 20 7946 0958 or (415) 555-0132") == [
         "+44 20 7946 0958",
         "(415) 555-0132",
