@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from tollway.config import load_config
 from tollway.config.changes import config_changes
-from tollway.config.schema import KeyConfig, LoggingPolicy
+from tollway.config.schema import KeyConfig, LoggingPolicy, TollwayConfig
 from tollway.ids import hash_key
 
 
@@ -37,3 +37,10 @@ def test_entries_added_removed_and_changed_by_name_and_sections_by_section() -> 
     # a key's hash changing (a secret replaced in the file) is a change, not named by its hash
     rotated = after.model_copy(update={"keys": [key.model_copy(update={"hash": hash_key("t")})]})
     assert config_changes(after, rotated) == {"keys": {"changed": ["k_new"]}}
+
+
+def test_every_part_of_the_file_is_compared() -> None:
+    """A section added to tollway.yaml must be named here, or its edits go unaudited."""
+    from tollway.config.changes import NAMED, SECTIONS
+
+    assert set(NAMED) | set(SECTIONS) == set(TollwayConfig.model_fields)

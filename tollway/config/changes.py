@@ -1,6 +1,6 @@
 """What changed between two versions of `tollway.yaml`, by name: the audit trail's record of a
-reload (tollway/service.py) says which providers, models, routes, keys, budgets and webhooks
-were added, removed or changed, and which settings sections changed."""
+reload (tollway/service.py) says which providers, models, routes, keys, budgets, webhooks and
+guardrails were added, removed or changed, and which settings sections changed."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ NAMED = {
     "keys": "id",
     "budgets": "id",
     "webhooks": "id",
+    "guardrails": "id",
 }
 SECTIONS = ("organisation", "logging", "limits", "cache")
 
