@@ -14,8 +14,15 @@ the limit (its own counts are exact); with two, each learns the other's counts a
 100 ms plus a record's trip through the broker, and admits within that time what it cannot
 see yet.
 
-Run: `python -m benchmarks rate_limits` (about 4 to 5 minutes: each setting waits for the next
-minute to begin).
+A third limit, calls in flight (`max_parallel_requests: PARALLEL` on the key), runs against an
+upstream answering in SLOW_MS: the clients pause 10 ms after a refusal, and the peak is the
+most admitted calls whose request-to-answer intervals overlapped, as the clients saw them —
+an upper bound of what the proxies held at once (a slot is freed just before its answer
+leaves). One proxy is the baseline; with two, a slot taken on one is seen by the other within
+100 ms plus a record's trip.
+
+Run: `python -m benchmarks rate_limits` (about 5 to 6 minutes: each minute-limit setting waits
+for the next minute to begin).
 """
 
 from __future__ import annotations
@@ -37,6 +44,9 @@ from tollway.ids import hash_key, new_key_secret
 LIMIT = 3000
 RUN_S = 20.0
 CLIENTS_PER_PROXY = 32
+PARALLEL = 16
+SLOW_MS = 100
+PARALLEL_RUN_S = 10.0
 
 
 async def run() -> list[str]:
@@ -55,14 +65,29 @@ async def run() -> list[str]:
                 f"  {subject:>11} {proxies:>7} | {admitted:>8,} {over:>5} {over / LIMIT:>6.2%} | "
                 f"{refused:>8,} | {reached:>17.2f} s"
             )
+    lines += [
+        f"calls in flight: the key limited to {PARALLEL} at once, an upstream answering in "
+        f"{SLOW_MS} ms, {CLIENTS_PER_PROXY} clients a proxy for {PARALLEL_RUN_S:g} s",
+        f"  {'proxies':>7} | {'admitted/s':>10} {'peak in flight':>14} {'over':>5} | {'refused':>8}",
+    ]
+    for proxies in (1, 2):
+        admitted, refused, peak = await _setting(proxies, "in flight")
+        rate = admitted / PARALLEL_RUN_S
+        lines.append(
+            f"  {proxies:>7} | {rate:>10,.0f} {peak:>14} {peak - PARALLEL:>5} | {refused:>8,}"
+        )
     return lines
 
 
 async def _setting(proxies: int, subject: str) -> tuple[int, int, float]:
+    """Admitted, refused, and when the limit was first reached (calls in flight: the peak)."""
     secret = new_key_secret()
     limit = {"requests_per_minute": LIMIT}
     on_key = {"limits": limit} if subject == "key" else {}
-    on_model = {"quota": limit} if subject == "model quota" else {}
+    on_model: dict[str, object] = {"quota": limit} if subject == "model quota" else {}
+    if subject == "in flight":
+        on_key = {"limits": {"max_parallel_requests": PARALLEL}}
+        on_model = {"upstream_name": "bench-slow"}  # answered after SLOW_MS
     upstream_port = free_port()
     config = {
         "providers": [
@@ -94,7 +119,9 @@ async def _setting(proxies: int, subject: str) -> tuple[int, int, float]:
         config_path = Path(tmp) / "tollway.yaml"
         config_path.write_text(yaml.safe_dump(config))
         async with EmbeddedBroker() as broker:
-            upstream = processes.start("-m", "benchmarks.upstream", str(upstream_port))
+            upstream = processes.start(
+                "-m", "benchmarks.upstream", str(upstream_port), "--slow-ms", str(SLOW_MS)
+            )
             await wait_ready(f"http://127.0.0.1:{upstream_port}/", upstream)
             urls = []
             for i in range(proxies):
@@ -108,8 +135,10 @@ async def _setting(proxies: int, subject: str) -> tuple[int, int, float]:
                 )  # fmt: skip
                 await wait_ready(f"http://127.0.0.1:{port}/healthz", proxy)
                 urls.append(f"http://127.0.0.1:{port}/v1/chat/completions")
+            if subject == "in flight":
+                return await _load(urls, secret, PARALLEL_RUN_S, pause_s=0.01)
             await _next_minute()
-            return await _load(urls, secret)
+            return await _load(urls, secret, RUN_S)
 
 
 async def _next_minute() -> None:
@@ -117,24 +146,32 @@ async def _next_minute() -> None:
     await asyncio.sleep(60 - time.time() % 60 + 0.5)
 
 
-async def _load(urls: list[str], secret: str) -> tuple[int, int, float]:
+async def _load(
+    urls: list[str], secret: str, run_s: float, pause_s: float = 0.0
+) -> tuple[int, int, float]:
+    """Admitted, refused, and when the first refusal came (with `pause_s` after each refusal:
+    the peak of admitted calls in flight instead)."""
     body = {"model": "bench-model", "messages": [{"role": "user", "content": "hello"}]}
     headers = {"authorization": f"Bearer {secret}"}
     admitted = refused = 0
     reached: float | None = None
     started = time.monotonic()
-    deadline = started + RUN_S
+    deadline = started + run_s
+    intervals: list[tuple[float, float]] = []  # admitted calls: sent, answered
 
     async def client(session: aiohttp.ClientSession, url: str) -> None:
         nonlocal admitted, refused, reached
         while time.monotonic() < deadline:
+            sent = time.monotonic()
             async with session.post(url, json=body, headers=headers) as answer:
                 await answer.read()
                 if answer.status == 200:
                     admitted += 1
+                    intervals.append((sent, time.monotonic()))
                 elif answer.status == 429:
                     refused += 1
                     reached = reached or time.monotonic() - started
+                    await asyncio.sleep(pause_s)
                 else:
                     raise RuntimeError(f"{answer.status}: {(await answer.text())[:300]}")
 
@@ -143,7 +180,19 @@ async def _load(urls: list[str], secret: str) -> tuple[int, int, float]:
         await asyncio.gather(
             *(client(session, url) for url in urls for _ in range(CLIENTS_PER_PROXY))
         )
+    if pause_s:
+        return admitted, refused, _peak(intervals)
     return admitted, refused, reached or float("nan")
+
+
+def _peak(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at one moment (an end before a start at the same instant)."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    peak = current = 0
+    for _, step in edges:
+        current += step
+        peak = max(peak, current)
+    return peak
 
 
 if __name__ == "__main__":

@@ -77,9 +77,9 @@ class Guardrails:
         for rail in rails:
             for i, text in enumerate(texts):
                 if rail.config.action == "redact":  # every match, found once
-                    if spans := rail.matches(text):
-                        found.setdefault(rail.config.id, (rail, spans[0][2]))
-                        cuts[i] += spans
+                    if hits := rail.matches(text):
+                        found.setdefault(rail.config.id, (rail, hits[0][2]))
+                        cuts[i] += hits
                 elif (detector := rail.first_match(text)) is not None:
                     found[rail.config.id] = (rail, detector)
                     break

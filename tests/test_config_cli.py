@@ -16,14 +16,20 @@ def test_cli_check_good_file() -> None:
     result = CliRunner().invoke(app, ["check", str(CONFIGS / "minimal.yaml")])
     assert result.exit_code == 0, result.output
     assert "✓" in result.output
-    assert "minimal.yaml: 1 providers, 1 models, 0 routes, 0 keys, 1 budgets" in result.output
+    assert (
+        "minimal.yaml: 1 providers, 1 models, 0 routes, 0 keys, 1 budgets, 0 guardrails"
+        in result.output
+    )
 
 
 def test_cli_check_defaults_to_env_then_demo(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TOLLWAY_CONFIG", raising=False)
     result = CliRunner().invoke(app, ["check"])
     assert result.exit_code == 0, result.output
-    assert "demo.yaml: 1 providers, 6 models, 2 routes, 0 keys, 2 budgets" in result.output
+    assert (
+        "demo.yaml: 1 providers, 6 models, 2 routes, 0 keys, 2 budgets, 0 guardrails"
+        in result.output
+    )
     monkeypatch.setenv("TOLLWAY_CONFIG", str(CONFIGS / "minimal.yaml"))
     result = CliRunner().invoke(app, ["check"])
     assert "minimal.yaml" in result.output

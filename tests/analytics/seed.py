@@ -35,7 +35,8 @@ MODELS = [("gpt-4o-mini", Decimal("0.001")), ("gpt-4o", Decimal("0.01"))]
 
 def seeded_events() -> list[CallEvent]:
     """36 calls over 3 UTC days (09:xx and 15:xx), 3 attribution combos x 2 models; every
-    5th call is an error costing nothing, every 6th came through the Anthropic endpoint."""
+    5th call is an error costing nothing, every 6th came through the Anthropic endpoint, every
+    7th had personal data redacted by the `pii` guardrail."""
     events = []
     i = 0
     for day in range(3):
@@ -61,6 +62,7 @@ def seeded_events() -> list[CallEvent]:
                             output_tokens=10 * i,
                             duration_ms=100 + 10 * i,
                             request_content=f"prompt {i}",
+                            guardrails=["pii"] if i % 7 == 0 else [],
                         )
                     )
     return events

@@ -53,7 +53,7 @@ def check(file: Path | None = FileArg) -> None:
     Console(highlight=False, soft_wrap=True).print(
         f"[green]✓[/] {escape(str(path))}: {len(cfg.providers)} providers, "
         f"{len(cfg.models)} models, {len(cfg.routes)} routes, {len(cfg.keys)} keys, "
-        f"{len(cfg.budgets)} budgets"
+        f"{len(cfg.budgets)} budgets, {len(cfg.guardrails)} guardrails"
     )
 
 
