@@ -73,7 +73,7 @@ class BreakerBoard:
         clock: Callable[[], float] = time.monotonic,
         on_open: Callable[[Circuit], None] | None = None,
     ) -> None:
-        """`on_open(circuit)`: a closed circuit has just opened (router/circuit_alerts.py); a
+        """`on_open(circuit)`: a closed circuit has just opened (router/proxy_alerts.py); a
         half-open probe that fails reopens it without calling again."""
         self._clock = clock
         self._circuits: dict[tuple[str, str], Circuit] = {}

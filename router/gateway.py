@@ -29,15 +29,15 @@ from router.breaker import BreakerBoard
 from router.budget_gate import BudgetGate, Decision, Delivery
 from router.cached_streams import replay, replayed
 from router.call_outcomes import failure, from_cache, ms_since, priced, routing_fields
-from router.circuit_alerts import CircuitAlerts
 from router.content_log import content_of
 from router.errors import GatewayError
 from router.events import EventPublisher
-from router.guardrails import Guardrails, Screening
+from router.guardrails import Guardrails, R, Screening
 from router.model_quotas import CallQuota
 from router.needs import Ask, needs_of
 from router.policy import RoutePlan, RoutePolicy
 from router.providers import ChatResult, EmbeddingResult, Provider, ProviderError, build_provider
+from router.proxy_alerts import ProxyAlerts
 from router.rate_limits import RateLimiter
 from router.rate_sharing import RatePublisher
 from router.resilience import AttemptLoop, Exhausted, Served
@@ -72,7 +72,7 @@ class Gateway:
         routing: RoutingView | None = None,
         rates: RateLimiter | None = None,
         rate_sharing: RatePublisher | None = None,
-        circuit_alerts: CircuitAlerts | None = None,
+        alerts: ProxyAlerts | None = None,
     ) -> None:
         self.config = config
         self.policy = RoutePolicy(lambda: self.config, routing)
@@ -88,8 +88,8 @@ class Gateway:
             lambda: self.config, self.policy, self.budgets, self.rates, publisher, self._price
         )
         self._retired: list[Provider] = []  # replaced by a reload, closed at stop
-        self.circuit_alerts = circuit_alerts
-        self.breakers = BreakerBoard(on_open=circuit_alerts.opened if circuit_alerts else None)
+        self.alerts = alerts
+        self.breakers = BreakerBoard(on_open=alerts.circuit_opened if alerts else None)
         self.attempt_loop = AttemptLoop(self.breakers)
 
     async def reload(self, config: TollwayConfig) -> None:
@@ -110,13 +110,13 @@ class Gateway:
         await self.budgets.start()
         if self.rate_sharing is not None:
             await self.rate_sharing.start()
-        if self.circuit_alerts is not None:
-            await self.circuit_alerts.start()
+        if self.alerts is not None:
+            await self.alerts.start()
 
     async def stop(self) -> None:
         """Flush every accepted call's event to Kafka, then release connections."""
-        if self.circuit_alerts is not None:
-            await self.circuit_alerts.stop()
+        if self.alerts is not None:
+            await self.alerts.stop()
         if self.rate_sharing is not None:
             await self.rate_sharing.stop()
         await self.budgets.stop()
@@ -137,6 +137,13 @@ class Gateway:
         """Feedback on a call this proxy routed counts for routing at once (routing_feed.py)."""
         self.policy.view.scored(event_id, score)
 
+    def _screened(self, request: R, who: Attribution) -> Screening[R]:
+        """The guardrails' verdict on a call's prompt; what they found is alerted too."""
+        screening = self.guardrails.screen(request, who)
+        if screening.findings and self.alerts is not None:
+            self.alerts.guardrails_matched(screening.findings, who)
+        return screening
+
     def _price(self, model: str, at: datetime, usage: Usage) -> Costing:
         return priced(self.prices, model, at, usage)
 
@@ -148,7 +155,7 @@ class Gateway:
         cache: CacheMode = "skip",
     ) -> CallOutcome:
         """One plain chat call (`cache`: the caller's `x-tollway-cache`, when the cache is on)."""
-        screening = self.guardrails.screen(request, who)
+        screening = self._screened(request, who)
         sent = screening.request  # as the guardrails left it
 
         async def complete(provider: Provider, model: ModelConfig) -> ChatResult:
@@ -163,7 +170,7 @@ class Gateway:
     ) -> CallOutcome:
         """One embeddings call: admitted, tried, priced (input tokens only) and published as
         a chat call is, on a model with the `embeddings` capability."""
-        screening = self.guardrails.screen(request, who)
+        screening = self._screened(request, who)
         sent = screening.request  # as the guardrails left it
 
         async def embed(provider: Provider, model: ModelConfig) -> EmbeddingResult:
@@ -279,7 +286,7 @@ class Gateway:
         the call (and publishes its event however the stream ends)."""
         started = datetime.now(UTC)
         clock = time.perf_counter()
-        screening = self.guardrails.screen(request, who)
+        screening = self._screened(request, who)
         request = screening.request  # as the guardrails left it
         ask = Ask.chat(request, who.task_type)
         lookup = self.cache.lookup(who, request, cache)

@@ -28,7 +28,7 @@ from router.detectors import Detector, detectors_for
 from router.errors import GuardrailBlocked
 from router.schemas import ChatCompletionRequest, ChatMessage, EmbeddingsRequest
 from tollway.budgets import matches
-from tollway.config.schema import GuardrailConfig, TollwayConfig
+from tollway.config.schema import GuardrailAction, GuardrailConfig, TollwayConfig
 
 GUARDRAIL_HITS = Counter(
     "tollway_guardrail_hits_total", "Calls a guardrail matched", ["guardrail", "action"]
@@ -55,10 +55,25 @@ class _Rail:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """A guardrail that matched a call's prompt, with what it found first."""
+
+    guardrail: str
+    action: GuardrailAction
+    label: str  # "an AWS access key id": never the text itself
+    model: str  # the model or route the call asked for
+
+
+@dataclass(frozen=True)
 class Screening(Generic[R]):
     request: R
-    matched: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
     refusal: GuardrailBlocked | None = None
+
+    @property
+    def matched(self) -> tuple[str, ...]:
+        """The ids of the guardrails that matched, for the call's event."""
+        return tuple(finding.guardrail for finding in self.findings)
 
 
 class Guardrails:
@@ -85,21 +100,24 @@ class Guardrails:
                     break
         if not found:
             return Screening(request)
-        for rail, _ in found.values():
-            GUARDRAIL_HITS.labels(rail.config.id, rail.config.action).inc()
-        matched = tuple(found)
-        blocking = [(r, d) for r, d in found.values() if r.config.action == "block"]
+        findings = tuple(
+            Finding(rail.config.id, rail.config.action, detector.label, request.model)
+            for rail, detector in found.values()
+        )
+        for finding in findings:
+            GUARDRAIL_HITS.labels(finding.guardrail, finding.action).inc()
+        blocking = [finding for finding in findings if finding.action == "block"]
         if blocking:
-            rail, detector = blocking[0]
             refusal = GuardrailBlocked(
-                f"blocked by guardrail {rail.config.id}: the request contains {detector.label}",
-                details={"guardrail": rail.config.id},
+                f"blocked by guardrail {blocking[0].guardrail}: the request contains "
+                f"{blocking[0].label}",
+                details={"guardrail": blocking[0].guardrail},
             )
-            return Screening(request, matched, refusal)
+            return Screening(request, findings, refusal)
         if any(cuts):
             each_text = iter(cuts)  # `_rewritten` visits the texts in `_texts`' order
             request = _rewritten(request, lambda text: redacted(text, next(each_text)))
-        return Screening(request, matched)
+        return Screening(request, findings)
 
     def _covering(self, model: str, who: Attribution) -> list[_Rail]:
         config = self.config()

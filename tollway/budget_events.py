@@ -22,10 +22,12 @@ budget exceeded, or a forecast breach. `alert_id` is deterministic (budget, wind
 threshold), so it fires once per budget and period and doubles as the Standard Webhooks
 `webhook-id` on every delivery attempt. The same topic carries the alerts that are not about a
 budget, with the fields of their own: `provider.circuit_opened` (a proxy's circuit breaker
-opened for a provider x model: `provider`, `model`, `failures`, `error`; router/circuit_alerts.py)
-and `spend.anomaly` (a scope's hour of spend far above its baseline: `scope`, the hour as the
-period, `spend_usd`, `baseline_usd`, `zscore`; analytics/anomaly_alerts.py), each with an id
-as deterministic, so replicas raising the same alert deliver it once.
+opened for a provider x model: `provider`, `model`, `failures`, `error`; router/proxy_alerts.py)
+`spend.anomaly` (a scope's hour of spend far above its baseline: `scope`, the hour as the
+period, `spend_usd`, `baseline_usd`, `zscore`; analytics/anomaly_alerts.py) and
+`guardrail.triggered` (a guardrail matched a key's prompt: `guardrail`, `action`, `found`,
+`key_id`, `scope`, `model`; router/proxy_alerts.py), each with an id as deterministic, so
+replicas raising the same alert deliver it once.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ AlertType = Literal[
     "budget.forecast_breach",
     "spend.anomaly",
     "provider.circuit_opened",
+    "guardrail.triggered",
     "webhook.test",
 ]
 
@@ -127,6 +130,10 @@ class BudgetAlert(_Message):
     # spend.anomaly
     baseline_usd: Decimal | None = None
     zscore: float | None = None
+    # guardrail.triggered (also `action`, `model`, `scope`)
+    guardrail: str = ""
+    found: str = ""
+    key_id: str = ""
 
     @staticmethod
     def make_id(budget_id: str, period_start: datetime, kind: str, threshold: float) -> str:

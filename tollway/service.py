@@ -228,7 +228,7 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
             holds_topic=topics.budget_holds,
         )
         from router.budget_holds import new_instance_id
-        from router.circuit_alerts import CircuitAlerts
+        from router.proxy_alerts import ProxyAlerts
         from router.rate_limits import RateLimiter
         from router.rate_sharing import RatePublisher
 
@@ -251,7 +251,7 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
             routing=routing,
             rates=rates,
             rate_sharing=rate_sharing,
-            circuit_alerts=CircuitAlerts(runtime.bootstrap, topics.budget_alerts),
+            alerts=ProxyAlerts(runtime.bootstrap, topics.budget_alerts),
         )
         await gateway.start()
         stack.push_async_callback(gateway.stop)

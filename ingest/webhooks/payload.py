@@ -1,5 +1,5 @@
-"""What a webhook receiver gets: an alert (a budget's, a circuit's, a spend anomaly's) in a
-Standard Webhooks envelope.
+"""What a webhook receiver gets: an alert (a budget's, a circuit's, a spend anomaly's, a
+guardrail's) in a Standard Webhooks envelope.
 
 `{"type": <alert type>, "timestamp": <when the alert fired, ISO 8601 UTC>, "data": {...}}`,
 where `data` is the alert as on the topic plus `summary`, one sentence a person can read in a
@@ -31,6 +31,19 @@ def summary(alert: BudgetAlert) -> str:
             f"Circuit opened for {alert.model} on {alert.provider} after {alert.failures} "
             f"consecutive failures: calls go to their fallbacks until a probe succeeds"
             + (f" (last error: {alert.error})" if alert.error else "")
+        )
+    if alert.type == "guardrail.triggered":
+        where = "/".join(
+            alert.scope.get(k, "") for k in ("business_line", "project") if k in alert.scope
+        )
+        did = {"block": "blocked", "redact": "redacted", "flag": "flagged"}.get(
+            alert.action, "matched"
+        )
+        return (
+            f"Guardrail {alert.guardrail} {did} a call from key {alert.key_id}"
+            + (f" ({where})" if where else "")
+            + f" to {alert.model}: the request contained {alert.found}; this key's further"
+            " matches this hour raise no new alert"
         )
     if alert.type == "spend.anomaly":
         scope = ", ".join(f"{k} {v}" for k, v in alert.scope.items()) or "all spend"

@@ -65,7 +65,7 @@ def test_only_a_closed_circuit_opening_is_told_with_its_last_error() -> None:
 
 def test_replicas_opening_one_circuit_in_one_minute_raise_one_alert() -> None:
     from router.breaker import Circuit
-    from router.circuit_alerts import circuit_alert
+    from router.proxy_alerts import circuit_alert
 
     circuit = Circuit("openai", "gpt-4o", failures=5, last_error="openai: HTTP 503")
     at = datetime(2026, 11, 27, 12, 0, 5, tzinfo=UTC)

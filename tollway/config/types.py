@@ -23,6 +23,7 @@ WebhookEvent = Literal[
     "budget.forecast_breach",
     "spend.anomaly",
     "provider.circuit_opened",
+    "guardrail.triggered",
 ]
 
 
