@@ -100,14 +100,15 @@ async def messages(request: Request) -> Response:
 async def count_tokens(request: Request) -> Response:
     """How many input tokens the request's prompt is, as Anthropic's API answers it (coding
     tools ask before they send): counted by Anthropic for a model it serves, estimated for any
-    other. Nothing is billed."""
+    other. Nothing is billed. The guardrails screen the prompt first, as Anthropic sees it."""
     principal = principal_of(request)
     _version(request.headers.get("anthropic-version"))
     body = await parse_body(request, CountTokensRequest)
     chat = to_internal(messages_to_chat, body).ask_betas(requested_betas(request.headers))
     ensure_allowed(principal, chat.model)
     gateway: Gateway = request.app.state.gateway
-    return JSONBytes({"input_tokens": await gateway.count_tokens(chat)})
+    who = attribute(principal, request.headers)
+    return JSONBytes({"input_tokens": await gateway.count_tokens(chat, who)})
 
 
 async def anthropic_frames(stream: ChatStream) -> AsyncGenerator[bytes, None]:

@@ -228,10 +228,15 @@ class Gateway:
         self._published(event, self.budgets.settle(decision, Decimal(0)))
         return CallOutcome(body=hit.answer(), event=event, usage=hit.usage)
 
-    async def count_tokens(self, request: ChatCompletionRequest) -> int:
+    async def count_tokens(self, request: ChatCompletionRequest, who: Attribution) -> int:
         """The prompt's input tokens on the model the request resolves to (a route: its first
         choice): counted by the provider where it can (Anthropic), else estimated. Free, and
-        no call: nothing is billed or published."""
+        no call: nothing is billed or published. The provider sees the prompt, so the
+        guardrails screen it as they screen a call's (a block is the same 400)."""
+        screening = self._screened(request, who)
+        if screening.refusal is not None:
+            raise screening.refusal
+        request = screening.request
         plan = self.policy.plan(request.model, needs_of(request))
         model = plan.models[0]
         provider = self.providers[model.provider]

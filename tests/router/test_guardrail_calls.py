@@ -112,3 +112,24 @@ async def test_a_secret_is_refused_in_each_protocol_and_never_sent(guarded: Stac
         ("blocked", "guardrail_blocked", 400, "0")
     }
     assert {r["endpoint"] for r in rows} == {"messages", "chat.completions"}
+
+
+async def test_counting_tokens_shows_anthropic_only_what_the_guardrails_let_through(
+    guarded: Stack,
+) -> None:
+    claude = anthropic.AsyncAnthropic(base_url=guarded.base_url, api_key=guarded.key, max_retries=0)
+    await claude.messages.count_tokens(
+        model="claude-sonnet-4", messages=[{"role": "user", "content": "reply to bo@example.com"}]
+    )
+    sent = _last_body(guarded, "anthropic")
+    assert sent["messages"][0]["content"] in (
+        "reply to [REDACTED:email]",
+        [{"type": "text", "text": "reply to [REDACTED:email]"}],
+    )
+    sent_before = len(guarded.fakes["anthropic"].state.requests)  # type: ignore[attr-defined]
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        await claude.messages.count_tokens(
+            model="claude-sonnet-4", messages=[{"role": "user", "content": f"key {AWS}"}]
+        )
+    assert "guardrail no-secrets" in str(refused.value)
+    assert len(guarded.fakes["anthropic"].state.requests) == sent_before  # type: ignore[attr-defined]
