@@ -88,7 +88,11 @@ async def test_admin_changes_and_refusals_are_audited_once(
             ("key.create", "k_bot", "admin"),
         ]
         assert entries[-2]["details"] == {
-            "limits": {"requests_per_minute": 60, "tokens_per_minute": None},
+            "limits": {
+                "requests_per_minute": 60,
+                "tokens_per_minute": None,
+                "max_parallel_requests": None,
+            },
             "before": None,
         }
         assert entries[-1]["details"]["business_line"] == "support"
