@@ -15,11 +15,10 @@ the limit (its own counts are exact); with two, each learns the other's counts a
 see yet.
 
 A third limit, calls in flight (`max_parallel_requests: PARALLEL` on the key), runs against an
-upstream answering in SLOW_MS: the clients pause 10 ms after a refusal, and the peak is the
-most admitted calls whose request-to-answer intervals overlapped, as the clients saw them —
-an upper bound of what the proxies held at once (a slot is freed just before its answer
-leaves). One proxy is the baseline; with two, a slot taken on one is seen by the other within
-100 ms plus a record's trip.
+upstream answering in SLOW_MS: the clients pause 10 ms after a refusal, and the upstream
+reports the most calls it held at once — while the first calls, sent by every client at once,
+are held, and after they have ended. One proxy is the baseline; with two, a slot taken on one is seen by the
+other within 100 ms plus a record's trip, so the first burst can take a slot on each.
 
 Run: `python -m benchmarks rate_limits` (about 5 to 6 minutes: each minute-limit setting waits
 for the next minute to begin).
@@ -33,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import yaml
@@ -68,19 +68,19 @@ async def run() -> list[str]:
     lines += [
         f"calls in flight: the key limited to {PARALLEL} at once, an upstream answering in "
         f"{SLOW_MS} ms, {CLIENTS_PER_PROXY} clients a proxy for {PARALLEL_RUN_S:g} s",
-        f"  {'proxies':>7} | {'admitted/s':>10} {'peak in flight':>14} {'over':>5} | {'refused':>8}",
+        f"  {'proxies':>7} | {'admitted/s':>10} | {'peak, first calls':>18} "
+        f"{'peak after':>10} | {'refused':>8}",
     ]
     for proxies in (1, 2):
-        admitted, refused, peak = await _setting(proxies, "in flight")
+        admitted, refused, (burst, steady) = await _setting(proxies, "in flight")
         rate = admitted / PARALLEL_RUN_S
-        lines.append(
-            f"  {proxies:>7} | {rate:>10,.0f} {peak:>14} {peak - PARALLEL:>5} | {refused:>8,}"
-        )
+        lines.append(f"  {proxies:>7} | {rate:>10,.0f} | {burst:>18} {steady:>10} | {refused:>8,}")
     return lines
 
 
-async def _setting(proxies: int, subject: str) -> tuple[int, int, float]:
-    """Admitted, refused, and when the limit was first reached (calls in flight: the peak)."""
+async def _setting(proxies: int, subject: str) -> tuple[int, int, Any]:
+    """Admitted, refused, and when the limit was first reached (calls in flight: the peaks in
+    the first second and after it)."""
     secret = new_key_secret()
     limit = {"requests_per_minute": LIMIT}
     on_key = {"limits": limit} if subject == "key" else {}
@@ -136,9 +136,27 @@ async def _setting(proxies: int, subject: str) -> tuple[int, int, float]:
                 await wait_ready(f"http://127.0.0.1:{port}/healthz", proxy)
                 urls.append(f"http://127.0.0.1:{port}/v1/chat/completions")
             if subject == "in flight":
-                return await _load(urls, secret, PARALLEL_RUN_S, pause_s=0.01)
+                peak = _PeakReader(f"http://127.0.0.1:{upstream_port}/peak")
+                load = _load(urls, secret, PARALLEL_RUN_S, pause_s=0.01)
+                first_calls_over = 2 * SLOW_MS / 1000 + 0.5  # the first burst's calls ended
+                (admitted, refused, _), burst = await asyncio.gather(
+                    load, peak.after(first_calls_over)
+                )
+                return admitted, refused, (burst, await peak.after(0))
             await _next_minute()
             return await _load(urls, secret, RUN_S)
+
+
+class _PeakReader:
+    """The upstream's peak of calls held since the previous reading."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def after(self, seconds: float) -> int:
+        await asyncio.sleep(seconds)
+        async with aiohttp.ClientSession() as session, session.get(self.url) as answer:
+            return int((await answer.json())["peak"])
 
 
 async def _next_minute() -> None:
@@ -149,25 +167,22 @@ async def _next_minute() -> None:
 async def _load(
     urls: list[str], secret: str, run_s: float, pause_s: float = 0.0
 ) -> tuple[int, int, float]:
-    """Admitted, refused, and when the first refusal came (with `pause_s` after each refusal:
-    the peak of admitted calls in flight instead)."""
+    """Admitted, refused, and when the first refusal came (`pause_s`: a client's pause after a
+    refusal)."""
     body = {"model": "bench-model", "messages": [{"role": "user", "content": "hello"}]}
     headers = {"authorization": f"Bearer {secret}"}
     admitted = refused = 0
     reached: float | None = None
     started = time.monotonic()
     deadline = started + run_s
-    intervals: list[tuple[float, float]] = []  # admitted calls: sent, answered
 
     async def client(session: aiohttp.ClientSession, url: str) -> None:
         nonlocal admitted, refused, reached
         while time.monotonic() < deadline:
-            sent = time.monotonic()
             async with session.post(url, json=body, headers=headers) as answer:
                 await answer.read()
                 if answer.status == 200:
                     admitted += 1
-                    intervals.append((sent, time.monotonic()))
                 elif answer.status == 429:
                     refused += 1
                     reached = reached or time.monotonic() - started
@@ -180,19 +195,7 @@ async def _load(
         await asyncio.gather(
             *(client(session, url) for url in urls for _ in range(CLIENTS_PER_PROXY))
         )
-    if pause_s:
-        return admitted, refused, _peak(intervals)
     return admitted, refused, reached or float("nan")
-
-
-def _peak(intervals: list[tuple[float, float]]) -> int:
-    """The most intervals open at one moment (an end before a start at the same instant)."""
-    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
-    peak = current = 0
-    for _, step in edges:
-        current += step
-        peak = max(peak, current)
-    return peak
 
 
 if __name__ == "__main__":

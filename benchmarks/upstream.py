@@ -4,7 +4,8 @@ Run as `python -m benchmarks.upstream PORT [--slow-ms MS]`. It answers
 `POST /v1/chat/completions` with a fixed completion and usage — a `chat.completion`, or with
 `"stream": true` the SSE `chat.completion.chunk` frames, the usage chunk and `data: [DONE]` —
 after no delay for any model except `bench-slow`, which answers after `--slow-ms` (default
-1,500 ms, a typical LLM call).
+1,500 ms, a typical LLM call). `GET /peak` answers `{"peak": n}`, the most `bench-slow` calls it
+held at once since the last `GET /peak` (what a limit on calls in flight is measured by).
 
 It is a bare asyncio protocol on httptools and uvloop (when installed), with keep-alive and
 no framework, so it costs far less CPU per call than the proxy it is compared with: on a
@@ -84,6 +85,13 @@ STREAM = _response(b"text/event-stream", _stream_body())
 NOT_FOUND = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"
 
 
+class SlowCalls:
+    """The `bench-slow` calls being held, and the most there were at once."""
+
+    held = 0
+    peak = 0
+
+
 class UpstreamProtocol(asyncio.Protocol):
     """One keep-alive connection: parse a request, answer it (now or after the delay)."""
 
@@ -122,6 +130,10 @@ class UpstreamProtocol(asyncio.Protocol):
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        if self.url == b"/peak":
+            peak, SlowCalls.peak = SlowCalls.peak, SlowCalls.held
+            self._write(_response(b"application/json", orjson.dumps({"peak": peak})))
+            return
         if not self.url.startswith(b"/v1/chat/completions"):
             self._write(NOT_FOUND)
             return
@@ -131,9 +143,15 @@ class UpstreamProtocol(asyncio.Protocol):
             request = {}
         answer = STREAM if request.get("stream") else PLAIN
         if request.get("model") == SLOW_MODEL and self.slow_s > 0:
-            self.loop.call_later(self.slow_s, self._write, answer)
+            SlowCalls.held += 1
+            SlowCalls.peak = max(SlowCalls.peak, SlowCalls.held)
+            self.loop.call_later(self.slow_s, self._answer_slow, answer)
         else:
             self._write(answer)
+
+    def _answer_slow(self, answer: bytes) -> None:
+        SlowCalls.held -= 1
+        self._write(answer)
 
     def _write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():

@@ -46,6 +46,8 @@ def content_of(
     body: dict[str, Any],
 ) -> dict[str, str | None]:
     """`content_fields` of a call answered whole, from its answer's body."""
+    if not policy.content:
+        return {}
     if not isinstance(request, ChatCompletionRequest):
         return content_fields(policy, request, None)
     messages = [choice.get("message") or {} for choice in body.get("choices") or []]

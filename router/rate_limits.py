@@ -17,10 +17,9 @@ back. Refused calls count nothing, so a client that waits out `retry-after` is s
 
 `max_parallel_requests` caps the calls in flight at once (LiteLLM's key setting of that name):
 an admitted call holds a slot until its reservation is settled, released or undone — a stream
-until it ends, however it ends. A refusal says `retry-after: 1`. Since a slot, unlike a minute's
-count, lives as long as its call, each instance's in-flight count travels with a timestamp and
-is re-sent every `IN_FLIGHT_REFRESH_S` while non-zero; a peer's count older than
-`IN_FLIGHT_TTL_S` no longer counts, so a crashed replica's slots come free.
+until it ends, however it ends. A refusal says `retry-after: 1`. Replicas share their counts in
+the same records, and each keeps to a fair share of the limit while others want slots too
+(router/calls_in_flight.py).
 
 Replicas share their counts (router/rate_sharing.py): each gateway process is an instance that
 publishes its own counts per key and window, and adds the others' latest (`apply`) to its own.
@@ -43,14 +42,11 @@ import orjson
 from prometheus_client import Counter
 from pydantic import BaseModel, Field
 
+from router.calls_in_flight import CallsInFlight
 from router.errors import RateLimited
 from tollway.config.schema import RateLimits
 
 WINDOW_S = 60
-#: a non-zero in-flight count is re-sent this often (router/rate_sharing.py)
-IN_FLIGHT_REFRESH_S = 3.0
-#: a peer's in-flight count older than this no longer counts (five refreshes)
-IN_FLIGHT_TTL_S = 15.0
 #: a reservation older than this many windows is forgotten, its slot freed: a call that never
 #: ends must not hold its slot for ever, and no call outlives its deadline (at most 300 s by
 #: default) by this much
@@ -71,6 +67,7 @@ class RateUsage(BaseModel):
     requests: int = Field(ge=0)
     tokens: int = Field(ge=0)
     in_flight: int = Field(default=0, ge=0)  # this instance's calls in flight, any window
+    waiting: bool = False  # it refused a call for lack of a slot just now
     sent_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -151,8 +148,7 @@ class RateLimiter:
         self._own: dict[str, _Own] = {}
         self._peers: dict[str, dict[str, dict[int, Counts]]] = {}  # key → instance → window
         self._reserved: dict[Ticket, _Reservation] = {}
-        self._in_flight: dict[str, int] = {}  # key → this instance's reservations held
-        self._peers_in_flight: dict[str, dict[str, tuple[int, float]]] = {}  # → (count, sent)
+        self.calls = CallsInFlight(clock)  # reservations held, by key
 
     # -- admission -------------------------------------------------------------------------
     def admit(
@@ -180,7 +176,9 @@ class RateLimiter:
                     label or f"key {key_id}", limits, current, previous, elapsed, what
                 )
         parallel = limits.max_parallel_requests
-        if parallel is not None and self.in_flight(key_id, now) >= parallel:
+        if parallel is not None and not self.calls.admits(key_id, parallel, now):
+            self.calls.refused(key_id, now)
+            self._changed(key_id)  # the peers learn at once that this one wants slots
             raise RateLimited(
                 f"rate limit reached for {label or f'key {key_id}'}: {parallel:,} calls in flight"
                 " at once; retry in 1 s",
@@ -190,21 +188,12 @@ class RateLimiter:
         own.current.requests += 1
         own.current.tokens += prompt_tokens
         self._reserved[call_id] = _Reservation(key_id, own.window, prompt_tokens)
-        self._in_flight[key_id] = self._in_flight.get(key_id, 0) + 1
+        self.calls.taken(key_id)
         self._changed(key_id)
 
-    def in_flight(self, key_id: str, now: float | None = None) -> int:
+    def in_flight(self, key_id: str) -> int:
         """The key's calls in flight: this instance's, and its peers' latest live counts."""
-        now = self.clock() if now is None else now
-        total = self._in_flight.get(key_id, 0)
-        for count, sent in self._peers_in_flight.get(key_id, {}).values():
-            if now - sent < IN_FLIGHT_TTL_S:
-                total += count
-        return total
-
-    def busy(self) -> list[str]:
-        """The keys this instance has calls in flight for (their counts are re-sent)."""
-        return [key_id for key_id, count in self._in_flight.items() if count]
+        return self.calls.total(key_id, self.clock())
 
     def settle(self, call_id: Ticket, tokens: int) -> None:
         """The call is over and used `tokens` (input plus output): they replace its estimate."""
@@ -214,7 +203,7 @@ class RateLimiter:
         reservation = self._reserved.pop(call_id, None)
         if reservation is None:
             return
-        self._free_slot(reservation.key_id)
+        self.calls.freed(reservation.key_id)
         own = self._own.get(reservation.key_id)
         if own is None:
             return
@@ -262,7 +251,8 @@ class RateLimiter:
             window=own.window,
             requests=own.current.requests,
             tokens=own.current.tokens,
-            in_flight=self._in_flight.get(key_id, 0),
+            in_flight=self.calls.own(key_id),
+            waiting=self.calls.waiting(key_id, self.clock()),
         )
 
     def apply(self, record: RateUsage) -> None:
@@ -273,12 +263,8 @@ class RateLimiter:
         windows[record.window] = Counts(record.requests, record.tokens)
         for old in [w for w in windows if w < record.window - 1]:
             del windows[old]
-        # a clock running ahead of ours counts as sent now
-        sent = min(record.sent_at.timestamp(), self.clock())
-        self._peers_in_flight.setdefault(record.key_id, {})[record.instance_id] = (
-            record.in_flight,
-            sent,
-        )
+        sent = record.sent_at.timestamp()
+        self.calls.apply(record.instance_id, record.key_id, record.in_flight, sent, record.waiting)
 
     # -- internals -------------------------------------------------------------------------
     def _own_for(self, key_id: str, window: int) -> _Own:
@@ -308,15 +294,8 @@ class RateLimiter:
         stale = [i for i, r in self._reserved.items() if r.window < window]
         for call_id in stale:
             key_id = self._reserved.pop(call_id).key_id
-            self._free_slot(key_id)
+            self.calls.freed(key_id)
             self._changed(key_id)
-
-    def _free_slot(self, key_id: str) -> None:
-        left = self._in_flight.get(key_id, 0) - 1
-        if left > 0:
-            self._in_flight[key_id] = left
-        else:
-            self._in_flight.pop(key_id, None)
 
     def _changed(self, key_id: str) -> None:
         if self.on_change is not None:

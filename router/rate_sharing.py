@@ -8,9 +8,11 @@ for both). A burst spread over replicas overshoots a limit by what the others ad
 publish interval plus a record's trip through the broker. A minute's counts need no expiry:
 they count only for their own window and the next, so a dead instance's counts age out within
 two minutes. Its calls in flight are different — they count as long as they last — so a key
-with calls in flight is re-sent every `IN_FLIGHT_REFRESH_S` (3 s), and a count older than
-`IN_FLIGHT_TTL_S` (15 s) stops counting. Sharing never slows or fails a call: sends are not awaited, and a broker outage only
-leaves each replica counting on its own (logged once).
+with calls in flight is re-sent every 3 s, and a count older than 15 s stops counting
+(router/calls_in_flight.py); a key under `max_parallel_requests` is published as soon as its
+calls in flight change, not after the 100 ms pause, as a slot comes free and is taken again
+within milliseconds. Sharing never slows or fails a call: sends are not awaited, and a broker
+outage only leaves each replica counting on its own (logged once).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from router.best_effort import BestEffortProducer
-from router.rate_limits import IN_FLIGHT_REFRESH_S, RateLimiter, RateUsage
+from router.calls_in_flight import REFRESH_S
+from router.rate_limits import RateLimiter, RateUsage
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ class RatePublisher:
         topic: str,
         limiter: RateLimiter,
         interval_s: float = PUBLISH_INTERVAL_S,
-        refresh_s: float = IN_FLIGHT_REFRESH_S,
+        refresh_s: float = REFRESH_S,
     ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
@@ -49,6 +52,7 @@ class RatePublisher:
         self.refresh_s = refresh_s
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()  # a change to calls in flight under a limit
         self.sender = BestEffortProducer(bootstrap, "rate limit counts")
         self._task: asyncio.Task[None] | None = None
         limiter.on_change = self.changed
@@ -57,6 +61,8 @@ class RatePublisher:
         """Called by the limiter on every change: only marks the key (the task sends)."""
         self._dirty.add(key_id)
         self._wake.set()
+        if self.limiter.calls.limited(key_id):
+            self._urgent.set()
 
     def on_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """A peer's counts, from the shared follower."""
@@ -80,10 +86,13 @@ class RatePublisher:
                     await asyncio.wait_for(self._wake.wait(), max(0.0, wait))
                 self._wake.clear()
                 if time.monotonic() - refreshed >= self.refresh_s:
-                    self._dirty.update(self.limiter.busy())  # slots held: still alive
+                    self._dirty.update(self.limiter.calls.busy())  # slots held: still alive
                     refreshed = time.monotonic()
                 await self.publish_due()
-                await asyncio.sleep(self.interval_s)  # coalesce what changes meanwhile
+                if not self._urgent.is_set():  # coalesce what changes meanwhile
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._urgent.wait(), self.interval_s)
+                self._urgent.clear()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the loop must outlive any surprise

@@ -8,8 +8,9 @@ from uuid import uuid4
 
 import pytest
 
+from router.calls_in_flight import TTL_S
 from router.errors import RateLimited
-from router.rate_limits import IN_FLIGHT_TTL_S, STALE_WINDOWS, RateLimiter, RateUsage
+from router.rate_limits import STALE_WINDOWS, RateLimiter, RateUsage
 from tollway.config.schema import RateLimits
 
 RPM3 = RateLimits(requests_per_minute=3)
@@ -153,7 +154,7 @@ def test_calls_in_flight_are_capped_until_one_ends_however_it_ends() -> None:
     limiter.admit("k", TWO_AT_ONCE, 10, fourth)
     limiter.undo(third)  # refused by a budget after all
     assert _admits(limiter, TWO_AT_ONCE)
-    assert limiter.in_flight("k") == 2 and limiter.busy() == ["k"]
+    assert limiter.in_flight("k") == 2 and limiter.calls.busy() == ["k"]
 
 
 def test_a_peers_calls_in_flight_count_until_its_record_is_stale() -> None:
@@ -165,7 +166,7 @@ def test_a_peers_calls_in_flight_count_until_its_record_is_stale() -> None:
     )  # fmt: skip
     assert limiter.in_flight("k") == 2
     assert not _admits(limiter, TWO_AT_ONCE)
-    clock.now = 6010.0 + IN_FLIGHT_TTL_S  # no refresh from it since: a dead replica's slots
+    clock.now = 6010.0 + TTL_S  # no refresh from it since: a dead replica's slots
     assert limiter.in_flight("k") == 0
     assert _admits(limiter, TWO_AT_ONCE)
 
@@ -177,7 +178,7 @@ def test_a_record_from_a_clock_running_ahead_counts_as_sent_now() -> None:
         RateUsage(instance_id="peer", key_id="k", window=100, requests=0, tokens=0,
                   in_flight=1, sent_at=ahead)
     )  # fmt: skip
-    clock.now = 6010.0 + IN_FLIGHT_TTL_S  # not an hour more: it lapses like any other
+    clock.now = 6010.0 + TTL_S  # not an hour more: it lapses like any other
     assert limiter.in_flight("k") == 0
 
 
@@ -189,7 +190,7 @@ def test_what_this_instance_publishes_includes_its_calls_in_flight() -> None:
     assert usage is not None and usage.in_flight == 1
     limiter.settle(call, 20)
     ended = limiter.usage("k")
-    assert ended is not None and ended.in_flight == 0 and limiter.busy() == []
+    assert ended is not None and ended.in_flight == 0 and limiter.calls.busy() == []
 
 
 def test_a_long_stream_keeps_its_slot_and_a_call_that_never_ends_frees_it() -> None:
