@@ -50,7 +50,8 @@ TIMINGS: dict[str, list[float]] = {}
 
 def recent_events(now: datetime | None = None) -> list[CallEvent]:
     """Calls over the last 14 days (today included), 3 attribution combos x 2 models; every
-    7th call fails (costing nothing) and one call was blocked by a budget."""
+    7th call fails (costing nothing), one call was blocked by a budget, and every 4th had
+    an email redacted by the `pii` guardrail."""
     now = now or datetime.now(UTC)
     events = []
     i = 0
@@ -74,6 +75,7 @@ def recent_events(now: datetime | None = None) -> list[CallEvent]:
                         budget_action="blocked" if status == "blocked" else "none",
                         cost_usd=unit * (1 + days_ago % 3) if status == "ok" else Decimal(0),
                         duration_ms=100 + 3 * i,
+                        guardrails=["pii"] if i % 4 == 0 else [],
                     )
                 )
     return events

@@ -191,6 +191,7 @@ async def test_calls_page_lists_calls_without_content(api: Api, point_at) -> Non
     frame = at.dataframe[0].value
     assert len(frame) == min(200, len(api.events))
     assert not {"request_content", "response_content"} & set(frame.columns)
+    assert set(frame["guardrails"]) == {"", "pii"}  # the guardrails that matched each prompt
 
 
 async def test_routing_page_explains_missing_recommendations(api: Api, point_at) -> None:  # type: ignore[no-untyped-def]
