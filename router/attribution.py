@@ -33,6 +33,18 @@ class Attribution:
     #: but they travel from the key to the gateway with it)
     limits: RateLimits | None = None
 
+    def scope_fields(self, model: str) -> dict[str, str]:
+        """What a budget's or a guardrail's scope matches a call on (with its tags), for a
+        call asking for `model`."""
+        return {
+            "business_line": self.business_line,
+            "project": self.project,
+            "task_type": self.task_type,
+            "key_id": self.key_id,
+            "user": self.user,
+            "model": model,
+        }
+
 
 def _clean(value: str | None) -> str:
     return (value or "").strip()[:MAX_VALUE_LEN]

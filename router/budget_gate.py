@@ -188,14 +188,7 @@ class BudgetGate:
         """Decide for one call and reserve its estimated cost on the budgets it may spend
         (`estimate` may be a function: it is then priced only when some budget counts the call)."""
         decision = Decision()
-        attrs = {
-            "business_line": who.business_line,
-            "project": who.project,
-            "task_type": who.task_type,
-            "key_id": who.key_id,
-            "user": who.user,
-            "model": model,
-        }
+        attrs = who.scope_fields(model)
         counted: list[tuple[BudgetConfig, Window, datetime | None]] = []
         for budget in self.config().budgets:
             if not matches(budget.scope, attrs, who.tags):

@@ -128,14 +128,7 @@ class Guardrails:
             self._of = config
         if not self._rails:
             return []
-        attrs = {
-            "business_line": who.business_line,
-            "project": who.project,
-            "task_type": who.task_type,
-            "key_id": who.key_id,
-            "user": who.user,
-            "model": model,
-        }
+        attrs = who.scope_fields(model)
         return [rail for rail in self._rails if matches(rail.config.scope, attrs, who.tags)]
 
 

@@ -110,3 +110,16 @@ async def chat_status(
         return 200
     except openai.APIStatusError as exc:
         return exc.status_code
+
+
+async def listed_alerts(base_url: str, admin_key: str, alert_type: str) -> list[dict[str, Any]]:
+    """`GET /v1/analytics/alerts?type=…` as an admin: the alerts of that type, newest first."""
+    import httpx
+
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(
+            f"{base_url}/v1/analytics/alerts", params={"type": alert_type},
+            headers={"authorization": f"Bearer {admin_key}"},
+        )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    return answer.json()["alerts"]  # type: ignore[no-any-return]

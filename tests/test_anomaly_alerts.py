@@ -7,12 +7,12 @@ Real Tansu broker, worker and chDB ledger."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from analytics.anomaly_alerts import AnomalyAlerts
@@ -20,7 +20,7 @@ from analytics.ledger import Ledger
 from analytics.migrate import migrate
 from tests.analytics.conftest import make_event
 from tests.ingest.receiver import SECRET_ENV, signed_receiver
-from tests.pipeline import eventually, role_runtime
+from tests.pipeline import eventually, listed_alerts, role_runtime
 from tollway.config import load_config
 from tollway.config.schema import TollwayConfig, WebhookConfig
 from tollway.server import serving
@@ -111,14 +111,8 @@ async def test_an_anomaly_nobody_subscribes_to_is_still_listed(
             scanner: AnomalyAlerts = app.state.anomaly_alerts
             assert len(await scanner.check_once(NOW)) == 2
 
-            async def listed() -> list[dict[str, Any]]:
-                async with httpx.AsyncClient() as http:
-                    answer = await http.get(
-                        f"{base}/v1/analytics/alerts", params={"type": "spend.anomaly"},
-                        headers={"authorization": f"Bearer {ADMIN}"},
-                    )  # fmt: skip
-                assert answer.status_code == 200, answer.text
-                return answer.json()["alerts"]  # type: ignore[no-any-return]
+            def listed() -> Awaitable[list[dict[str, Any]]]:
+                return listed_alerts(base, ADMIN, "spend.anomaly")
 
             entries = await eventually(listed, None, until=lambda found: len(found) == 2)
             await asyncio.sleep(0.5)  # time for a delivery, were one made

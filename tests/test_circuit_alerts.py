@@ -6,6 +6,7 @@ listed by `GET /v1/analytics/alerts`. Real Tansu broker, worker and chDB ledger.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import openai
 import pytest
 
 from tests.ingest.receiver import SECRET_ENV, signed_receiver
-from tests.pipeline import eventually, role_runtime
+from tests.pipeline import eventually, listed_alerts, role_runtime
 from tollway.config import load_config
 from tollway.config.schema import KeyConfig, TollwayConfig
 from tollway.ids import hash_key, new_key_secret
@@ -78,14 +79,8 @@ async def test_an_opened_circuit_reaches_the_webhook_once(
             await asyncio.sleep(1.0)  # time for a second alert, were one sent
 
             # and the alert is in the alerts table, for the dashboard and SQL
-            async def listed() -> list[dict[str, Any]]:
-                async with httpx.AsyncClient() as http:
-                    answer = await http.get(
-                        f"{base}/v1/analytics/alerts", params={"type": "provider.circuit_opened"},
-                        headers={"authorization": f"Bearer {ADMIN}"},
-                    )  # fmt: skip
-                assert answer.status_code == 200, answer.text
-                return answer.json()["alerts"]  # type: ignore[no-any-return]
+            def listed() -> Awaitable[list[dict[str, Any]]]:
+                return listed_alerts(base, ADMIN, "provider.circuit_opened")
 
             [entry] = await eventually(listed, None, until=bool)
             assert entry["summary"].startswith("Circuit opened for flaky-mini on flaky")

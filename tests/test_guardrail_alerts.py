@@ -6,15 +6,15 @@ and hour, naming the guardrail and what it found (never the secret); the alert i
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import pytest
 
 from tests.ingest.receiver import SECRET_ENV, signed_receiver
-from tests.pipeline import eventually, role_runtime
+from tests.pipeline import eventually, listed_alerts, role_runtime
 from tollway.config import load_config
 from tollway.config.schema import KeyConfig, TollwayConfig
 from tollway.ids import hash_key, new_key_secret
@@ -61,14 +61,8 @@ async def test_a_blocked_secret_alerts_security_once_per_key_and_hour(
             [got] = await security.wait_for(1)
             await asyncio.sleep(1.0)  # time for more deliveries, were any made
 
-            async def listed() -> list[dict[str, Any]]:
-                async with httpx.AsyncClient() as http:
-                    answer = await http.get(
-                        f"{base}/v1/analytics/alerts", params={"type": "guardrail.triggered"},
-                        headers={"authorization": f"Bearer {ADMIN}"},
-                    )  # fmt: skip
-                assert answer.status_code == 200, answer.text
-                return answer.json()["alerts"]  # type: ignore[no-any-return]
+            def listed() -> Awaitable[list[dict[str, Any]]]:
+                return listed_alerts(base, ADMIN, "guardrail.triggered")
 
             [entry] = await eventually(listed, None, until=bool)
     assert len(security.received) == 1
