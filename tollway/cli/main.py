@@ -10,6 +10,7 @@ from tollway.cli import (
     config_cmd,
     dashboard_cmd,
     demo_cmd,
+    guardrails_cmd,
     keys_cmd,
     routes_cmd,
     run_cmd,
@@ -32,6 +33,7 @@ app.add_typer(keys_cmd.app, name="keys", help="Create, list, limit and revoke vi
 app.add_typer(
     budgets_cmd.app, name="budgets", help="Budgets: their spend and state; set and delete them."
 )
+app.add_typer(guardrails_cmd.app, name="guardrails", help="List guardrails; screen a text offline.")
 app.add_typer(routes_cmd.app, name="routes", help="List routes; explain a routing decision.")
 app.add_typer(demo_cmd.app, name="demo", help="Synthetic workload for the demo stack.")
 app.add_typer(
