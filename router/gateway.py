@@ -32,7 +32,7 @@ from router.call_outcomes import failure, from_cache, ms_since, priced, routing_
 from router.content_log import content_of
 from router.errors import GatewayError
 from router.events import EventPublisher
-from router.guardrails import Guardrails, R, Screening
+from router.guardrails import Finding, Guardrails, R, Screening
 from router.model_quotas import CallQuota
 from router.needs import Ask, needs_of
 from router.policy import RoutePlan, RoutePolicy
@@ -144,6 +144,17 @@ class Gateway:
             self.alerts.guardrails_matched(screening.findings, who)
         return screening
 
+    def _also_matched(
+        self, event: CallEvent, found: tuple[Finding, ...], who: Attribution
+    ) -> CallEvent:
+        """The event naming the guardrails its answer matched too; they are alerted."""
+        if not found:
+            return event
+        if self.alerts is not None:
+            self.alerts.guardrails_matched(found, who)
+        names = [*event.guardrails, *(f.guardrail for f in found)]
+        return event.model_copy(update={"guardrails": list(dict.fromkeys(names))})
+
     def _price(self, model: str, at: datetime, usage: Usage) -> Costing:
         return priced(self.prices, model, at, usage)
 
@@ -206,9 +217,13 @@ class Gateway:
             self.admission.nothing_spent(decision, event)
             raise
         usage = served.value.usage
-        content = content_of(self.config.logging, screening.request, served.value.body)
+        body = served.value.body
+        if isinstance(screening.request, ChatCompletionRequest):  # an answer to read
+            body, found = self.guardrails.screen_completion(body, ask.model, who)
+            event = self._also_matched(event, found, who)
+        content = content_of(self.config.logging, screening.request, body)
         event = self._billed(event, decision, plan, served, usage, started, clock, content)
-        body = {**served.value.body, "model": served.model.name}
+        body = {**body, "model": served.model.name}
         if lookup is not None:
             self.cache.put(lookup, Cached.of(body, usage, served.model.name, event.provider))
         return CallOutcome(body=body, event=event, usage=usage)
@@ -331,6 +346,11 @@ class Gateway:
                 cached = Cached.of(answer, usage, served.model.name, served.provider.config.name)
                 self.cache.put(lookup, cached)
 
+        def read_answer(messages: list[dict[str, Any]], event: CallEvent) -> CallEvent:
+            """A streamed answer has reached the caller: its matches are marked, not redacted."""
+            _, found = self.guardrails.screen_answer(messages, ask.model, who, streamed=True)
+            return self._also_matched(event, found, who)
+
         return ChatStream(
             request=request,
             event=event.model_copy(update=routing_fields(plan, served)),
@@ -342,6 +362,7 @@ class Gateway:
             publish=publish,
             keep=keep if lookup is not None else None,
             content_policy=self.config.logging,
+            read_answer=read_answer if self.guardrails.watches_answers() else None,
         )
 
     def _stream_from_cache(

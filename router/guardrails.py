@@ -11,6 +11,10 @@ What it returns says what admission and the gateway do next:
   `[REDACTED:<detector>]`, which is what the provider sees and the response cache keys on;
 - `matched`: the ids of every guardrail that matched, for the call's event.
 
+Guardrails that apply to answers read the answer's text and tool arguments the same way
+(`screen_completion` for an answer returned whole, which a `redact` rewrites; `screen_answer`
+with `streamed` for a stream's, which has reached the caller already and is only marked).
+
 With no guardrail configured, or none covering the call, the request passes untouched for the
 price of a scope check.
 """
@@ -28,7 +32,12 @@ from router.detectors import Detector, detectors_for
 from router.errors import GuardrailBlocked
 from router.schemas import ChatCompletionRequest, ChatMessage, EmbeddingsRequest
 from tollway.budgets import matches
-from tollway.config.schema import GuardrailAction, GuardrailConfig, TollwayConfig
+from tollway.config.schema import (
+    GuardrailAction,
+    GuardrailConfig,
+    GuardrailTarget,
+    TollwayConfig,
+)
 
 GUARDRAIL_HITS = Counter(
     "tollway_guardrail_hits_total", "Calls a guardrail matched", ["guardrail", "action"]
@@ -83,7 +92,7 @@ class Guardrails:
         self._rails: tuple[_Rail, ...] = ()
 
     def screen(self, request: R, who: Attribution) -> Screening[R]:
-        rails = self._covering(request.model, who)
+        rails = self._covering(request.model, who, "prompt")
         if not rails:
             return Screening(request)
         texts = _texts(request)
@@ -119,17 +128,72 @@ class Guardrails:
             request = _rewritten(request, lambda text: redacted(text, next(each_text)))
         return Screening(request, findings)
 
-    def _covering(self, model: str, who: Attribution) -> list[_Rail]:
+    def screen_answer(
+        self,
+        messages: list[dict[str, Any]],
+        model: str,
+        who: Attribution,
+        *,
+        streamed: bool = False,
+    ) -> tuple[list[dict[str, Any]], tuple[Finding, ...]]:
+        """An answer's messages as the caller should get them, and what the guardrails found
+        in them (`streamed`: it has reached the caller already, so nothing is redacted)."""
+        rails = self._covering(model, who, "answer")
+        if not rails:
+            return messages, ()
+        found: dict[str, Finding] = {}
+
+        def screened(text: str) -> str:
+            cuts: list[Match] = []
+            for rail in rails:
+                if hits := rail.matches(text):
+                    finding = Finding(rail.config.id, rail.config.action, hits[0][2].label, model)
+                    found.setdefault(rail.config.id, finding)
+                    if rail.config.action == "redact" and not streamed:
+                        cuts += hits
+            return redacted(text, cuts)
+
+        messages = [_answer_rewritten(message, screened) for message in messages]
+        for finding in found.values():
+            GUARDRAIL_HITS.labels(finding.guardrail, finding.action).inc()
+        return messages, tuple(found.values())
+
+    def screen_completion(
+        self, body: dict[str, Any], model: str, who: Attribution
+    ) -> tuple[dict[str, Any], tuple[Finding, ...]]:
+        """`screen_answer` for a chat completion's body: the body the caller should get."""
+        if not self.watches_answers():
+            return body, ()
+        choices = body.get("choices") or []
+        messages = [choice.get("message") or {} for choice in choices]
+        screened, findings = self.screen_answer(messages, model, who)
+        if any(new is not old for new, old in zip(screened, messages, strict=True)):
+            fixed = [{**c, "message": m} for c, m in zip(choices, screened, strict=True)]
+            body = {**body, "choices": fixed}
+        return body, findings
+
+    def watches_answers(self) -> bool:
+        """Whether any guardrail reads answers (a stream then keeps its text to be read)."""
+        return any("answer" in rail.config.applies_to for rail in self._current())
+
+    def _current(self) -> tuple[_Rail, ...]:
         config = self.config()
         if config is not self._of:
             self._rails = tuple(
                 _Rail(g, detectors_for(g.detect, g.patterns)) for g in config.guardrails
             )
             self._of = config
-        if not self._rails:
+        return self._rails
+
+    def _covering(self, model: str, who: Attribution, target: GuardrailTarget) -> list[_Rail]:
+        if not self._current():
             return []
         attrs = who.scope_fields(model)
-        return [rail for rail in self._rails if matches(rail.config.scope, attrs, who.tags)]
+        return [
+            rail
+            for rail in self._rails
+            if target in rail.config.applies_to and matches(rail.config.scope, attrs, who.tags)
+        ]
 
 
 def redacted(text: str, matches: list[Match]) -> str:
@@ -193,6 +257,18 @@ def _message_rewritten(message: ChatMessage, fix: Callable[[str], str]) -> ChatM
         if any(new is not old for new, old in zip(calls, message.tool_calls, strict=True)):
             update["tool_calls"] = calls
     return message.model_copy(update=update) if update else message
+
+
+def _answer_rewritten(message: dict[str, Any], fix: Callable[[str], str]) -> dict[str, Any]:
+    """An answer's message (a plain dict) with `fix` applied to its text and tool arguments."""
+    update: dict[str, Any] = {}
+    if isinstance(content := message.get("content"), str) and (new := fix(content)) != content:
+        update["content"] = new
+    if calls := message.get("tool_calls"):
+        fixed = [_tool_call_rewritten(call, fix) for call in calls]
+        if any(new is not old for new, old in zip(fixed, calls, strict=True)):
+            update["tool_calls"] = fixed
+    return {**message, **update} if update else message
 
 
 def _part_rewritten(part: dict[str, Any], fix: Callable[[str], str]) -> dict[str, Any]:

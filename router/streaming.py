@@ -57,10 +57,12 @@ class ChatStream:
         publish: Callable[[CallEvent], None],
         keep: Callable[[dict[str, Any], Usage], None] | None = None,
         content_policy: LoggingPolicy | None = None,
+        read_answer: Callable[[list[dict[str, Any]], CallEvent], CallEvent] | None = None,
     ) -> None:
         """`keep`: given the whole answer of a stream that ended normally (the response
         cache's; router/cached_streams.py). `content_policy`: tollway.yaml's `logging`, whether
-        the event carries the prompt and answer (router/content_log.py)."""
+        the event carries the prompt and answer (router/content_log.py). `read_answer`: the
+        guardrails that read answers, given what streamed and the final event."""
         self.request = request
         self.event = event  # provider, model and attempts set; usage and outcome pending
         self.model = event.model
@@ -80,7 +82,8 @@ class ChatStream:
         self._relay = self._relay_chunks()
         self._keep = keep
         self._content_policy = content_policy if content_policy and content_policy.content else None
-        wanted = keep is not None or self._content_policy is not None
+        self._read_answer = read_answer
+        wanted = keep is not None or self._content_policy is not None or read_answer is not None
         self._collector = Collector() if wanted else None
 
     @property
@@ -201,6 +204,8 @@ class ChatStream:
                 **self._content(),
             }
         )
+        if self._read_answer is not None and self._collector is not None:
+            event = self._read_answer(self._collector.messages(), event)
         self.event = event
         self._publish(event)
         if self._keep is not None and self._collector is not None and http_status == 200:

@@ -131,6 +131,16 @@ INVALID: list[tuple[str, Any, str, str]] = [
         "a guardrail needs `detect` or `patterns`",
     ),
     (
+        "guardrail blocking answers",
+        edit(
+            lambda d: d.update(
+                guardrails=[{"id": "out", "detect": ["email"], "applies_to": ["prompt", "answer"]}]
+            )
+        ),
+        "guardrails[0] (out)",
+        "an answer can be redacted or flagged, not blocked: it has been paid for",
+    ),
+    (
         "guardrail scoped to an unknown route",
         edit(
             lambda d: d.update(

@@ -1,6 +1,7 @@
 """Guardrails as SDK users meet them, in front of fake OpenAI and Anthropic upstreams: a secret
 in a prompt is refused with a 400 in the caller's protocol and never reaches the provider; an
-email or card number reaches it redacted, streamed or not, in chat and embeddings; every
+email or card number reaches it redacted, streamed or not, in chat and embeddings; an answer's
+match is redacted before the caller gets it, or only marked in a stream that already has; every
 guardrail that matched is in the call's ledger row. Real Tansu broker, worker and chDB."""
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ GUARDRAILS = [
     {"id": "pii", "detect": ["email", "credit_card"], "action": "redact"},
     {"id": "bluebird", "patterns": [r"(?i)project\s+bluebird"], "action": "flag",
      "scope": {"project": "gateway"}},
+    # the fake upstreams answer "fake upstream answers in its own wire format"
+    {"id": "wire", "patterns": ["wire format"], "action": "redact", "applies_to": ["answer"]},
 ]  # fmt: skip
 
 
@@ -60,7 +63,10 @@ async def test_personal_data_reaches_the_provider_redacted(guarded: Stack) -> No
         "Project Bluebird: write to [REDACTED:email] about card [REDACTED:credit_card]."
     )
     row = await guarded.row(answer.headers["x-tollway-event-id"])
-    assert (row["status"], list(row["guardrails"])) == ("ok", ["pii", "bluebird"])
+    assert (row["status"], list(row["guardrails"])) == ("ok", ["pii", "bluebird", "wire"])
+    # and the answer reached the caller with the answer guardrail's match redacted
+    said = answer.parse().choices[0].message.content
+    assert said == "fake upstream answers in its own [REDACTED:pattern]"
     # zero data retention by default: no prompt or answer in the ledger
     assert (row["request_content"], row["response_content"]) == (None, None)
 
@@ -71,9 +77,13 @@ async def test_a_stream_and_an_embedding_are_redacted_too(guarded: Stack) -> Non
         model="gpt-4o", stream=True,
         messages=[{"role": "user", "content": "ping ops@example.org"}],
     )  # fmt: skip
-    async for _ in stream:
-        pass
+    said = "".join(
+        [chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]
+    )
     assert _last_body(guarded, "openai")["messages"][0]["content"] == "ping [REDACTED:email]"
+    assert said == "fake upstream answers in its own wire format"  # streamed before it was read
+    [streamed] = await guarded.rows_where("stream AND has(guardrails, 'wire')", 1)
+    assert list(streamed["guardrails"]) == ["pii", "wire"]  # so it is marked
 
     embedded = await client.embeddings.with_raw_response.create(
         model="text-embedding-3-small", input=["plain", "card 5500-0000-0000-0004"]

@@ -115,3 +115,22 @@ def test_a_reload_brings_new_guardrails() -> None:
         {**config.model_dump(mode="json", exclude_none=True), "guardrails": [NO_SECRETS]}
     )
     assert rails.screen(request, SUPPORT).refusal is not None
+
+
+def test_an_answer_is_redacted_when_returned_whole_and_only_marked_when_streamed() -> None:
+    on_answers = {"id": "pii-out", "detect": ["email"], "action": "redact",
+                  "applies_to": ["answer"]}  # fmt: skip
+    rails = _guardrails(on_answers)
+    body = {"choices": [{"index": 0, "message": {"role": "assistant",
+                                                   "content": "Write to ann@example.com."}}]}  # fmt: skip
+    fixed, found = rails.screen_completion(body, "gpt-4o-mini", SUPPORT)
+    assert fixed["choices"][0]["message"]["content"] == "Write to [REDACTED:email]."
+    assert [(f.guardrail, f.action, f.label) for f in found] == [
+        ("pii-out", "redact", "an email address")
+    ]
+    messages = [body["choices"][0]["message"]]
+    kept, streamed = rails.screen_answer(messages, "gpt-4o-mini", SUPPORT, streamed=True)
+    assert kept == messages and [f.guardrail for f in streamed] == ["pii-out"]
+    # a guardrail on prompts only does not read answers, nor one on answers prompts
+    assert _guardrails(PII).screen_completion(body, "gpt-4o-mini", SUPPORT) == (body, ())
+    assert rails.screen(_chat("mail ann@example.com"), SUPPORT).matched == ()

@@ -3,10 +3,14 @@
 A guardrail names what it looks for — built-in detectors (`secrets`, `email`, `phone`,
 `credit_card`, `iban`: router/detectors.py) and its own regular expressions — the calls it
 covers (a scope, as a budget's: business line, project, task type, key, user, requested model,
-tags), and what happens on a match:
+tags), what it reads (`applies_to`: the prompt, the answer, or both) and what happens on a
+match:
 
-- `block`: the call is refused with a 400 before any provider sees it;
-- `redact`: each match is replaced by `[REDACTED:<detector>]` in what is sent (and cached);
+- `block`: the call is refused with a 400 before any provider sees it (prompts only: an answer
+  has been paid for, and a stream's has partly reached the caller);
+- `redact`: each match is replaced by `[REDACTED:<detector>]` — in the prompt the provider
+  sees, or in the answer the caller gets (and the response cache keeps); a streamed answer has
+  reached the caller as it came, so there a match is only flagged;
 - `flag`: the call goes as it is, marked.
 
 Every guardrail that matched is named in the call's event (`guardrails`), whatever its action.
@@ -24,6 +28,7 @@ from tollway.config.types import Name, _Strict
 
 DetectorName = Literal["secrets", "email", "phone", "credit_card", "iban"]
 GuardrailAction = Literal["block", "redact", "flag"]
+GuardrailTarget = Literal["prompt", "answer"]
 
 
 class GuardrailConfig(_Strict):
@@ -33,6 +38,7 @@ class GuardrailConfig(_Strict):
         default_factory=list, description="Regular expressions (Python syntax) to find too."
     )
     action: GuardrailAction = "block"
+    applies_to: list[GuardrailTarget] = Field(default=["prompt"], min_length=1)
     scope: BudgetScope = Field(default_factory=BudgetScope)
 
     @field_validator("patterns")
@@ -51,4 +57,9 @@ class GuardrailConfig(_Strict):
     def _looks_for_something(self) -> GuardrailConfig:
         if not self.detect and not self.patterns:
             raise ValueError("a guardrail needs `detect` or `patterns`")
+        if self.action == "block" and "answer" in self.applies_to:
+            raise ValueError(
+                "an answer can be redacted or flagged, not blocked: it has been paid for "
+                "(use action redact or flag, or applies_to: [prompt])"
+            )
         return self

@@ -33,7 +33,12 @@ from tollway.config.governance import (
     Organisation,
     WebhookConfig,
 )
-from tollway.config.guardrails import DetectorName, GuardrailAction, GuardrailConfig
+from tollway.config.guardrails import (
+    DetectorName,
+    GuardrailAction,
+    GuardrailConfig,
+    GuardrailTarget,
+)
 from tollway.config.types import (
     BudgetActionName,
     Capability,
@@ -62,6 +67,7 @@ __all__ = [
     "DetectorName",
     "GuardrailAction",
     "GuardrailConfig",
+    "GuardrailTarget",
     "HeaderOverride",
     "Issue",
     "KeyConfig",
