@@ -6,9 +6,10 @@ one chat call: plan the models, try them in order, price the usage, publish one 
 `embed` for an embeddings call. The three share admission (router/admission.py: plan, rate
 limits, budget gate, the event's first fields), whatever the endpoint asked, through an `Ask`,
 and the response cache (router/response_cache.py, router/cached_streams.py).
-A call's prompt is screened by the guardrails first (router/guardrails.py): what they leave
-is what the providers see. `count_tokens` answers how long a prompt is, without a call. Retries, timeouts, fallbacks and
-circuit breakers live in router/resilience.py. All of it works on the one internal shape (OpenAI
+A call's prompt is screened by the guardrails first and its answer read after
+(router/guarded.py): what they leave is what the providers and the caller see. `count_tokens`
+answers how long a prompt is, without a call. Retries, timeouts, fallbacks and circuit
+breakers live in router/resilience.py. All of it works on the one internal shape (OpenAI
 chat completions and embeddings); the caller's protocol is the endpoint's business.
 """
 
@@ -27,12 +28,13 @@ from router.admission import Admission
 from router.attribution import Attribution
 from router.breaker import BreakerBoard
 from router.budget_gate import BudgetGate, Decision, Delivery
-from router.cached_streams import replay, replayed
+from router.cached_streams import replay
 from router.call_outcomes import failure, from_cache, ms_since, priced, routing_fields
 from router.content_log import content_of
 from router.errors import GatewayError
 from router.events import EventPublisher
-from router.guardrails import Finding, Guardrails, R, Screening
+from router.guarded import GuardedCalls
+from router.guardrails import Guardrails, Screening
 from router.model_quotas import CallQuota
 from router.needs import Ask, needs_of
 from router.policy import RoutePlan, RoutePolicy
@@ -41,10 +43,10 @@ from router.proxy_alerts import ProxyAlerts
 from router.rate_limits import RateLimiter
 from router.rate_sharing import RatePublisher
 from router.resilience import AttemptLoop, Exhausted, Served
-from router.response_cache import CACHE_PRICE_VERSION, Cached, CacheMode, Lookup, ResponseCache
+from router.response_cache import Cached, CacheMode, Lookup, ResponseCache
 from router.routing_feed import RoutingView
 from router.schemas import ChatCompletionRequest, EmbeddingsRequest, Usage
-from router.streaming import ChatStream
+from router.streaming import ChatStream, replayed_stream
 from router.tokens import estimate_request_tokens
 from router.upstream import ChatChunk
 from tollway.config.schema import ModelConfig, TollwayConfig
@@ -82,13 +84,13 @@ class Gateway:
         self.budgets = budgets or BudgetGate(lambda: self.config)
         self.rates = rates or RateLimiter()
         self.cache = ResponseCache(lambda: self.config.cache)
-        self.guardrails = Guardrails(lambda: self.config)
         self.rate_sharing = rate_sharing
         self.admission = Admission(
             lambda: self.config, self.policy, self.budgets, self.rates, publisher, self._price
         )
         self._retired: list[Provider] = []  # replaced by a reload, closed at stop
         self.alerts = alerts
+        self.guarded = GuardedCalls(Guardrails(lambda: self.config), alerts)
         self.breakers = BreakerBoard(on_open=alerts.circuit_opened if alerts else None)
         self.attempt_loop = AttemptLoop(self.breakers)
 
@@ -137,24 +139,6 @@ class Gateway:
         """Feedback on a call this proxy routed counts for routing at once (routing_feed.py)."""
         self.policy.view.scored(event_id, score)
 
-    def _screened(self, request: R, who: Attribution) -> Screening[R]:
-        """The guardrails' verdict on a call's prompt; what they found is alerted too."""
-        screening = self.guardrails.screen(request, who)
-        if screening.findings and self.alerts is not None:
-            self.alerts.guardrails_matched(screening.findings, who)
-        return screening
-
-    def _also_matched(
-        self, event: CallEvent, found: tuple[Finding, ...], who: Attribution
-    ) -> CallEvent:
-        """The event naming the guardrails its answer matched too; they are alerted."""
-        if not found:
-            return event
-        if self.alerts is not None:
-            self.alerts.guardrails_matched(found, who)
-        names = [*event.guardrails, *(f.guardrail for f in found)]
-        return event.model_copy(update={"guardrails": list(dict.fromkeys(names))})
-
     def _price(self, model: str, at: datetime, usage: Usage) -> Costing:
         return priced(self.prices, model, at, usage)
 
@@ -166,7 +150,7 @@ class Gateway:
         cache: CacheMode = "skip",
     ) -> CallOutcome:
         """One plain chat call (`cache`: the caller's `x-tollway-cache`, when the cache is on)."""
-        screening = self._screened(request, who)
+        screening = self.guarded.prompt(request, who)
         sent = screening.request  # as the guardrails left it
 
         async def complete(provider: Provider, model: ModelConfig) -> ChatResult:
@@ -181,7 +165,7 @@ class Gateway:
     ) -> CallOutcome:
         """One embeddings call: admitted, tried, priced (input tokens only) and published as
         a chat call is, on a model with the `embeddings` capability."""
-        screening = self._screened(request, who)
+        screening = self.guarded.prompt(request, who)
         sent = screening.request  # as the guardrails left it
 
         async def embed(provider: Provider, model: ModelConfig) -> EmbeddingResult:
@@ -219,8 +203,7 @@ class Gateway:
         usage = served.value.usage
         body = served.value.body
         if isinstance(screening.request, ChatCompletionRequest):  # an answer to read
-            body, found = self.guardrails.screen_completion(body, ask.model, who)
-            event = self._also_matched(event, found, who)
+            body, event = self.guarded.completion(body, ask.model, who, event)
         content = content_of(self.config.logging, screening.request, body)
         event = self._billed(event, decision, plan, served, usage, started, clock, content)
         body = {**body, "model": served.model.name}
@@ -248,7 +231,7 @@ class Gateway:
         choice): counted by the provider where it can (Anthropic), else estimated. Free, and
         no call: nothing is billed or published. The provider sees the prompt, so the
         guardrails screen it as they screen a call's (a block is the same 400)."""
-        screening = self._screened(request, who)
+        screening = self.guarded.prompt(request, who)
         if screening.refusal is not None:
             raise screening.refusal
         request = screening.request
@@ -306,14 +289,16 @@ class Gateway:
         the call (and publishes its event however the stream ends)."""
         started = datetime.now(UTC)
         clock = time.perf_counter()
-        screening = self._screened(request, who)
+        screening = self.guarded.prompt(request, who)
         request = screening.request  # as the guardrails left it
         ask = Ask.chat(request, who.task_type)
         lookup = self.cache.lookup(who, request, cache)
         decision, plan, event = self.admission.admit(ask, who, endpoint, started, screening)
         hit = self.cache.get(lookup, stream=True) if lookup is not None else None
         if hit is not None and (chunks := replay(hit)):
-            return self._stream_from_cache(request, hit, chunks, event, decision, clock, started)
+            billed_at_0 = self._replay_publisher(event, decision)
+            return replayed_stream(request, hit, chunks, event, clock, started, billed_at_0,
+                                   self.config.logging)  # fmt: skip
 
         def publish(final: CallEvent) -> None:  # however the stream ends
             # the worker counts `ok` calls only: a stream cut by the upstream is never in
@@ -347,9 +332,7 @@ class Gateway:
                 self.cache.put(lookup, cached)
 
         def read_answer(messages: list[dict[str, Any]], event: CallEvent) -> CallEvent:
-            """A streamed answer has reached the caller: its matches are marked, not redacted."""
-            _, found = self.guardrails.screen_answer(messages, ask.model, who, streamed=True)
-            return self._also_matched(event, found, who)
+            return self.guarded.streamed(messages, ask.model, who, event)
 
         return ChatStream(
             request=request,
@@ -362,39 +345,16 @@ class Gateway:
             publish=publish,
             keep=keep if lookup is not None else None,
             content_policy=self.config.logging,
-            read_answer=read_answer if self.guardrails.watches_answers() else None,
+            read_answer=read_answer if self.guarded.watches_answers() else None,
         )
 
-    def _stream_from_cache(
-        self,
-        request: ChatCompletionRequest,
-        hit: Cached,
-        chunks: list[ChatChunk],
-        event: CallEvent,
-        decision: Decision,
-        clock: float,
-        started: datetime,
-    ) -> ChatStream:
-        """A cached answer replayed as a stream: billed at 0, `cache_hit` in its event."""
+    def _replay_publisher(
+        self, event: CallEvent, decision: Decision
+    ) -> Callable[[CallEvent], None]:
+        """A cached answer replayed as a stream counts against no rate; its event is billed
+        at 0 (router/streaming.py, `replayed_stream`)."""
         self.rates.settle_call(event.event_id, 0)
-        event = event.model_copy(
-            update={"provider": hit.provider, "model": hit.model, "cache_hit": True}
-        )
-
-        def publish(final: CallEvent) -> None:
-            self._published(final, self.budgets.settle(decision, Decimal(0)))
-
-        return ChatStream(
-            request=request,
-            event=event,
-            first=chunks[0],
-            upstream=replayed(chunks[1:]),
-            clock=clock,
-            started=started,
-            price=lambda model, at, usage: Costing(Decimal(0), CACHE_PRICE_VERSION),
-            publish=publish,
-            content_policy=self.config.logging,
-        )
+        return lambda final: self._published(final, self.budgets.settle(decision, Decimal(0)))
 
     async def _attempts(
         self,

@@ -17,11 +17,13 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from router.cached_streams import Collector
+from router.cached_streams import Collector, replayed
 from router.content_log import content_fields
 from router.errors import GatewayError, UpstreamError
+from router.response_cache import CACHE_PRICE_VERSION, Cached
 from router.schemas import ChatCompletionRequest, Usage
 from router.tokens import estimate_prompt_tokens, tokens_for_chars
 from router.upstream import ChatChunk, ProviderError
@@ -218,6 +220,33 @@ class ChatStream:
         if self._content_policy is None or self._collector is None:
             return {}
         return content_fields(self._content_policy, self.request, self._collector.messages())
+
+
+def replayed_stream(
+    request: ChatCompletionRequest,
+    hit: Cached,
+    chunks: list[ChatChunk],
+    event: CallEvent,
+    clock: float,
+    started: datetime,
+    publish: Callable[[CallEvent], None],
+    content_policy: LoggingPolicy,
+) -> ChatStream:
+    """A cached answer replayed as a stream (router/cached_streams.py): billed at 0, with
+    `cache_hit` and the model and provider that answered it first in its event."""
+    return ChatStream(
+        request=request,
+        event=event.model_copy(
+            update={"provider": hit.provider, "model": hit.model, "cache_hit": True}
+        ),
+        first=chunks[0],
+        upstream=replayed(chunks[1:]),
+        clock=clock,
+        started=started,
+        price=lambda model, at, usage: Costing(Decimal(0), CACHE_PRICE_VERSION),
+        publish=publish,
+        content_policy=content_policy,
+    )
 
 
 def _ms_since(clock: float) -> int:
