@@ -1,7 +1,9 @@
 """The `x-tollway-*` response headers: what served the call, what it cost, and why.
 
 An SDK client reads them from the raw response (e.g. `with_raw_response` in the OpenAI SDK), so
-a downgrade under budget pressure or an explored model is visible without the ledger.
+a downgrade under budget pressure, an explored model, or a prompt a guardrail rewrote
+(`x-tollway-guardrails`: the ids of those that matched; a stream's headers leave before its
+answer is read, so there only the prompt's) is visible without the ledger.
 """
 
 from __future__ import annotations
@@ -24,4 +26,6 @@ def call_headers(event: CallEvent, *, cost: bool = True) -> dict[str, str]:
         headers["x-tollway-budget-action"] = event.budget_action
     if event.cache_hit:
         headers["x-tollway-cache"] = "hit"
+    if event.guardrails:
+        headers["x-tollway-guardrails"] = ",".join(event.guardrails)
     return headers

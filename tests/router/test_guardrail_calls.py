@@ -64,6 +64,7 @@ async def test_personal_data_reaches_the_provider_redacted(guarded: Stack) -> No
     )
     row = await guarded.row(answer.headers["x-tollway-event-id"])
     assert (row["status"], list(row["guardrails"])) == ("ok", ["pii", "bluebird", "wire"])
+    assert answer.headers["x-tollway-guardrails"] == "pii,bluebird,wire"  # the caller sees it
     # and the answer reached the caller with the answer guardrail's match redacted
     said = answer.parse().choices[0].message.content
     assert said == "fake upstream answers in its own [REDACTED:pattern]"
