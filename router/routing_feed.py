@@ -8,8 +8,13 @@ is needed for new figures, and with no record yet a model is judged on catalogue
 Feedback a proxy receives itself (`POST /v1/feedback` for a call it routed) also counts at once,
 on top of the latest record: a score newer than that record's `computed_at` cannot be in it yet.
 So a model that answers badly loses traffic after its first scores, not a statistics round and a
-trip through Kafka and ClickHouse later; the next record, which includes those scores, replaces
-them. Several proxies each count what they receive; the records make them agree.
+trip through Kafka and ClickHouse later; a later record, which includes those scores, replaces
+them. A record's `computed_at` is when the analytics role read the feedback table, and a score
+reaches that table through Kafka and the worker's sink a moment after the proxy counted it, so
+only a record computed `FEEDBACK_LAG_S` after a score replaces it: one computed sooner may not
+hold it yet (dropping it then flipped a task type back to the model its scores had just
+excluded). Until then a score the record does hold counts twice, which only hastens what it
+says. Several proxies each count what they receive; the records make them agree.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ StatsKey = tuple[str, str]  # (route, task type)
 
 #: routed calls remembered for the feedback that may follow them
 RECENT_CALLS = 100_000
+#: a record computed this long after a score surely holds it (Kafka, the worker's sink batch)
+FEEDBACK_LAG_S = 10.0
 
 
 class RoutingView:
@@ -72,7 +79,7 @@ class RoutingView:
         computed_at: float | None = None,
     ) -> None:
         """Record (or, with None, forget) one model's statistics, computed at `computed_at`
-        (epoch seconds): the fresh scores it already holds are dropped."""
+        (epoch seconds): the fresh scores it surely holds are dropped."""
         key = (route, task_type, model)
         models = self._stats.setdefault((route, task_type), {})
         if seen is None:
@@ -82,7 +89,8 @@ class RoutingView:
         if computed_at is not None:
             self._computed_at[key] = computed_at
             scores = self._fresh.get(key, {})
-            for event_id in [e for e, (_, at) in scores.items() if at <= computed_at]:
+            held = computed_at - FEEDBACK_LAG_S
+            for event_id in [e for e, (_, at) in scores.items() if at <= held]:
                 del scores[event_id]
         self.updates += 1
 

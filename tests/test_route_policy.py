@@ -257,12 +257,21 @@ def test_feedback_on_own_calls_counts_before_the_next_record() -> None:
     assert (seen.mean_score, seen.score_count) == (0.5, 20)
     p = policy(config({**COST, "quality_floor": 0.9}), view)
     assert names(p.plan("auto", Needs(task_type="code")))[0] == "mini"
-    # the next record holds those scores: it replaces them, nothing is counted twice
-    now[0] = 1010.0
+    # a record computed a second after the scores may not hold them yet (they reach the
+    # feedback table through Kafka and the worker): they keep counting
+    now[0] = 1002.0
+    view.apply(
+        b"auto|code|flash",
+        b'{"calls": 10, "mean_score": 1.0, "score_count": 10,'
+        b' "computed_at": "1970-01-01T00:16:41Z"}',  # 1001 s
+    )
+    assert names(p.plan("auto", Needs(task_type="code")))[0] == "mini"
+    # a record computed well after them holds them: it replaces them, none counted twice
+    now[0] = 1020.0
     view.apply(
         b"auto|code|flash",
         b'{"calls": 20, "mean_score": 0.5, "score_count": 20,'
-        b' "computed_at": "1970-01-01T00:16:45Z"}',
+        b' "computed_at": "1970-01-01T00:16:55Z"}',  # 1015 s
     )
     seen = view.observed("auto", "code")["flash"]
     assert (seen.mean_score, seen.score_count) == (0.5, 20)
