@@ -190,8 +190,7 @@ class Gateway:
         clock = time.perf_counter()
         decision, plan, event = self.admission.admit(ask, who, endpoint, started, screening)
         if lookup is not None and (hit := self.cache.get(lookup)) is not None:
-            content = content_of(self.config.logging, screening.request, hit.answer())
-            return self._from_cache(hit, event, decision, clock, content)
+            return self._from_cache(hit, event, decision, clock, screening.request)
         try:
             served = await self._attempts(plan, attempt, event, ask)
         except Exhausted as exhausted:
@@ -217,14 +216,16 @@ class Gateway:
         event: CallEvent,
         decision: Decision,
         clock: float,
-        content: dict[str, str | None],
+        request: ChatCompletionRequest | EmbeddingsRequest,
     ) -> CallOutcome:
         """A cached answer: nothing billed or counted against a rate, the tokens it saved in
-        the event (router/response_cache.py)."""
+        the event (router/response_cache.py), its content where the policy logs it."""
         self.rates.settle_call(event.event_id, 0)
+        answer = hit.answer()
+        content = content_of(self.config.logging, request, answer)
         event = from_cache(event, hit, clock).model_copy(update=content)
         self._published(event, self.budgets.settle(decision, Decimal(0)))
-        return CallOutcome(body=hit.answer(), event=event, usage=hit.usage)
+        return CallOutcome(body=answer, event=event, usage=hit.usage)
 
     async def count_tokens(self, request: ChatCompletionRequest, who: Attribution) -> int:
         """The prompt's input tokens on the model the request resolves to (a route: its first

@@ -203,23 +203,22 @@ class ChatStream:
                 "status": status,
                 "http_status": http_status,
                 "error_code": error_code,
-                **self._content(),
             }
         )
-        if self._read_answer is not None and self._collector is not None:
-            event = self._read_answer(self._collector.messages(), event)
+        readers = self._content_policy is not None or self._read_answer is not None
+        if self._collector is not None and readers:  # the content log, answer guardrails
+            streamed = self._collector.messages()
+            if self._content_policy is not None:
+                fields = content_fields(self._content_policy, self.request, streamed)
+                event = event.model_copy(update=fields)
+            if self._read_answer is not None:
+                event = self._read_answer(streamed, event)
         self.event = event
         self._publish(event)
         if self._keep is not None and self._collector is not None and http_status == 200:
             answer = self._collector.answer(self.model, usage)
             if answer is not None and status == "ok":
                 self._keep(answer, usage)
-
-    def _content(self) -> dict[str, str | None]:
-        """The prompt and what streamed of the answer, when the policy logs content."""
-        if self._content_policy is None or self._collector is None:
-            return {}
-        return content_fields(self._content_policy, self.request, self._collector.messages())
 
 
 def replayed_stream(
