@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from analytics import queries
-from analytics.access import config_of, full_reader, restrict_filters, summary_reader
+from analytics.access import full_reader, restrict_filters, summary_reader
 from analytics.anomalies import STEPS, scan_spikes
 from analytics.endpoint import answer, iso, number, run, store_of
 from analytics.params import (
@@ -188,14 +188,15 @@ async def anomalies(request: Request, principal: Principal = Depends(summary_rea
 CALL_FIELDS = [c.rsplit(" AS ", 1)[-1] for c in queries.CALL_COLUMNS]
 
 
-@router.get("/calls", summary="Single calls, newest first (no content unless policy allows)")
+@router.get("/calls", summary="Single calls, newest first (their content for admin keys)")
 async def calls(request: Request, principal: Principal = Depends(full_reader)) -> Response:
     async def build() -> Response:
         params = request.query_params
         check_known(params, [*_RANGE, "limit"])
         limit = parse_int(params, "limit", 100, 1, 1000)
         selection = _selection(request, principal, timedelta(days=30))
-        with_content = principal.role == "admin" and config_of(request).logging.content
+        # rows hold content only where it was logged (the policy, or a key's own setting)
+        with_content = principal.role == "admin"
         store = store_of(request)
         newest = selection
         source, days = queries.pick_source(selection, [], granularity="day")

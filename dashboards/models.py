@@ -141,6 +141,7 @@ class KeyEntry(_Model):
     role: str = ""
     state: str
     limits: dict[str, int | None] | None = None
+    log_content: bool | None = None  # None: as the logging policy says
     expires_at: datetime | None = None
     previous_valid_until: datetime | None = None
     spend_usd: Decimal = Decimal(0)

@@ -1,5 +1,5 @@
-"""`/v1/admin/keys`: create, list, update (rate limits), rotate and revoke virtual keys (role
-admin).
+"""`/v1/admin/keys`: create, list, update (rate limits, content logging), rotate and revoke
+virtual keys (role admin).
 
 A created key's secret is returned once and never stored; the record (hash and metadata) goes
 on the keys topic, which every replica follows, and is applied here at once so the replica
@@ -43,16 +43,24 @@ class KeyCreate(BaseModel):
     allowed_models: list[str] = Field(default_factory=list)
     header_overrides: list[Override] | None = None
     limits: RateLimits | None = None
+    log_content: bool | None = None
     expires_at: datetime | None = None
     expires_in_days: float | None = Field(default=None, gt=0)
 
 
 class KeyUpdate(BaseModel):
-    """What `PATCH /v1/admin/keys/{id}` may change on a key the API created."""
+    """What `PATCH /v1/admin/keys/{id}` may change on a key; a field left out stays as it is."""
 
     model_config = ConfigDict(extra="forbid")
 
-    limits: RateLimits | None = Field(description="The new rate limits; null removes them.")
+    limits: RateLimits | None = Field(
+        default=None, description="The new rate limits; null removes them."
+    )
+    log_content: bool | None = Field(
+        default=None,
+        description="Content logging for the key's calls: true, false, or null to follow "
+        "the logging policy.",
+    )
 
 
 class KeyRotate(BaseModel):
@@ -157,24 +165,27 @@ async def update_key(
     admin: Principal = Depends(admin_only),
     sync: KeySync = Depends(_sync),
 ) -> KeyView:
-    """Change a key's rate limits; every replica applies them within its poll interval."""
+    """Change a key's rate limits or content logging (the fields the body names); every
+    replica applies them within its poll interval."""
     key = sync.registry.get(key_id)
     if key is None:
         raise NotFound(f"no key with id {key_id!r}")
-    before = key.limits
-    key = key.model_copy(update={"limits": body.limits})
+    changes = body.model_dump(include=body.model_fields_set)
+    if not changes:
+        raise InvalidRequest("nothing to change: give limits, log_content or both")
+    details: dict[str, object] = {}  # each change with what it replaced
+    if "limits" in changes:
+        details |= {"limits": changes["limits"], "before": _dumped(key.limits)}
+    if "log_content" in changes:
+        details |= {"log_content": body.log_content, "log_content_before": key.log_content}
+    key = key.model_copy(update={name: getattr(body, name) for name in changes})
     await sync.publish(key)
-    await audit(
-        request,
-        admin,
-        "key.update",
-        key_id,
-        {
-            "limits": body.limits.model_dump() if body.limits else None,
-            "before": before.model_dump() if before else None,
-        },
-    )
+    await audit(request, admin, "key.update", key_id, details)
     return KeyView.of(key)
+
+
+def _dumped(limits: RateLimits | None) -> dict[str, int | None] | None:
+    return limits.model_dump() if limits is not None else None
 
 
 @router.post("/keys/{key_id}/rotate")

@@ -4,6 +4,11 @@ The key's business line always wins (a caller cannot move spend to another busin
 Project, task type, user, environment and tags may come from `x-tollway-*` headers — each only
 if the key's `header_overrides` allows it — falling back to the key's own values. The result
 is copied into every CallEvent.
+
+Two things travel with it that are not attribution: the key's rate limits, and whether the
+call's content may be logged — the key's `log_content`, or never when the caller sends
+`x-tollway-log-content: off` (a caller may keep its own call out of the content log, not put
+it in).
 """
 
 from __future__ import annotations
@@ -12,10 +17,14 @@ from dataclasses import dataclass, field
 
 from starlette.datastructures import Headers
 
+from router.errors import InvalidRequest
 from tollway.auth import Principal
 from tollway.config.schema import RateLimits
 
 TAG_PREFIX = "x-tollway-tag-"
+LOG_CONTENT_HEADER = "x-tollway-log-content"
+#: what `x-tollway-log-content` accepts: each turns content logging off for the call
+LOG_CONTENT_OFF = frozenset({"off", "false", "0", "no"})
 MAX_TAGS = 20
 MAX_VALUE_LEN = 128
 
@@ -32,6 +41,9 @@ class Attribution:
     #: the key's rate limits, which admission enforces with the budgets (not attribution,
     #: but they travel from the key to the gateway with it)
     limits: RateLimits | None = None
+    #: content logging for this call: the key's `log_content`, False when the caller opted
+    #: out; None: as the logging policy says (router/content_log.py)
+    log_content: bool | None = None
 
     def scope_fields(self, model: str) -> dict[str, str]:
         """What a budget's or a guardrail's scope matches a call on (with its tags), for a
@@ -73,6 +85,7 @@ def attribute(principal: Principal, headers: Headers, body_user: str | None = No
     allowed = principal.header_overrides
     given: dict[str, str] = {}
     tags = dict(principal.tags)
+    log_content = principal.log_content
     for name, value in _tollway_headers(headers):
         field = _FIELD_HEADERS.get(name)
         if field is not None:
@@ -80,6 +93,13 @@ def attribute(principal: Principal, headers: Headers, body_user: str | None = No
                 given.setdefault(field, value)  # the first one wins, as with `Headers.get`
         elif name.startswith(TAG_PREFIX) and "tags" in allowed and len(tags) < MAX_TAGS:
             tags.setdefault(name[len(TAG_PREFIX) :][:MAX_VALUE_LEN], _clean(value))
+        elif name == LOG_CONTENT_HEADER:
+            if value.strip().lower() not in LOG_CONTENT_OFF:
+                raise InvalidRequest(
+                    f"{LOG_CONTENT_HEADER} takes 'off': a caller may keep its call out of the "
+                    "content log, not put it in (that is the key's or the policy's choice)"
+                )
+            log_content = False
 
     def header(field: str, _name: str) -> str:
         return _clean(given.get(field))
@@ -93,4 +113,5 @@ def attribute(principal: Principal, headers: Headers, body_user: str | None = No
         environment=header("environment", "x-tollway-environment") or principal.environment,
         tags=tags,
         limits=principal.limits,
+        log_content=log_content,
     )

@@ -1,7 +1,9 @@
-"""What a call's event keeps of its content when `logging.content` turns content logging on.
+"""What a call's event keeps of its content when content logging is on for it.
 
-Off by default (zero data retention): events then carry no prompt or completion at all. On, a
-call a provider answered (or the response cache did) carries, in `request_content`, the request
+Off by default (zero data retention): events then carry no prompt or completion at all. It is on
+for a call when `logging.content` is on, or its key's `log_content` is true — and off, whatever
+the policy, when the key's `log_content` is false or the caller sent `x-tollway-log-content: off`
+(`content_limit`). On, a call a provider answered (or the response cache did) carries, in `request_content`, the request
 as tollway sent it — the gateway's internal OpenAI shape, after the guardrails' redactions, as
 JSON — and in `response_content` the answer's messages as JSON (a stream: what had streamed when
 it ended, however it ended; embeddings: none, vectors are not content anyone reads). Each is
@@ -19,20 +21,27 @@ from typing import Any
 
 import orjson
 
+from router.attribution import Attribution
 from router.schemas import ChatCompletionRequest, EmbeddingsRequest
 from tollway.config.schema import LoggingPolicy
 
 
+def content_limit(policy: LoggingPolicy, who: Attribution) -> int | None:
+    """How many characters of each of the call's prompt and answer its event keeps; None: no
+    content at all."""
+    logged = policy.content if who.log_content is None else who.log_content
+    return policy.content_max_chars if logged else None
+
+
 def content_fields(
-    policy: LoggingPolicy,
+    limit: int | None,
     request: ChatCompletionRequest | EmbeddingsRequest,
     messages: Sequence[dict[str, Any]] | None,
 ) -> dict[str, str | None]:
-    """The event's content fields under `policy`: none when content logging is off.
-    `messages`: the answer's messages (None for embeddings)."""
-    if not policy.content:
+    """The event's content fields, each clipped to `limit`: none when it is None (content
+    logging off). `messages`: the answer's messages (None for embeddings)."""
+    if limit is None:
         return {}
-    limit = policy.content_max_chars
     response = clipped(orjson.dumps(list(messages)).decode(), limit) if messages else None
     return {
         "request_content": clipped(request.model_dump_json(exclude_none=True), limit),
@@ -41,17 +50,17 @@ def content_fields(
 
 
 def content_of(
-    policy: LoggingPolicy,
+    limit: int | None,
     request: ChatCompletionRequest | EmbeddingsRequest,
     body: dict[str, Any],
 ) -> dict[str, str | None]:
     """`content_fields` of a call answered whole, from its answer's body."""
-    if not policy.content:
+    if limit is None:
         return {}
     if not isinstance(request, ChatCompletionRequest):
-        return content_fields(policy, request, None)
+        return content_fields(limit, request, None)
     messages = [choice.get("message") or {} for choice in body.get("choices") or []]
-    return content_fields(policy, request, messages)
+    return content_fields(limit, request, messages)
 
 
 def clipped(text: str, limit: int) -> str:

@@ -30,7 +30,7 @@ from router.breaker import BreakerBoard
 from router.budget_gate import BudgetGate, Decision, Delivery
 from router.cached_streams import replay
 from router.call_outcomes import failure, from_cache, ms_since, priced, routing_fields
-from router.content_log import content_of
+from router.content_log import content_limit, content_of
 from router.errors import GatewayError
 from router.events import EventPublisher
 from router.guarded import GuardedCalls
@@ -189,8 +189,9 @@ class Gateway:
         started = datetime.now(UTC)
         clock = time.perf_counter()
         decision, plan, event = self.admission.admit(ask, who, endpoint, started, screening)
+        content_chars = content_limit(self.config.logging, who)
         if lookup is not None and (hit := self.cache.get(lookup)) is not None:
-            return self._from_cache(hit, event, decision, clock, screening.request)
+            return self._from_cache(hit, event, decision, clock, screening.request, content_chars)
         try:
             served = await self._attempts(plan, attempt, event, ask)
         except Exhausted as exhausted:
@@ -203,7 +204,7 @@ class Gateway:
         body = served.value.body
         if isinstance(screening.request, ChatCompletionRequest):  # an answer to read
             body, event = self.guarded.completion(body, ask.model, who, event)
-        content = content_of(self.config.logging, screening.request, body)
+        content = content_of(content_chars, screening.request, body)
         event = self._billed(event, decision, plan, served, usage, started, clock, content)
         body = {**body, "model": served.model.name}
         if lookup is not None:
@@ -217,12 +218,13 @@ class Gateway:
         decision: Decision,
         clock: float,
         request: ChatCompletionRequest | EmbeddingsRequest,
+        content_chars: int | None,
     ) -> CallOutcome:
         """A cached answer: nothing billed or counted against a rate, the tokens it saved in
-        the event (router/response_cache.py), its content where the policy logs it."""
+        the event (router/response_cache.py), its content where it is logged."""
         self.rates.settle_call(event.event_id, 0)
         answer = hit.answer()
-        content = content_of(self.config.logging, request, answer)
+        content = content_of(content_chars, request, answer)
         event = from_cache(event, hit, clock).model_copy(update=content)
         self._published(event, self.budgets.settle(decision, Decimal(0)))
         return CallOutcome(body=answer, event=event, usage=hit.usage)
@@ -299,7 +301,7 @@ class Gateway:
         if hit is not None and (chunks := replay(hit)):
             billed_at_0 = self._replay_publisher(event, decision)
             return replayed_stream(request, hit, chunks, event, clock, started, billed_at_0,
-                                   self.config.logging)  # fmt: skip
+                                   content_limit(self.config.logging, who))  # fmt: skip
 
         def publish(final: CallEvent) -> None:  # however the stream ends
             # the worker counts `ok` calls only: a stream cut by the upstream is never in
@@ -345,7 +347,7 @@ class Gateway:
             price=self._price,
             publish=publish,
             keep=keep if lookup is not None else None,
-            content_policy=self.config.logging,
+            content_limit=content_limit(self.config.logging, who),
             read_answer=read_answer if self.guarded.watches_answers() else None,
         )
 

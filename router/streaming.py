@@ -27,7 +27,6 @@ from router.response_cache import CACHE_PRICE_VERSION, Cached
 from router.schemas import ChatCompletionRequest, Usage
 from router.tokens import estimate_prompt_tokens, tokens_for_chars
 from router.upstream import ChatChunk, ProviderError
-from tollway.config.schema import LoggingPolicy
 from tollway.events import CallEvent
 from tollway.pricing import Costing
 
@@ -58,12 +57,12 @@ class ChatStream:
         price: Callable[[str, datetime, Usage], Costing],
         publish: Callable[[CallEvent], None],
         keep: Callable[[dict[str, Any], Usage], None] | None = None,
-        content_policy: LoggingPolicy | None = None,
+        content_limit: int | None = None,
         read_answer: Callable[[list[dict[str, Any]], CallEvent], CallEvent] | None = None,
     ) -> None:
         """`keep`: given the whole answer of a stream that ended normally (the response
-        cache's; router/cached_streams.py). `content_policy`: tollway.yaml's `logging`, whether
-        the event carries the prompt and answer (router/content_log.py). `read_answer`: the
+        cache's; router/cached_streams.py). `content_limit`: how much of the prompt and answer
+        the event carries, None: none (router/content_log.py). `read_answer`: the
         guardrails that read answers, given what streamed and the final event."""
         self.request = request
         self.event = event  # provider, model and attempts set; usage and outcome pending
@@ -83,9 +82,9 @@ class ChatStream:
         self._finished = False
         self._relay = self._relay_chunks()
         self._keep = keep
-        self._content_policy = content_policy if content_policy and content_policy.content else None
+        self._content_limit = content_limit
         self._read_answer = read_answer
-        wanted = keep is not None or self._content_policy is not None or read_answer is not None
+        wanted = keep is not None or content_limit is not None or read_answer is not None
         self._collector = Collector() if wanted else None
 
     @property
@@ -205,11 +204,11 @@ class ChatStream:
                 "error_code": error_code,
             }
         )
-        readers = self._content_policy is not None or self._read_answer is not None
+        readers = self._content_limit is not None or self._read_answer is not None
         if self._collector is not None and readers:  # the content log, answer guardrails
             streamed = self._collector.messages()
-            if self._content_policy is not None:
-                fields = content_fields(self._content_policy, self.request, streamed)
+            if self._content_limit is not None:
+                fields = content_fields(self._content_limit, self.request, streamed)
                 event = event.model_copy(update=fields)
             if self._read_answer is not None:
                 event = self._read_answer(streamed, event)
@@ -229,7 +228,7 @@ def replayed_stream(
     clock: float,
     started: datetime,
     publish: Callable[[CallEvent], None],
-    content_policy: LoggingPolicy,
+    content_limit: int | None,
 ) -> ChatStream:
     """A cached answer replayed as a stream (router/cached_streams.py): billed at 0, with
     `cache_hit` and the model and provider that answered it first in its event."""
@@ -244,7 +243,7 @@ def replayed_stream(
         started=started,
         price=lambda model, at, usage: Costing(Decimal(0), CACHE_PRICE_VERSION),
         publish=publish,
-        content_policy=content_policy,
+        content_limit=content_limit,
     )
 
 

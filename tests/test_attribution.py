@@ -1,11 +1,16 @@
-"""Who pays: key metadata, refined by headers only where the key allows it."""
+"""Who pays: key metadata, refined by headers only where the key allows it; and whether the
+call's content is logged: the key's setting over the policy, a caller's opt-out over both."""
 
 from __future__ import annotations
 
+import pytest
 from starlette.datastructures import Headers
 
-from router.attribution import attribute
+from router.attribution import Attribution, attribute
+from router.content_log import content_limit
+from router.errors import InvalidRequest
 from tollway.auth import Principal
+from tollway.config.schema import LoggingPolicy
 
 KEY = Principal(
     key_id="k_1",
@@ -60,3 +65,32 @@ def test_a_key_can_lock_its_attribution() -> None:
         Headers({"x-tollway-project": "seo", "x-tollway-tag-x": "1", "x-tollway-user": "ada"}),
     )
     assert (who.project, who.user, who.tags) == ("campaigns", "ada", {"team": "growth"})
+
+
+def test_a_caller_may_turn_content_logging_off_for_its_call_but_not_on() -> None:
+    logging_key = Principal(**{**KEY.__dict__, "log_content": True})
+    assert attribute(logging_key, Headers({})).log_content is True
+    assert attribute(KEY, Headers({})).log_content is None  # as the policy says
+    for value in ("off", "OFF", "false", "0", "no"):
+        headers = Headers({"x-tollway-log-content": value})
+        assert attribute(logging_key, headers).log_content is False
+    with pytest.raises(InvalidRequest, match="x-tollway-log-content takes 'off'"):
+        attribute(KEY, Headers({"x-tollway-log-content": "on"}))
+
+
+def test_a_calls_content_limit_follows_the_key_over_the_policy() -> None:
+    on, off = LoggingPolicy(content=True, content_max_chars=2048), LoggingPolicy()
+    assert [content_limit(off, _who(setting)) for setting in (None, True, False)] == [
+        None,
+        65_536,
+        None,
+    ]
+    assert [content_limit(on, _who(setting)) for setting in (None, True, False)] == [
+        2048,
+        2048,
+        None,
+    ]
+
+
+def _who(log_content: bool | None) -> Attribution:
+    return attribute(Principal(**{**KEY.__dict__, "log_content": log_content}), Headers({}))

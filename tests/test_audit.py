@@ -64,6 +64,10 @@ async def test_admin_changes_and_refusals_are_audited_once(
         secret = created.json()["key"]
         limits = {"limits": {"requests_per_minute": 60}}
         await http.patch(f"{base}/v1/admin/keys/k_bot", headers=AS_ADMIN, json=limits)
+        logged = {"log_content": True}
+        await http.patch(f"{base}/v1/admin/keys/k_bot", headers=AS_ADMIN, json=logged)
+        empty = await http.patch(f"{base}/v1/admin/keys/k_bot", headers=AS_ADMIN, json={})
+        assert empty.status_code == 400 and "nothing to change" in empty.text
         await http.delete(f"{base}/v1/admin/keys/k_bot", headers=AS_ADMIN)
         budget = {"scope": {"project": "seo"}, "limit_usd": 10}
         await http.put(f"{base}/v1/admin/budgets/seo", headers=AS_ADMIN, json=budget)
@@ -77,7 +81,7 @@ async def test_admin_changes_and_refusals_are_audited_once(
         # no key at all is refused but not audited: anyone could fill the trail
         assert (await http.get(f"{base}/v1/admin/keys")).status_code == 401
 
-        entries = await _trail(http, base, 7)
+        entries = await _trail(http, base, 8)
         assert [(e["action"], e["target"], e["actor"]) for e in entries] == [
             ("admin.denied", "GET /v1/admin/keys", "k_dev"),
             ("budget.delete", "seo", "admin"),
@@ -85,8 +89,10 @@ async def test_admin_changes_and_refusals_are_audited_once(
             ("budget.set", "seo", "admin"),
             ("key.revoke", "k_bot", "admin"),
             ("key.update", "k_bot", "admin"),
+            ("key.update", "k_bot", "admin"),
             ("key.create", "k_bot", "admin"),
         ]
+        assert entries[-3]["details"] == {"log_content": True, "log_content_before": None}
         assert entries[-2]["details"] == {
             "limits": {
                 "requests_per_minute": 60,
@@ -125,7 +131,7 @@ async def test_admin_changes_and_refusals_are_audited_once(
             json={"query": "SELECT count() AS n, uniqExact(id) AS ids FROM audit_log FINAL"},
         )  # fmt: skip
         row = sql.json()["data"][0]
-        assert int(row["n"]) == int(row["ids"]) == 7
+        assert int(row["n"]) == int(row["ids"]) == 8
         changes = await http.post(  # the README's example
             f"{base}/v1/analytics/sql", headers=AS_ADMIN,
             json={"query": (

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from tollway.auth import AuthError, KeyRegistry
 from tollway.config.schema import KeyConfig
 from tollway.ids import hash_key
-from tollway.key_sync import KeySync
+from tollway.key_sync import KeySync, key_record
 
 ADMIN = "tw-admin-secret"
 
@@ -129,3 +129,19 @@ async def test_the_snapshot_holds_the_topics_records_only(tmp_path: Path) -> Non
     registry.apply(key("k_api"))
     sync._write_snapshot()
     assert [r["id"] for r in orjson.loads(snapshot.read_bytes())] == ["k_api"]
+
+
+def test_a_key_record_leaves_out_what_is_unset_so_older_replicas_read_it() -> None:
+    """A replica of an older version refuses fields it does not know (and then ignores the
+    record): a revocation written with every newer field as null would never reach it."""
+    older_fields = {"id", "hash", "business_line", "project", "task_type", "environment", "role",
+                    "tags", "name", "allowed_models", "header_overrides", "revoked_at",
+                    "created_at"}  # fmt: skip
+    revoked = key("k_old", revoked_at=datetime.now(UTC), created_at=datetime.now(UTC))
+    written = orjson.loads(key_record(revoked))
+    assert set(written) <= older_fields
+    assert KeyConfig.model_validate(written) == revoked
+    private = key("k_private", log_content=False, limits={"requests_per_minute": 5})
+    written = orjson.loads(key_record(private))
+    assert written["log_content"] is False and written["limits"] == {"requests_per_minute": 5}
+    assert KeyConfig.model_validate(written) == private

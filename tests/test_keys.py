@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -259,6 +260,12 @@ async def test_the_cli_creates_lists_and_revokes(
 
         code, output = await tollway("limit", "k_cli", "--rpm", "100", "--max-parallel", "2")
         assert code == 0 and "100 req/min, 2 in flight" in output, output
+        code, output = await tollway("content", "k_cli", "off")
+        assert code == 0 and "content logging of k_cli: off" in output, output
+        code, output = await tollway("list", "--json")
+        [listed] = json.loads(output)
+        assert listed["log_content"] is False
+        assert listed["limits"]["requests_per_minute"] == 100  # the limits stay
         code, output = await tollway("limit", "k_cli")
         assert code == 0 and "limits of k_cli: none" in output, output
 

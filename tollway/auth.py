@@ -45,6 +45,7 @@ class Principal:
         {"project", "task_type", "user", "environment", "tags"}
     )
     limits: RateLimits | None = None
+    log_content: bool | None = None  # None: as the logging policy says
 
     @classmethod
     def from_key(cls, key: KeyConfig) -> Principal:
@@ -59,6 +60,7 @@ class Principal:
             allowed_models=frozenset(key.allowed_models),
             header_overrides=frozenset(key.header_overrides),
             limits=key.limits,
+            log_content=key.log_content,
         )
 
     def may_use(self, model: str) -> bool:

@@ -4,11 +4,16 @@ analytics server — in step with the compacted `tollway.keys.v1` topic.
 A key created, rotated or revoked through any replica's admin API is known to all of them
 within the consumer's poll interval (tollway/record_sync.py does the following and the snapshot). Records
 hold hashes and metadata only, never a secret.
+
+A record leaves out its unset fields, so a replica of an older version, which refuses fields it
+does not know, still reads every key that uses none of the newer ones — above all a revocation.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import orjson
 
 from tollway.auth import KeyRegistry
 from tollway.config.schema import KeyConfig
@@ -37,3 +42,11 @@ class KeySync(RecordSync[KeyConfig]):
             poll_ms=poll_ms,
         )
         self.registry = registry
+
+    def encode(self, record: KeyConfig) -> bytes:
+        return key_record(record)
+
+
+def key_record(key: KeyConfig) -> bytes:
+    """A key as the topic holds it: its unset (None) fields left out."""
+    return orjson.dumps(key.model_dump(mode="json", exclude_none=True))

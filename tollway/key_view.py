@@ -25,6 +25,9 @@ class KeyView(BaseModel):
     allowed_models: list[str]
     header_overrides: list[str]
     limits: RateLimits | None
+    log_content: bool | None = Field(
+        description="Content logging for the key's calls; null: as the logging policy says."
+    )
     created_at: datetime | None
     expires_at: datetime | None
     revoked_at: datetime | None

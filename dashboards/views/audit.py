@@ -35,6 +35,21 @@ def _limits(limits: dict[str, Any] | None) -> str:
     return limits_text(limits) or "none"
 
 
+def _content_logging(setting: bool | None) -> str:
+    return {True: "on", False: "off", None: "as the policy says"}[setting]
+
+
+def _key_update(details: dict[str, Any]) -> str:
+    """`limits 60 requests/min (was none); content logging off (was as the policy says)`."""
+    parts = []
+    if "limits" in details:
+        parts.append(f"limits {_limits(details['limits'])} (was {_limits(details.get('before'))})")
+    if "log_content" in details:
+        now, was = details["log_content"], details.get("log_content_before")
+        parts.append(f"content logging {_content_logging(now)} (was {_content_logging(was)})")
+    return "; ".join(parts)
+
+
 def summary(entry: AuditEntry) -> str:
     """What changed, in a few words."""
     details = entry.details
@@ -51,7 +66,7 @@ def summary(entry: AuditEntry) -> str:
             where = "/".join(p for p in (details.get("business_line"), details.get("project")) if p)
             return f"new {details.get('role', '')} key for {where or 'no business line'}"
         case "key.update":
-            return f"limits {_limits(details.get('limits'))} (was {_limits(details.get('before'))})"
+            return _key_update(details)
         case "key.rotate" if details.get("grace_seconds"):
             return f"new secret; the old one works until {details.get('previous_valid_until')}"
         case "key.rotate":

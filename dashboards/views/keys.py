@@ -71,6 +71,7 @@ frame = pd.DataFrame(
             "role": k.role,
             "state": _state(k, now),
             "limits": limits_text(k.limits),
+            "content log": {True: "on", False: "off", None: "policy"}[k.log_content],
             "spend": float(k.spend_usd),
             "calls": k.calls,
             "last used": k.last_active,

@@ -1,9 +1,10 @@
-"""`tollway keys create|list|limit|rotate|revoke`: virtual keys, through the running server's
-admin API."""
+"""`tollway keys create|list|limit|content|rotate|revoke`: virtual keys, through the running
+server's admin API."""
 
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 
 import typer
 from rich.console import Console
@@ -33,6 +34,11 @@ def create(
     parallel: int | None = typer.Option(
         None, "--max-parallel", help="Calls in flight at once, across replicas."
     ),
+    log_content: bool | None = typer.Option(
+        None,
+        "--log-content/--no-log-content",
+        help="Log this key's prompts and answers, or never (default: as logging.content says).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the API's JSON answer."),
     url: str | None = URL,
     key: str | None = KEY,
@@ -52,6 +58,8 @@ def create(
         body["expires_in_days"] = expires_in_days
     if limits := _limits(rpm, tpm, parallel):
         body["limits"] = limits
+    if log_content is not None:
+        body["log_content"] = log_content
     created = ApiClient(url, key).request("POST", "/v1/admin/keys", json=body).json()
     if as_json:
         typer.echo(json.dumps(created, indent=2))
@@ -79,6 +87,7 @@ def list_keys(
         "task type",
         "role",
         "limits",
+        "content log",
         "state",
         "expires",
     ):
@@ -89,7 +98,8 @@ def list_keys(
             state += f" (the replaced secret until {k['previous_valid_until']})"
         table.add_row(
             k["id"], k["name"], k["business_line"], k["project"], k["task_type"], k["role"],
-            _limits_text(k.get("limits")), state, k["expires_at"] or "",
+            _limits_text(k.get("limits")), CONTENT_LOG_TEXT[k.get("log_content")], state,
+            k["expires_at"] or "",
         )  # fmt: skip
     out.print(table)
 
@@ -141,6 +151,33 @@ def limit(
     path = f"/v1/admin/keys/{key_id}"
     record = ApiClient(url, key).request("PATCH", path, json={"limits": limits}).json()
     out.print(f"[green]limits[/] of {record['id']}: {_limits_text(record['limits']) or 'none'}")
+
+
+class ContentLog(StrEnum):
+    on = "on"
+    off = "off"
+    policy = "policy"
+
+
+#: what each setting of `log_content` is sent as, and how `keys list` shows it
+CONTENT_LOG_SETTINGS = {ContentLog.on: True, ContentLog.off: False, ContentLog.policy: None}
+CONTENT_LOG_TEXT = {True: "on", False: "off", None: "policy"}
+
+
+@app.command()
+def content(
+    key_id: str = typer.Argument(..., help="The key id, e.g. k_1a2b3c."),
+    setting: ContentLog = typer.Argument(
+        ..., help="on: log its prompts and answers; off: never; policy: as logging.content says."
+    ),
+    url: str | None = URL,
+    key: str | None = KEY,
+) -> None:
+    """Turn content logging on or off for one key's calls; every replica applies it."""
+    body = {"log_content": CONTENT_LOG_SETTINGS[setting]}
+    record = ApiClient(url, key).request("PATCH", f"/v1/admin/keys/{key_id}", json=body).json()
+    shown = CONTENT_LOG_TEXT[record["log_content"]]
+    out.print(f"[green]content logging[/] of {record['id']}: {shown}")
 
 
 #: how `keys list` and `keys limit` name each limit

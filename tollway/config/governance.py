@@ -62,6 +62,11 @@ class KeyConfig(_Strict):
         description="Which x-tollway-* headers may refine this key's attribution.",
     )
     limits: RateLimits | None = None
+    log_content: bool | None = Field(
+        default=None,
+        description="Content logging for this key's calls: true logs them even when "
+        "logging.content is off, false never; unset: as logging.content says.",
+    )
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
     created_at: datetime | None = None
