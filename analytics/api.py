@@ -127,10 +127,11 @@ def _include_query_routes() -> None:
         routes_explorer,
         routes_keys,
         routes_routing,
+        routes_sessions,
     )
 
     modules = (routes_explorer, routes_budgets, routes_routing, routes_alerts, routes_audit)
-    for module in (*modules, routes_keys):
+    for module in (*modules, routes_keys, routes_sessions):
         router.include_router(module.router)
 
 

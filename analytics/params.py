@@ -27,8 +27,9 @@ ROLLUP_DIMENSIONS: tuple[str, ...] = (
     "status",
 )
 #: Dimensions only the raw ledger has: asking for them sends the query to `calls` (the
-#: endpoint tells chat from embeddings spend, and the OpenAI from the Anthropic protocol).
-RAW_DIMENSIONS: tuple[str, ...] = ("user", "endpoint")
+#: endpoint tells chat from embeddings spend, and the OpenAI from the Anthropic protocol; the
+#: session groups an agent's run or a conversation).
+RAW_DIMENSIONS: tuple[str, ...] = ("user", "endpoint", "session_id")
 DIMENSIONS: tuple[str, ...] = ROLLUP_DIMENSIONS + RAW_DIMENSIONS
 
 GRANULARITIES: tuple[str, ...] = ("hour", "day", "month")

@@ -202,6 +202,7 @@ CALL_COLUMNS: tuple[str, ...] = (
     "length(attempts) AS attempts",
     "fallback_used",
     "guardrails",
+    "session_id",
 )
 CONTENT_COLUMNS: tuple[str, ...] = ("request_content", "response_content")
 

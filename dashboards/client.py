@@ -36,6 +36,8 @@ from dashboards.models import (
     KeyEntry,
     Recommendation,
     RoutingStat,
+    Session,
+    SessionSummary,
     Timeseries,
 )
 
@@ -337,6 +339,14 @@ class AnalyticsClient:
     ) -> list[Call]:
         body = self.get("/v1/analytics/calls", _params(start, end, filters, limit=limit))
         return [Call.model_validate(c) for c in body.get("calls", [])]
+
+    def sessions(
+        self, start: date, end: date, limit: int = 20
+    ) -> tuple[SessionSummary, list[Session]]:
+        """How sessions' costs spread, and the costliest `limit` of them."""
+        body = self.get("/v1/analytics/sessions", _params(start, end, limit=limit))
+        sessions = [Session.model_validate(s) for s in body.get("sessions", [])]
+        return SessionSummary.model_validate(body.get("summary") or {}), sessions
 
     def audit(self, actions: Sequence[str] = (), limit: int = 200) -> list[AuditEntry]:
         """The audit trail, newest first (admin keys only)."""

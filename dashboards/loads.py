@@ -31,6 +31,8 @@ from dashboards.models import (
     Metrics,
     Recommendation,
     RoutingStat,
+    Session,
+    SessionSummary,
     Timeseries,
 )
 
@@ -188,6 +190,16 @@ def calls(client: AnalyticsClient, day: date, status: str, limit: int) -> list[C
     return client.calls(day - timedelta(days=29), day + timedelta(days=1), filters, limit)
 
 
+SESSION_DAYS = 7
+SESSIONS_LIMIT = 20
+
+
+def sessions(client: AnalyticsClient, day: date) -> tuple[SessionSummary, list[Session]]:
+    """The sessions of the last `SESSION_DAYS` days: how their costs spread, the costliest."""
+    start = day - timedelta(days=SESSION_DAYS - 1)
+    return client.sessions(start, day + timedelta(days=1), SESSIONS_LIMIT)
+
+
 #: budget scope fields the cost endpoint can filter by (users and tags only exist in the ledger)
 BUDGET_FILTERABLE = ("business_line", "project", "task_type", "key_id", "model", "user")
 
@@ -206,6 +218,7 @@ def default_views(client: AnalyticsClient, day: date) -> None:
     budget_drivers(client, client.budgets(), day, BUDGET_FILTERABLE)
     routing(client, ROUTING_DAYS)
     calls(client, day, "all", CALLS_LIMIT)
+    sessions(client, day)
 
 
 def keep_default_views_warm(

@@ -192,6 +192,32 @@ class Call(_Model):
     attempts: int = 0
     fallback_used: bool = False
     guardrails: list[str] = []
+    session_id: str = ""
+
+
+class Session(_Model):
+    """What one session's calls cost together (GET /v1/analytics/sessions)."""
+
+    session_id: str
+    calls: int = 0
+    cost_usd: Decimal = Decimal(0)
+    errors: int = 0
+    first_ts: str = ""
+    duration_s: float = 0
+    models: list[str] = []
+    business_line: str = ""
+    project: str = ""
+    task_type: str = ""
+
+
+class SessionSummary(_Model):
+    sessions: int = 0
+    calls: int = 0
+    cost_usd: Decimal = Decimal(0)
+    median_cost_usd: Decimal = Decimal(0)
+    p90_cost_usd: Decimal = Decimal(0)
+    max_cost_usd: Decimal = Decimal(0)
+    median_calls: float = 0
 
 
 class RoutingStat(_Model):

@@ -205,4 +205,5 @@ def _attribution_fields(who: Attribution) -> dict[str, Any]:
         "key_id": who.key_id,
         "environment": who.environment,
         "tags": who.tags,
+        "session_id": who.session_id,
     }

@@ -5,6 +5,9 @@ Project, task type, user, environment and tags may come from `x-tollway-*` heade
 if the key's `header_overrides` allows it — falling back to the key's own values. The result
 is copied into every CallEvent.
 
+A call may also name the session it belongs to — an agent's run, a conversation — in
+`x-tollway-session-id`, always allowed, so the ledger can sum what each one cost.
+
 Two things travel with it that are not attribution: the key's rate limits, and whether the
 call's content may be logged — the key's `log_content`, or never when the caller sends
 `x-tollway-log-content: off` (a caller may keep its own call out of the content log, not put
@@ -22,6 +25,7 @@ from tollway.auth import Principal
 from tollway.config.schema import RateLimits
 
 TAG_PREFIX = "x-tollway-tag-"
+SESSION_HEADER = "x-tollway-session-id"
 LOG_CONTENT_HEADER = "x-tollway-log-content"
 #: what `x-tollway-log-content` accepts: each turns content logging off for the call
 LOG_CONTENT_OFF = frozenset({"off", "false", "0", "no"})
@@ -38,6 +42,7 @@ class Attribution:
     key_id: str
     environment: str
     tags: dict[str, str] = field(default_factory=dict)
+    session_id: str = ""
     #: the key's rate limits, which admission enforces with the budgets (not attribution,
     #: but they travel from the key to the gateway with it)
     limits: RateLimits | None = None
@@ -86,6 +91,7 @@ def attribute(principal: Principal, headers: Headers, body_user: str | None = No
     given: dict[str, str] = {}
     tags = dict(principal.tags)
     log_content = principal.log_content
+    session_id = ""
     for name, value in _tollway_headers(headers):
         field = _FIELD_HEADERS.get(name)
         if field is not None:
@@ -93,6 +99,8 @@ def attribute(principal: Principal, headers: Headers, body_user: str | None = No
                 given.setdefault(field, value)  # the first one wins, as with `Headers.get`
         elif name.startswith(TAG_PREFIX) and "tags" in allowed and len(tags) < MAX_TAGS:
             tags.setdefault(name[len(TAG_PREFIX) :][:MAX_VALUE_LEN], _clean(value))
+        elif name == SESSION_HEADER:
+            session_id = session_id or _clean(value)
         elif name == LOG_CONTENT_HEADER:
             if value.strip().lower() not in LOG_CONTENT_OFF:
                 raise InvalidRequest(
@@ -112,6 +120,7 @@ def attribute(principal: Principal, headers: Headers, body_user: str | None = No
         key_id=principal.key_id,
         environment=header("environment", "x-tollway-environment") or principal.environment,
         tags=tags,
+        session_id=session_id,
         limits=principal.limits,
         log_content=log_content,
     )

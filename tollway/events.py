@@ -69,6 +69,9 @@ class CallEvent(BaseModel):
     key_id: str = ""
     environment: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
+    #: the run, conversation or agent task the call belongs to (`x-tollway-session-id`), so
+    #: what one costs end to end can be summed; "" for a call sent without one
+    session_id: str = ""
     # request
     endpoint: Endpoint = "chat.completions"
     requested_model: str = ""

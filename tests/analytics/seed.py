@@ -63,6 +63,7 @@ def seeded_events() -> list[CallEvent]:
                             duration_ms=100 + 10 * i,
                             request_content=f"prompt {i}",
                             guardrails=["pii"] if i % 7 == 0 else [],
+                            session_id=f"run-{day}-{i % 4}" if i % 3 else "",
                         )
                     )
     return events

@@ -59,6 +59,7 @@ async def test_row_round_trips_every_field(ledger_store: ChdbStore) -> None:
         ],
         budget_action="warned",
         budget_ids=["marketing-monthly"],
+        session_id="run-7f3a",
         request_content="hello",
         ts=datetime(2025, 3, 14, 9, 26, 53, 589_999, tzinfo=UTC),
     )

@@ -50,8 +50,9 @@ TIMINGS: dict[str, list[float]] = {}
 
 def recent_events(now: datetime | None = None) -> list[CallEvent]:
     """Calls over the last 14 days (today included), 3 attribution combos x 2 models; every
-    7th call fails (costing nothing), one call was blocked by a budget, and every 4th had
-    an email redacted by the `pii` guardrail."""
+    7th call fails (costing nothing), one call was blocked by a budget, every 4th had
+    an email redacted by the `pii` guardrail, and the first three of every five belong to a
+    session (an agent's run) of the day."""
     now = now or datetime.now(UTC)
     events = []
     i = 0
@@ -76,6 +77,7 @@ def recent_events(now: datetime | None = None) -> list[CallEvent]:
                         cost_usd=unit * (1 + days_ago % 3) if status == "ok" else Decimal(0),
                         duration_ms=100 + 3 * i,
                         guardrails=["pii"] if i % 4 == 0 else [],
+                        session_id=f"run-{days_ago}-{i % 2}" if i % 5 < 3 else "",
                     )
                 )
     return events

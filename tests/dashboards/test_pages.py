@@ -188,7 +188,8 @@ async def test_calls_page_lists_calls_without_content(api: Api, point_at) -> Non
     point_at(api.url, ADMIN_KEY)
     at = await run_page("calls")
     assert not at.exception
-    frame = at.dataframe[0].value
+    frame = at.dataframe[1].value  # after the sessions'
+    assert set(frame["session_id"]) > {""}
     assert len(frame) == min(200, len(api.events))
     assert not {"request_content", "response_content"} & set(frame.columns)
     assert set(frame["guardrails"]) == {"", "pii"}  # the guardrails that matched each prompt
@@ -363,3 +364,21 @@ def test_the_audit_page_offers_every_action_the_audit_trail_records() -> None:
     from tollway.audit_events import AuditAction
 
     assert list(get_args(AuditAction)) == AUDIT_ACTIONS
+
+
+async def test_calls_page_shows_what_sessions_cost(api: Api, point_at) -> None:  # type: ignore[no-untyped-def]
+    point_at(api.url, ADMIN_KEY)
+    at = await run_page("calls")
+    assert not at.exception
+    week = datetime.now(UTC).date() - timedelta(days=6)
+    costs: dict[str, Decimal] = {}
+    for event in api.events:
+        if event.session_id and event.ts.date() >= week:
+            costs[event.session_id] = costs.get(event.session_id, Decimal(0)) + event.cost_usd
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Sessions"] == f"{len(costs):,}"
+    assert metrics["Costliest"] == theme.usd(max(costs.values()))
+    frame = at.dataframe[0].value
+    costliest = sorted(costs, key=lambda s: (-costs[s], s))[: len(frame)]
+    assert list(frame["session"]) == costliest
+    assert list(frame["cost_usd"]) == [float(costs[s]) for s in costliest]

@@ -84,16 +84,16 @@ async def _one(
         path = "/v1/chat/completions"
         body = {"model": rng.choice(MODELS), "messages": [{"role": "user", "content": words}],
                 "max_tokens": 200}  # fmt: skip
-    response = await http.post(
-        path,
-        headers={
-            "authorization": f"Bearer {keys[line]}",
-            "x-tollway-project": rng.choice(PROJECTS[line]),
-            "x-tollway-task-type": task,
-            "x-tollway-user": f"user{rng.randint(1, 20)}",
-        },
-        json=body,
-    )
+    user = f"user{rng.randint(1, 20)}"
+    headers = {
+        "authorization": f"Bearer {keys[line]}",
+        "x-tollway-project": rng.choice(PROJECTS[line]),
+        "x-tollway-task-type": task,
+        "x-tollway-user": user,
+    }
+    if task != "retrieval":  # each user works through a few sessions of a task
+        headers["x-tollway-session-id"] = f"{task}-{user}-{rng.randint(1, 3)}"
+    response = await http.post(path, headers=headers, json=body)
     tally.calls += 1
     if response.status_code == 429:
         tally.blocked += 1

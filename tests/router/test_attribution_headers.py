@@ -1,0 +1,71 @@
+"""Attribution and sessions as an application sends them: `x-tollway-*` headers set once on an
+SDK client reach every call's ledger row, and the calls that named one session are summed by
+`GET /v1/analytics/sessions`. Real Tansu broker, worker and chDB; the OpenAI and Anthropic SDKs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from tests.router.conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+HEADERS = {
+    "x-tollway-project": "agents",
+    "x-tollway-task-type": "code",
+    "x-tollway-user": "ada",
+    "x-tollway-tag-ticket": "T-42",
+    "x-tollway-session-id": "agent-run-1",
+}
+
+
+async def test_headers_reach_the_ledger_and_a_session_is_summed(stack: Stack) -> None:
+    client = openai.AsyncOpenAI(
+        base_url=f"{stack.base_url}/v1", api_key=stack.key, default_headers=HEADERS
+    )
+    plain = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Plan the change."}]
+    )
+    row = await stack.row(plain.headers["x-tollway-event-id"])
+    assert (row["business_line"], row["project"], row["task_type"], row["user"]) == (
+        "eng",  # the key's: a header never moves spend to another business line
+        "agents",
+        "code",
+        "ada",
+    )
+    assert row["tags"] == {"ticket": "T-42"} and row["session_id"] == "agent-run-1"
+
+    claude = anthropic.AsyncAnthropic(
+        base_url=stack.base_url, api_key=stack.key, default_headers=HEADERS
+    )
+    async with claude.messages.stream(
+        model="claude-sonnet-4",
+        max_tokens=64,
+        messages=[{"role": "user", "content": "Write the change."}],
+    ) as stream:
+        await stream.get_final_message()
+        event_id = stream.response.headers["x-tollway-event-id"]
+    streamed = await stack.row(event_id)
+    assert streamed["session_id"] == "agent-run-1" and streamed["stream"]
+
+    async with httpx.AsyncClient(
+        base_url=stack.base_url, headers={"authorization": "Bearer tw-router-admin"}
+    ) as admin:
+        answer = await admin.get("/v1/analytics/sessions", params={"session_id": "agent-run-1"})
+    [session] = answer.json()["sessions"]
+    assert session["calls"] == 2
+    assert Decimal(session["cost_usd"]) == Decimal(row["cost"]) + Decimal(streamed["cost"]) > 0
+    assert session["models"] == sorted({row["model"], streamed["model"]})
+
+
+async def test_a_call_without_a_session_names_none(stack: Stack) -> None:
+    client = openai.AsyncOpenAI(base_url=f"{stack.base_url}/v1", api_key=stack.key)
+    answer = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello."}]
+    )
+    assert (await stack.row(answer.headers["x-tollway-event-id"]))["session_id"] == ""
