@@ -6,7 +6,10 @@ if the key's `header_overrides` allows it — falling back to the key's own valu
 is copied into every CallEvent.
 
 A call may also name the session it belongs to — an agent's run, a conversation — in
-`x-tollway-session-id`, always allowed, so the ledger can sum what each one cost.
+`x-tollway-session-id`, always allowed, so the ledger can sum what each one cost. Coding tools
+that name their sessions themselves are understood without it: Claude Code's
+`x-claude-code-session-id` becomes `claude-code:<id>`, the Codex CLI's `session-id` (or
+`session_id`) `codex:<id>`; `x-tollway-session-id` wins over both.
 
 Two things travel with it that are not attribution: the key's rate limits, and whether the
 call's content may be logged — the key's `log_content`, or never when the caller sends
@@ -26,6 +29,13 @@ from tollway.config.schema import RateLimits
 
 TAG_PREFIX = "x-tollway-tag-"
 SESSION_HEADER = "x-tollway-session-id"
+#: the session headers coding tools send on their own, and the prefix each session gets
+TOOL_SESSION_HEADERS = {
+    "x-claude-code-session-id": "claude-code:",
+    "session-id": "codex:",
+    "session_id": "codex:",
+}
+_TOOL_SESSION_NAMES = frozenset(name.encode() for name in TOOL_SESSION_HEADERS)
 LOG_CONTENT_HEADER = "x-tollway-log-content"
 #: what `x-tollway-log-content` accepts: each turns content logging off for the call
 LOG_CONTENT_OFF = frozenset({"off", "false", "0", "no"})
@@ -77,12 +87,13 @@ _FIELD_HEADERS = {
 
 
 def _tollway_headers(headers: Headers) -> list[tuple[str, str]]:
-    """The `x-tollway-*` request headers in order, found in one pass over the raw list
-    (a `Headers.get` per name would scan every header each time)."""
+    """The `x-tollway-*` request headers and the coding tools' session headers in order, found
+    in one pass over the raw list (a `Headers.get` per name would scan every header each
+    time)."""
     return [
         (name.decode("latin-1"), value.decode("latin-1"))
         for name, value in headers.raw
-        if name.startswith(b"x-tollway-")
+        if name.startswith(b"x-tollway-") or name in _TOOL_SESSION_NAMES
     ]
 
 
@@ -91,7 +102,7 @@ def attribute(principal: Principal, headers: Headers, body_user: str | None = No
     given: dict[str, str] = {}
     tags = dict(principal.tags)
     log_content = principal.log_content
-    session_id = ""
+    session_id = tool_session = ""
     for name, value in _tollway_headers(headers):
         field = _FIELD_HEADERS.get(name)
         if field is not None:
@@ -101,6 +112,9 @@ def attribute(principal: Principal, headers: Headers, body_user: str | None = No
             tags.setdefault(name[len(TAG_PREFIX) :][:MAX_VALUE_LEN], _clean(value))
         elif name == SESSION_HEADER:
             session_id = session_id or _clean(value)
+        elif name in TOOL_SESSION_HEADERS:
+            if not tool_session and (named := _clean(value)):
+                tool_session = (TOOL_SESSION_HEADERS[name] + named)[:MAX_VALUE_LEN]
         elif name == LOG_CONTENT_HEADER:
             if value.strip().lower() not in LOG_CONTENT_OFF:
                 raise InvalidRequest(
@@ -120,7 +134,7 @@ def attribute(principal: Principal, headers: Headers, body_user: str | None = No
         key_id=principal.key_id,
         environment=header("environment", "x-tollway-environment") or principal.environment,
         tags=tags,
-        session_id=session_id,
+        session_id=session_id or tool_session,
         limits=principal.limits,
         log_content=log_content,
     )

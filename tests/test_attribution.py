@@ -94,3 +94,17 @@ def test_a_calls_content_limit_follows_the_key_over_the_policy() -> None:
 
 def _who(log_content: bool | None) -> Attribution:
     return attribute(Principal(**{**KEY.__dict__, "log_content": log_content}), Headers({}))
+
+
+def test_a_session_is_named_by_tollways_header_or_a_coding_tools_own() -> None:
+    def session(headers: list[tuple[bytes, bytes]]) -> str:
+        return attribute(KEY, Headers(raw=headers)).session_id
+
+    assert session([]) == ""
+    claude = (b"x-claude-code-session-id", b"54c1eb09-bc4c-4d2f-98eb-6d2ab2d5e2fe")
+    assert session([claude]) == "claude-code:54c1eb09-bc4c-4d2f-98eb-6d2ab2d5e2fe"
+    assert session([(b"session-id", b"0199-abc")]) == "codex:0199-abc"
+    assert session([(b"session_id", b"0199-abc")]) == "codex:0199-abc"
+    assert session([claude, (b"x-tollway-session-id", b"run-7")]) == "run-7"  # tollway's wins
+    assert session([(b"x-tollway-session-id", b" "), claude]).startswith("claude-code:")
+    assert len(session([(b"session-id", b"x" * 500)])) == 128

@@ -69,3 +69,18 @@ async def test_a_call_without_a_session_names_none(stack: Stack) -> None:
         model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello."}]
     )
     assert (await stack.row(answer.headers["x-tollway-event-id"]))["session_id"] == ""
+
+
+async def test_claude_codes_own_session_header_names_the_session(stack: Stack) -> None:
+    """Claude Code (v2.1.86 on) sends `X-Claude-Code-Session-Id` with every request: its
+    sessions are summed with no configuration."""
+    claude = anthropic.AsyncAnthropic(
+        base_url=stack.base_url,
+        api_key=stack.key,
+        default_headers={"X-Claude-Code-Session-Id": "54c1eb09-bc4c-4d2f-98eb-6d2ab2d5e2fe"},
+    )
+    answer = await claude.messages.with_raw_response.create(
+        model="claude-sonnet-4", max_tokens=64, messages=[{"role": "user", "content": "Fix it."}]
+    )
+    row = await stack.row(answer.headers["x-tollway-event-id"])
+    assert row["session_id"] == "claude-code:54c1eb09-bc4c-4d2f-98eb-6d2ab2d5e2fe"
