@@ -46,6 +46,7 @@ AlertType = Literal[
     "spend.anomaly",
     "provider.circuit_opened",
     "guardrail.triggered",
+    "session.expensive",
     "webhook.test",
 ]
 

@@ -173,6 +173,18 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
             )
             await stack.enter_async_context(anomalies.running())
             app.state.anomaly_alerts = anomalies
+        if settings.session_check_s > 0:
+            from analytics.session_alerts import SessionAlerts
+
+            sessions = SessionAlerts(
+                app.state.store,
+                runtime.bootstrap,
+                topics.budget_alerts,
+                lambda: runtime.config.sessions.alert_usd,
+                interval_s=settings.session_check_s,
+            )
+            await stack.enter_async_context(sessions.running())
+            app.state.session_alerts = sessions
 
     if "worker" in roles:
         from analytics.ledger import Ledger

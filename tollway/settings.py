@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     anomaly_min_usd: Decimal = Field(
         default=Decimal(1), ge=0, description="An hour of spend below this is never a spike."
     )
+    session_check_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often the last day's sessions are checked against "
+        "sessions.alert_usd (0: never).",
+    )
 
     @property
     def dashboard_url(self) -> str:

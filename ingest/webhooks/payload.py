@@ -45,6 +45,21 @@ def summary(alert: BudgetAlert) -> str:
             + f" to {alert.model}: the request contained {alert.found}; this key's further"
             " matches this hour raise no new alert"
         )
+    if alert.type == "session.expensive":
+        where = "/".join(
+            alert.scope[k] for k in ("business_line", "project", "task_type") if k in alert.scope
+        )
+        minutes = ""
+        if alert.period_start and alert.period_end:
+            minutes = (
+                f" over {(alert.period_end - alert.period_start).total_seconds() / 60:.0f} min"
+            )
+        return (
+            f"Session {alert.scope.get('session_id', '')} of key {alert.key_id}"
+            + (f" ({where})" if where else "")
+            + f" has cost {usd(alert.spend_usd)}{minutes}, over the {usd(alert.limit_usd)}"
+            " a session may cost before this alert (sessions.alert_usd)"
+        )
     if alert.type == "spend.anomaly":
         scope = ", ".join(f"{k} {v}" for k, v in alert.scope.items()) or "all spend"
         hour = alert.period_start.strftime("%Y-%m-%d %H:00 UTC") if alert.period_start else ""

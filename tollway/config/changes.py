@@ -21,7 +21,7 @@ NAMED = {
     "webhooks": "id",
     "guardrails": "id",
 }
-SECTIONS = ("organisation", "logging", "limits", "cache")
+SECTIONS = ("organisation", "logging", "limits", "cache", "sessions")
 
 
 def config_changes(before: TollwayConfig, after: TollwayConfig) -> dict[str, Any]:

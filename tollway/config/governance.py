@@ -150,6 +150,18 @@ class WebhookConfig(_Strict):
     timeout_s: float = Field(default=10.0, gt=0)
 
 
+class SessionPolicy(_Strict):
+    """What sessions (the calls that named one `x-tollway-session-id`, or a coding tool's own
+    session header) may cost before someone hears of it."""
+
+    alert_usd: Decimal | None = Field(
+        default=None,
+        gt=0,
+        description="A session whose calls have cost this much raises session.expensive, "
+        "once (default: no alert).",
+    )
+
+
 class LoggingPolicy(_Strict):
     """Zero data retention by default: prompts and completions stay out of the ledger."""
 

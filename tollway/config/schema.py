@@ -31,6 +31,7 @@ from tollway.config.governance import (
     KeyConfig,
     LoggingPolicy,
     Organisation,
+    SessionPolicy,
     WebhookConfig,
 )
 from tollway.config.guardrails import (
@@ -86,6 +87,7 @@ __all__ = [
     "ResponseCache",
     "Role",
     "RouteConfig",
+    "SessionPolicy",
     "SimBehaviour",
     "TaskRule",
     "TollwayConfig",
@@ -104,6 +106,7 @@ class TollwayConfig(_Strict):
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     guardrails: list[GuardrailConfig] = Field(default_factory=list)
     logging: LoggingPolicy = Field(default_factory=LoggingPolicy)
+    sessions: SessionPolicy = Field(default_factory=SessionPolicy)
     limits: ProxyLimits = Field(default_factory=ProxyLimits)
     cache: ResponseCache = Field(default_factory=ResponseCache)
 

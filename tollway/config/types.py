@@ -22,6 +22,7 @@ WebhookEvent = Literal[
     "budget.exceeded",
     "budget.forecast_breach",
     "spend.anomaly",
+    "session.expensive",
     "provider.circuit_opened",
     "guardrail.triggered",
 ]
