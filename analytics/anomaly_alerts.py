@@ -12,28 +12,25 @@ alert. Scans run whether or not a webhook subscribes: the Overview lists the wee
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Final
 
-from aiokafka import AIOKafkaProducer
-
 from analytics import queries
+from analytics.alert_scans import AlertScan
 from analytics.anomalies import scan_spikes
 from analytics.params import Selection
-from analytics.periodic import repeating
-from analytics.store.base import QueryError, Store, StoreError
+from analytics.store.base import Store
 from tollway.budget_events import BudgetAlert
-from tollway.kafka import new_producer
 
 EVENT: Final = "spend.anomaly"
 SCOPES = ("business_line", "project")
 LOOKBACK_HOURS = 24
 
 
-class AnomalyAlerts:
+class AnomalyAlerts(AlertScan):
+    what = "spend anomalies"
+
     def __init__(
         self,
         store: Store,
@@ -44,13 +41,9 @@ class AnomalyAlerts:
         zscore: float = 4.0,
         min_usd: Decimal = Decimal(1),
     ) -> None:
-        self.store = store
-        self.bootstrap = bootstrap
-        self.topic = topic
-        self.interval_s = interval_s
+        super().__init__(store, bootstrap, topic, interval_s)
         self.zscore = zscore
         self.min_usd = min_usd
-        self._producer: AIOKafkaProducer | None = None
 
     async def find(self, now: datetime) -> list[BudgetAlert]:
         """The spikes of the last complete hour before `now`, as alerts."""
@@ -83,26 +76,3 @@ class AnomalyAlerts:
                     )
                 )
         return alerts
-
-    async def check_once(self, now: datetime | None = None) -> list[BudgetAlert]:
-        """One scan, its alerts published."""
-        if self._producer is None:
-            raise RuntimeError("use `async with alerts.running():` first")
-        alerts = await self.find(now or datetime.now(UTC))
-        for alert in alerts:
-            await self._producer.send(self.topic, alert.encode(), key=alert.alert_id.encode())
-        await self._producer.flush()
-        return alerts
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[AnomalyAlerts]:
-        producer = new_producer(self.bootstrap)
-        await producer.start()
-        self._producer = producer
-        try:
-            expected = (StoreError, QueryError)
-            async with repeating("spend anomalies", self.check_once, self.interval_s, expected):
-                yield self
-        finally:
-            self._producer = None
-            await producer.stop()

@@ -12,19 +12,15 @@ it once.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
-from aiokafka import AIOKafkaProducer
-
-from analytics.periodic import repeating
+from analytics.alert_scans import AlertScan
 from analytics.queries import RAW
-from analytics.store.base import QueryError, Store, StoreError
+from analytics.store.base import Store
 from tollway.budget_events import BudgetAlert
-from tollway.kafka import new_producer
 
 EVENT: Final = "session.expensive"
 LOOKBACK = timedelta(days=1)
@@ -47,7 +43,9 @@ def expensive_sessions_sql(since: datetime, threshold: Decimal) -> str:
     )
 
 
-class SessionAlerts:
+class SessionAlerts(AlertScan):
+    what = "expensive sessions"
+
     def __init__(
         self,
         store: Store,
@@ -58,13 +56,9 @@ class SessionAlerts:
         interval_s: float = 60.0,
     ) -> None:
         """`threshold`: `sessions.alert_usd` of the config in force (None: no alerts)."""
-        self.store = store
-        self.bootstrap = bootstrap
-        self.topic = topic
+        super().__init__(store, bootstrap, topic, interval_s)
         self.threshold = threshold
-        self.interval_s = interval_s
         self._published: dict[str, None] = {}  # insertion-ordered, oldest first
-        self._producer: AIOKafkaProducer | None = None
 
     async def find(self, now: datetime) -> list[BudgetAlert]:
         """The sessions of the last day that cost the threshold, as alerts."""
@@ -74,33 +68,16 @@ class SessionAlerts:
         result = await self.store.query(expensive_sessions_sql(now - LOOKBACK, threshold))
         return [_alert(row, threshold, now) for row in result.rows]
 
-    async def check_once(self, now: datetime | None = None) -> list[BudgetAlert]:
-        """One scan; the alerts it raised that this process had not published, published."""
-        if self._producer is None:
-            raise RuntimeError("use `async with alerts.running():` first")
-        alerts = [a for a in await self.find(now or datetime.now(UTC))
-                  if a.alert_id not in self._published]  # fmt: skip
-        for alert in alerts:
-            await self._producer.send(self.topic, alert.encode(), key=alert.alert_id.encode())
-        await self._producer.flush()
+    async def new_alerts(self, now: datetime) -> list[BudgetAlert]:
+        """The sessions found that this process has not published yet (a session stays
+        expensive for a day of rounds)."""
+        return [a for a in await self.find(now) if a.alert_id not in self._published]
+
+    def published(self, alerts: list[BudgetAlert]) -> None:
         for alert in alerts:
             self._published[alert.alert_id] = None
         while len(self._published) > REMEMBERED:
             del self._published[next(iter(self._published))]
-        return alerts
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[SessionAlerts]:
-        producer = new_producer(self.bootstrap)
-        await producer.start()
-        self._producer = producer
-        try:
-            expected = (StoreError, QueryError)
-            async with repeating("expensive sessions", self.check_once, self.interval_s, expected):
-                yield self
-        finally:
-            self._producer = None
-            await producer.stop()
 
 
 def _alert(row: dict[str, Any], threshold: Decimal, now: datetime) -> BudgetAlert:

@@ -4,13 +4,18 @@ The calls are generated inside ClickHouse (`numbers()`, `rand()`) straight into 
 `calls` table, 10M calls per `INSERT … SELECT` (memory stays bounded at any size), so the
 materialized views fill the rollups exactly as the ledger sink would. Each explorer question is
 then timed twice in the same run, with the SQL the API builds (`analytics.queries`): once on the
-source the API picks (a rollup) and once forced onto the raw rows (the baseline). Reported:
-median ms of 5 runs, raw/rollup ratio, and compressed bytes per call of each table (system.parts)
-as inserted and after every part is merged, with `calls` per column (system.columns).
+source the API picks (a rollup) and once forced onto the raw rows (the baseline). Sessions have
+no rollup: the sessions endpoint's week, the `session.expensive` scan's day and the lookup of
+one session's calls are timed against summing the same days' raw rows, and the lookup also
+without its bloom filter. Reported: median ms of 5 runs, raw/rollup ratio, and compressed bytes
+per call of each table (system.parts) as inserted and after every part is merged, with `calls`
+per column (system.columns).
 
 Attribution is correlated as in real traffic (a key belongs to one project and environment; a
-project x task type mostly uses one model), which is what makes the rollups small. Event ids are
-UUIDv7 carrying the call's own millisecond, as `tollway.ids.new_event_id` makes them.
+project x task type mostly uses one model), which is what makes the rollups small. Code calls
+(a sixth) belong to sessions of about eight calls within a minute, as a coding tool's would.
+Event ids are UUIDv7 carrying the call's own millisecond, as `tollway.ids.new_event_id` makes
+them.
 
 Not part of the test suite: `python -m benchmarks analytics_queries [ROWS]`. The chDB directory
 is temporary unless `TOLLWAY_BENCH_DIR` names one: then it is kept, and a later run of the same
@@ -29,12 +34,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 
 from analytics import queries
 from analytics.migrate import migrate
 from analytics.params import Selection
+from analytics.session_alerts import expensive_sessions_sql
+from analytics.sessions import sessions_sql, sessions_summary_sql
 from analytics.store import ChdbStore
 
 DEFAULT_ROWS = 10_000_000
@@ -46,7 +54,7 @@ ROLLUPS = ("calls_hourly", "calls_daily", "calls_daily_by_task", "calls_daily_by
 GENERATE = """
 INSERT INTO calls (event_id, ts, duration_ms, ttft_ms, business_line, project, task_type, user,
     key_id, environment, provider, model, requested_model, route, input_tokens, output_tokens,
-    cost_usd, status, budget_action, attempts)
+    cost_usd, status, budget_action, attempts, session_id)
 SELECT
     toUUID(concat(substring(hi, 1, 8), '-', substring(hi, 9, 4), '-', substring(hi, 13, 4), '-',
         substring(lo, 1, 4), '-', substring(lo, 5, 12))) AS event_id,
@@ -71,7 +79,8 @@ SELECT
         + output_tokens * [0.6, 10, 4, 15, 0.4, 5, 4.4, 75][1 + m]) / 1000000, 9) AS cost_usd,
     multiIf(rand(7) % 100 < 2, 'error', rand(7) % 100 < 3, 'blocked', 'ok') AS status,
     if(rand(8) % 100 = 0, 'downgraded', 'none') AS budget_action,
-    [(provider, model, 'ok', '', 200, duration_ms)] AS attempts
+    [(provider, model, 'ok', '', 200, duration_ms)] AS attempts,
+    if(tt = 5, concat('s', toString(intDiv(number, 48))), '') AS session_id
 FROM (
     SELECT number, rand(9) % 6 AS bl, rand(10) % 8 AS pj, rand(11) % 4 AS k, rand(12) % 6 AS tt,
         if(rand(13) % 10 = 0, (bl + pj + tt + 1) % 8, (bl + pj + tt) % 8) AS m,
@@ -264,6 +273,39 @@ async def _time_questions(store: ChdbStore) -> list[str]:
     return lines
 
 
+async def _time_sessions(store: ChdbStore) -> list[str]:
+    """The raw-only session questions against reading the same days' calls at all."""
+    end = await data_end(store)
+    week, day = Selection(end - timedelta(days=7), end, {}), end - timedelta(days=1)
+    one = await store.query(
+        f"SELECT session_id FROM calls WHERE ts >= {queries.RAW.literal(day)}"
+        " AND session_id != '' LIMIT 1"
+    )
+    session = Selection(end - timedelta(days=30), end, {"session_id": [one.rows[0]["session_id"]]})
+    lookup = queries.calls_sql(session, 100, with_content=False)
+    asked = [
+        ("sessions: summary, 7 d", sessions_summary_sql(week), week.start),
+        ("sessions: costliest 50, 7 d", sessions_sql(week, 50), week.start),
+        ("session.expensive scan, 1 d", expensive_sessions_sql(day, Decimal(1)), day),
+        ("one session's calls, 30 d", lookup, session.start),
+        ("  ... without the bloom filter", f"{lookup} SETTINGS use_skip_indexes = 0", None),
+    ]
+    lines = [f"  {'raw-only question':<38} {'ms':>10} {'sum ms':>10} {'ratio':>11}"]
+    for name, sql, since in asked:
+        await store.query(sql)
+        took = await _median_ms(partial(store.query, sql))
+        if since is None:
+            lines.append(f"  {name:<38} {took:>10.1f}")
+            continue
+        summed = (
+            f"SELECT sum(cost_usd) AS usd, count() AS n FROM calls"
+            f" WHERE ts >= {queries.RAW.literal(since)} AND ts < {queries.RAW.literal(end)}"
+        )
+        baseline = await _median_ms(partial(store.query, summed))
+        lines.append(f"  {name:<38} {took:>10.1f} {baseline:>10.1f} {took / baseline:>10.1f}x")
+    return lines
+
+
 async def merge_all(store: ChdbStore) -> float:
     """Merge every part of the ledger and the rollups, as background merges eventually do."""
     began = time.perf_counter()
@@ -280,6 +322,7 @@ async def _run(rows: int) -> list[str]:
         lines += await _storage(store, rows, f"after merging every part ({merge_s:.0f} s)")
         lines += await _columns(store, rows)
         lines += await _time_questions(store)
+        lines += await _time_sessions(store)
     return lines
 
 

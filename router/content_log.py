@@ -3,10 +3,11 @@
 Off by default (zero data retention): events then carry no prompt or completion at all. It is on
 for a call when `logging.content` is on, or its key's `log_content` is true — and off, whatever
 the policy, when the key's `log_content` is false or the caller sent `x-tollway-log-content: off`
-(`content_limit`). On, a call a provider answered (or the response cache did) carries, in `request_content`, the request
-as tollway sent it — the gateway's internal OpenAI shape, after the guardrails' redactions, as
-JSON — and in `response_content` the answer's messages as JSON (a stream: what had streamed when
-it ended, however it ended; embeddings: none, vectors are not content anyone reads). Each is
+(`content_limit`). On, a call a provider answered (or the response cache did) carries, in
+`request_content`, the request as tollway sent it — the gateway's internal OpenAI shape, after
+the guardrails' redactions, as JSON — and in `response_content` the answer's messages as JSON
+(a stream: what had streamed when it ended, however it ended; embeddings: none, vectors are not
+content anyone reads). Each is
 clipped to `logging.content_max_chars`, so one huge prompt cannot outgrow a Kafka message; a
 clipped text ends with a note of how much was left out. Refused calls (a guardrail, a budget, a
 rate limit) never carry content: nothing was sent, and a guardrail's refusal is about what the
