@@ -1,9 +1,14 @@
 """Attribution and sessions as an application sends them: `x-tollway-*` headers set once on an
 SDK client reach every call's ledger row, and the calls that named one session are summed by
-`GET /v1/analytics/sessions`. Real Tansu broker, worker and chDB; the OpenAI and Anthropic SDKs."""
+`GET /v1/analytics/sessions` and `tollway sessions`. Real Tansu broker, worker and chDB; the
+OpenAI and Anthropic SDKs."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
 from decimal import Decimal
 
 import anthropic
@@ -84,3 +89,39 @@ async def test_claude_codes_own_session_header_names_the_session(stack: Stack) -
     )
     row = await stack.row(answer.headers["x-tollway-event-id"])
     assert row["session_id"] == "claude-code:54c1eb09-bc4c-4d2f-98eb-6d2ab2d5e2fe"
+
+
+async def test_the_cli_lists_sessions_and_shows_one(stack: Stack) -> None:
+    client = openai.AsyncOpenAI(
+        base_url=f"{stack.base_url}/v1",
+        api_key=stack.key,
+        default_headers={"x-tollway-session-id": "cli-run"},
+    )
+    rows = []
+    for prompt in ("Plan.", "Write.", "Test."):
+        answer = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+        )
+        rows.append(await stack.row(answer.headers["x-tollway-event-id"]))
+    cost = sum(Decimal(r["cost"]) for r in rows)
+
+    async def tollway(*args: str) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tollway.cli.main", "sessions", *args,
+            "--url", stack.base_url, "--key", "tw-router-admin",
+            env={**os.environ, "COLUMNS": "250"},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        output, _ = await process.communicate()
+        return process.returncode or 0, output.decode()
+
+    code, output = await tollway("list", "--json")
+    assert code == 0, output
+    listed = {s["session_id"]: s for s in json.loads(output)["sessions"]}
+    assert Decimal(listed["cli-run"]["cost_usd"]) == cost and listed["cli-run"]["calls"] == 3
+    code, output = await tollway("show", "cli-run")
+    assert code == 0, output
+    assert f"session cli-run: ${cost:,.4f} over 3 calls (0 failed)" in output
+    assert output.count("gpt-4o-mini") == 3  # one line a call
+    code, output = await tollway("show", "no-such-run")
+    assert code == 1 and "no calls named session 'no-such-run'" in output

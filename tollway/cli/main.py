@@ -14,6 +14,7 @@ from tollway.cli import (
     keys_cmd,
     routes_cmd,
     run_cmd,
+    sessions_cmd,
     sql_cmd,
     webhooks_cmd,
 )
@@ -35,6 +36,9 @@ app.add_typer(
 )
 app.add_typer(guardrails_cmd.app, name="guardrails", help="List guardrails; screen a text offline.")
 app.add_typer(routes_cmd.app, name="routes", help="List routes; explain a routing decision.")
+app.add_typer(
+    sessions_cmd.app, name="sessions", help="What sessions (agent runs, conversations) cost."
+)
 app.add_typer(demo_cmd.app, name="demo", help="Synthetic workload for the demo stack.")
 app.add_typer(
     webhooks_cmd.app, name="webhooks", help="List webhook endpoints and send a signed test."
