@@ -1,6 +1,6 @@
 """What sessions cost: the calls that named the same `x-tollway-session-id` (an agent's run, a
-conversation), summed. Raw-ledger queries only, since the rollups keep no session; a bloom
-filter on `calls.session_id` (migration 0017) keeps a lookup of one session cheap."""
+conversation), summed. Raw-ledger queries only, since the rollups keep no session (at 100M
+calls, a week's sessions take 0.1-0.4 s: benchmarks/analytics_queries.py)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ _NAMED = ("session_id != ''",)
 
 def sessions_sql(selection: Selection, limit: int) -> str:
     """The costliest sessions first (ties by id), each summed over the selected calls (chosen
-    in a subquery: ClickHouse would read the attribution aliases into the WHERE)."""
+    in a subquery: ClickHouse would read the attribution aliases into the WHERE). Finding the
+    costliest first on two columns, then reading only their calls whole, was no faster at 10M
+    calls."""
     selected = f"SELECT {_COLUMNS} FROM calls {where(RAW, selection, _NAMED)}"
     return (
         f"SELECT {_PER_SESSION} FROM ({selected})"

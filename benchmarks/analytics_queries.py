@@ -6,10 +6,9 @@ materialized views fill the rollups exactly as the ledger sink would. Each explo
 then timed twice in the same run, with the SQL the API builds (`analytics.queries`): once on the
 source the API picks (a rollup) and once forced onto the raw rows (the baseline). Sessions have
 no rollup: the sessions endpoint's week, the `session.expensive` scan's day and the lookup of
-one session's calls are timed against summing the same days' raw rows, and the lookup also
-without its bloom filter. Reported: median ms of 5 runs, raw/rollup ratio, and compressed bytes
-per call of each table (system.parts) as inserted and after every part is merged, with `calls`
-per column (system.columns).
+one session's calls are timed against summing the same days' raw rows. Reported: median ms of
+5 runs, raw/rollup ratio, and compressed bytes per call of each table (system.parts) as
+inserted and after every part is merged, with `calls` per column (system.columns).
 
 Attribution is correlated as in real traffic (a key belongs to one project and environment; a
 project x task type mostly uses one model), which is what makes the rollups small. Code calls
@@ -283,20 +282,16 @@ async def _time_sessions(store: ChdbStore) -> list[str]:
     )
     session = Selection(end - timedelta(days=30), end, {"session_id": [one.rows[0]["session_id"]]})
     lookup = queries.calls_sql(session, 100, with_content=False)
-    asked = [
+    asked: list[tuple[str, str, datetime]] = [
         ("sessions: summary, 7 d", sessions_summary_sql(week), week.start),
         ("sessions: costliest 50, 7 d", sessions_sql(week, 50), week.start),
         ("session.expensive scan, 1 d", expensive_sessions_sql(day, Decimal(1)), day),
         ("one session's calls, 30 d", lookup, session.start),
-        ("  ... without the bloom filter", f"{lookup} SETTINGS use_skip_indexes = 0", None),
     ]
     lines = [f"  {'raw-only question':<38} {'ms':>10} {'sum ms':>10} {'ratio':>11}"]
     for name, sql, since in asked:
         await store.query(sql)
         took = await _median_ms(partial(store.query, sql))
-        if since is None:
-            lines.append(f"  {name:<38} {took:>10.1f}")
-            continue
         summed = (
             f"SELECT sum(cost_usd) AS usd, count() AS n FROM calls"
             f" WHERE ts >= {queries.RAW.literal(since)} AND ts < {queries.RAW.literal(end)}"
