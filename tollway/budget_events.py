@@ -22,12 +22,14 @@ budget exceeded, or a forecast breach. `alert_id` is deterministic (budget, wind
 threshold), so it fires once per budget and period and doubles as the Standard Webhooks
 `webhook-id` on every delivery attempt. The same topic carries the alerts that are not about a
 budget, with the fields of their own: `provider.circuit_opened` (a proxy's circuit breaker
-opened for a provider x model: `provider`, `model`, `failures`, `error`; router/proxy_alerts.py)
+opened for a provider x model: `provider`, `model`, `failures`, `error`; router/proxy_alerts.py),
 `spend.anomaly` (a scope's hour of spend far above its baseline: `scope`, the hour as the
-period, `spend_usd`, `baseline_usd`, `zscore`; analytics/anomaly_alerts.py) and
+period, `spend_usd`, `baseline_usd`, `zscore`; analytics/anomaly_alerts.py),
 `guardrail.triggered` (a guardrail matched a key's prompt: `guardrail`, `action`, `found`,
-`key_id`, `scope`, `model`; router/proxy_alerts.py), each with an id as deterministic, so
-replicas raising the same alert deliver it once.
+`key_id`, `scope`, `model`; router/proxy_alerts.py) and `session.expensive` (a session's calls
+cost `sessions.alert_usd`: `scope` with the `session_id`, `key_id`, its first and last call as
+the period, `spend_usd`, the threshold as `limit_usd`; analytics/session_alerts.py), each with
+an id as deterministic, so replicas raising the same alert deliver it once.
 """
 
 from __future__ import annotations
