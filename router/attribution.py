@@ -9,7 +9,10 @@ A call may also name the session it belongs to — an agent's run, a conversatio
 `x-tollway-session-id`, always allowed, so the ledger can sum what each one cost. Coding tools
 that name their sessions themselves are understood without it: Claude Code's
 `x-claude-code-session-id` becomes `claude-code:<id>`, the Codex CLI's `session-id` (or
-`session_id`) `codex:<id>`; `x-tollway-session-id` wins over both.
+`session_id`) `codex:<id>`; `x-tollway-session-id` wins over both. Claude Code also packs its
+account and session into Anthropic's `metadata.user_id` (a JSON object since v2.1.86, before
+that `user_<hash>_account_<id>_session_<uuid>`): the user is its account (or device), not the
+packed text, and its session counts where no header names one.
 
 Two things travel with it that are not attribution: the key's rate limits, and whether the
 call's content may be logged — the key's `log_content`, or never when the caller sends
@@ -19,8 +22,10 @@ it in).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
+import orjson
 from starlette.datastructures import Headers
 
 from router.errors import InvalidRequest
@@ -36,6 +41,8 @@ TOOL_SESSION_HEADERS = {
     "session_id": "codex:",
 }
 _TOOL_SESSION_NAMES = frozenset(name.encode() for name in TOOL_SESSION_HEADERS)
+#: Claude Code's `metadata.user_id` before v2.1.86
+_PACKED_USER = re.compile(r"(user_[0-9a-f]+)_account_([\w-]*)_session_([\w-]+)")
 LOG_CONTENT_HEADER = "x-tollway-log-content"
 #: what `x-tollway-log-content` accepts: each turns content logging off for the call
 LOG_CONTENT_OFF = frozenset({"off", "false", "0", "no"})
@@ -97,6 +104,22 @@ def _tollway_headers(headers: Headers) -> list[tuple[str, str]]:
     ]
 
 
+def _unpacked(user: str) -> tuple[str, str]:
+    """A request's user field as (the user, the session it names): Claude Code's packed
+    `metadata.user_id` unpacked, any other value as it is with no session."""
+    if user.startswith("{") and '"session_id"' in user:
+        try:
+            packed = orjson.loads(user)
+        except orjson.JSONDecodeError:
+            return user, ""
+        if isinstance(packed, dict) and packed.get("session_id"):
+            who = packed.get("account_uuid") or packed.get("device_id") or ""
+            return str(who), f"claude-code:{packed['session_id']}"
+    elif (found := _PACKED_USER.fullmatch(user)) is not None:
+        return found[2] or found[1], f"claude-code:{found[3]}"
+    return user, ""
+
+
 def attribute(principal: Principal, headers: Headers, body_user: str | None = None) -> Attribution:
     allowed = principal.header_overrides
     given: dict[str, str] = {}
@@ -126,15 +149,17 @@ def attribute(principal: Principal, headers: Headers, body_user: str | None = No
     def header(field: str, _name: str) -> str:
         return _clean(given.get(field))
 
+    user, packed_session = _unpacked(body_user) if body_user else ("", "")
+
     return Attribution(
         business_line=principal.business_line,
         project=header("project", "x-tollway-project") or principal.project,
         task_type=header("task_type", "x-tollway-task-type") or principal.task_type,
-        user=header("user", "x-tollway-user") or _clean(body_user),
+        user=header("user", "x-tollway-user") or _clean(user),
         key_id=principal.key_id,
         environment=header("environment", "x-tollway-environment") or principal.environment,
         tags=tags,
-        session_id=session_id or tool_session,
+        session_id=session_id or tool_session or _clean(packed_session),
         limits=principal.limits,
         log_content=log_content,
     )

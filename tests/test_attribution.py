@@ -108,3 +108,22 @@ def test_a_session_is_named_by_tollways_header_or_a_coding_tools_own() -> None:
     assert session([claude, (b"x-tollway-session-id", b"run-7")]) == "run-7"  # tollway's wins
     assert session([(b"x-tollway-session-id", b" "), claude]).startswith("claude-code:")
     assert len(session([(b"session-id", b"x" * 500)])) == 128
+
+
+def test_claude_codes_packed_user_id_gives_its_account_and_session() -> None:
+    packed = '{"device_id":"d3v1ce","account_uuid":"acc-42","session_id":"54c1eb09-bc4c"}'
+    who = attribute(KEY, Headers({}), body_user=packed)
+    assert (who.user, who.session_id) == ("acc-42", "claude-code:54c1eb09-bc4c")
+    no_account = '{"device_id":"d3v1ce","account_uuid":"","session_id":"s-1"}'
+    assert attribute(KEY, Headers({}), body_user=no_account).user == "d3v1ce"
+    legacy = "user_9f86d081884c_account_acc-7_session_57a121ec-f78c"
+    who = attribute(KEY, Headers({}), body_user=legacy)
+    assert (who.user, who.session_id) == ("acc-7", "claude-code:57a121ec-f78c")
+    headed = Headers({"x-tollway-session-id": "run-1", "x-tollway-user": "ada"})
+    assert (
+        attribute(KEY, headed, body_user=packed).session_id,
+        attribute(KEY, headed, body_user=packed).user,
+    ) == ("run-1", "ada")
+    for plain in ("bob", '{"not": "claude"}', "{broken", "user_x_account__session_"):
+        who = attribute(KEY, Headers({}), body_user=plain)
+        assert (who.user, who.session_id) == (plain, "")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -124,3 +126,14 @@ def analytics_app(store: Store, config: TollwayConfig | None = None) -> FastAPI:
 
     app.include_router(router)
     return app
+
+
+@contextlib.asynccontextmanager
+async def finops_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of `app` in this process, sending the finops key."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://tollway.test",
+        headers={"Authorization": f"Bearer {FINOPS_KEY}"},
+    ) as client:
+        yield client

@@ -11,7 +11,7 @@ import pytest
 
 from analytics.ledger import Ledger
 from analytics.store import ChdbStore
-from tests.analytics.seed import FINOPS_KEY, VIEWER_KEY, analytics_app, seeded_events
+from tests.analytics.seed import VIEWER_KEY, analytics_app, finops_client, seeded_events
 from tollway.budgets import period_window
 from tollway.config.schema import BudgetConfig, BudgetScope, TollwayConfig
 
@@ -48,12 +48,7 @@ def _config() -> TollwayConfig:
 @pytest.fixture
 async def client(ledger_store: ChdbStore) -> AsyncIterator[httpx.AsyncClient]:
     await Ledger(ledger_store).write(seeded_events())
-    transport = httpx.ASGITransport(app=analytics_app(ledger_store, _config()))
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://tollway.test",
-        headers={"Authorization": f"Bearer {FINOPS_KEY}"},
-    ) as client:
+    async with finops_client(analytics_app(ledger_store, _config())) as client:
         yield client
 
 

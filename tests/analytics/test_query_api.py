@@ -17,10 +17,10 @@ from analytics.store import ChdbStore
 from tests.analytics.seed import (
     ADMIN_KEY,
     DEV_KEY,
-    FINOPS_KEY,
     VIEWER_KEY,
     analytics_app,
     expected,
+    finops_client,
     seeded_events,
 )
 from tollway.config.schema import LoggingPolicy, TollwayConfig
@@ -32,12 +32,7 @@ RANGE = {"start": "2025-03-10", "end": "2025-03-13"}
 async def client(ledger_store: ChdbStore) -> AsyncIterator[httpx.AsyncClient]:
     await Ledger(ledger_store).write(seeded_events())
     config = TollwayConfig(logging=LoggingPolicy(content=True))
-    transport = httpx.ASGITransport(app=analytics_app(ledger_store, config))
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://tollway.test",
-        headers={"Authorization": f"Bearer {FINOPS_KEY}"},
-    ) as client:
+    async with finops_client(analytics_app(ledger_store, config)) as client:
         yield client
 
 

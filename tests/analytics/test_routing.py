@@ -16,7 +16,7 @@ from analytics.ledger import Ledger
 from analytics.routing_stats import RoutingStatsPublisher, routing_stats
 from analytics.store import ChdbStore
 from tests.analytics.conftest import make_event
-from tests.analytics.seed import FINOPS_KEY, analytics_app
+from tests.analytics.seed import analytics_app, finops_client
 from tollway.config.schema import ModelConfig, ProviderConfig, TollwayConfig
 from tollway.topics import Topics
 
@@ -84,12 +84,7 @@ async def seeded(ledger_store: ChdbStore) -> ChdbStore:
 
 @pytest.fixture
 async def client(seeded: ChdbStore) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=analytics_app(seeded, CONFIG))
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://tollway.test",
-        headers={"Authorization": f"Bearer {FINOPS_KEY}"},
-    ) as client:
+    async with finops_client(analytics_app(seeded, CONFIG)) as client:
         yield client
 
 

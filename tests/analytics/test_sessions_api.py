@@ -18,7 +18,7 @@ from analytics.ledger import Ledger
 from analytics.responses import usd
 from analytics.store import ChdbStore
 from tests.analytics.conftest import make_event
-from tests.analytics.seed import FINOPS_KEY, VIEWER_KEY, analytics_app
+from tests.analytics.seed import VIEWER_KEY, analytics_app, finops_client
 from tollway.events import CallEvent
 
 START = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
@@ -47,12 +47,7 @@ def _events() -> list[CallEvent]:
 @pytest.fixture
 async def client(ledger_store: ChdbStore) -> AsyncIterator[httpx.AsyncClient]:
     await Ledger(ledger_store).write(_events())
-    transport = httpx.ASGITransport(app=analytics_app(ledger_store))
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://tollway.test",
-        headers={"Authorization": f"Bearer {FINOPS_KEY}"},
-    ) as client:
+    async with finops_client(analytics_app(ledger_store)) as client:
         yield client
 
 

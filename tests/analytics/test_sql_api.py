@@ -15,6 +15,7 @@ from analytics.api import router
 from analytics.ledger import Ledger
 from analytics.store import ChdbStore
 from tests.analytics.conftest import make_events
+from tests.analytics.seed import finops_client
 from tollway.auth import AuthError, KeyRegistry, PermissionDenied
 from tollway.config.schema import KeyConfig
 from tollway.ids import hash_key
@@ -50,12 +51,7 @@ def _app(store: ChdbStore) -> FastAPI:
 @pytest.fixture
 async def client(ledger_store: ChdbStore) -> AsyncIterator[httpx.AsyncClient]:
     await Ledger(ledger_store).write(make_events(12))
-    transport = httpx.ASGITransport(app=_app(ledger_store))
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://tollway.test",
-        headers={"Authorization": f"Bearer {FINOPS_KEY}"},
-    ) as client:
+    async with finops_client(_app(ledger_store)) as client:
         yield client
 
 

@@ -90,6 +90,19 @@ async def test_claude_codes_own_session_header_names_the_session(stack: Stack) -
     row = await stack.row(answer.headers["x-tollway-event-id"])
     assert row["session_id"] == "claude-code:54c1eb09-bc4c-4d2f-98eb-6d2ab2d5e2fe"
 
+    # the same session also packed in metadata.user_id, with the account: the user is the
+    # account, not the packed text (older Claude Code sends only this)
+    packed = '{"device_id":"d3v1ce","account_uuid":"acc-42","session_id":"older-run"}'
+    plain = anthropic.AsyncAnthropic(base_url=stack.base_url, api_key=stack.key)
+    answer = await plain.messages.with_raw_response.create(
+        model="claude-sonnet-4",
+        max_tokens=64,
+        messages=[{"role": "user", "content": "Fix it."}],
+        metadata={"user_id": packed},
+    )
+    row = await stack.row(answer.headers["x-tollway-event-id"])
+    assert (row["user"], row["session_id"]) == ("acc-42", "claude-code:older-run")
+
 
 async def test_the_cli_lists_sessions_and_shows_one(stack: Stack) -> None:
     client = openai.AsyncOpenAI(
