@@ -104,6 +104,11 @@ def limits_text(limits: Mapping[str, Any] | None) -> str:
     )
 
 
+def content_log_text(setting: bool | None) -> str:
+    """A key's `log_content`: "on", "off", or "policy" (logging.content decides)."""
+    return {True: "on", False: "off", None: "policy"}[setting]
+
+
 def change(now: Decimal, before: Decimal) -> str:
     """Relative change for a delta badge; "new" when there was nothing before."""
     if before == 0:

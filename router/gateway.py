@@ -46,7 +46,7 @@ from router.resilience import AttemptLoop, Exhausted, Served
 from router.response_cache import Cached, CacheMode, Lookup, ResponseCache
 from router.routing_feed import RoutingView
 from router.schemas import ChatCompletionRequest, EmbeddingsRequest, Usage
-from router.streaming import ChatStream, replayed_stream
+from router.streaming import ChatStream, first_chunk, replayed_stream
 from router.tokens import estimate_request_tokens
 from router.upstream import ChatChunk
 from tollway.config.schema import ModelConfig, TollwayConfig
@@ -297,11 +297,12 @@ class Gateway:
         ask = Ask.chat(request, who.task_type)
         lookup = self.cache.lookup(who, request, cache)
         decision, plan, event = self.admission.admit(ask, who, endpoint, started, screening)
+        content_chars = content_limit(self.config.logging, who)
         hit = self.cache.get(lookup, stream=True) if lookup is not None else None
         if hit is not None and (chunks := replay(hit)):
             billed_at_0 = self._replay_publisher(event, decision)
             return replayed_stream(request, hit, chunks, event, clock, started, billed_at_0,
-                                   content_limit(self.config.logging, who))  # fmt: skip
+                                   content_chars)  # fmt: skip
 
         def publish(final: CallEvent) -> None:  # however the stream ends
             # the worker counts `ok` calls only: a stream cut by the upstream is never in
@@ -309,18 +310,18 @@ class Gateway:
             counted = final.cost_usd if final.status == "ok" else Decimal(0)
             self._published(final, self.budgets.settle(decision, counted))
 
-        async def first_chunk(
+        async def attempt(
             provider: Provider, model: ModelConfig
         ) -> tuple[AsyncIterator[ChatChunk], ChatChunk]:
             upstream = provider.stream(request, model)
             try:
-                return upstream, await _first_chunk(upstream, provider.config.name)
+                return upstream, await first_chunk(upstream, provider.config.name)
             except BaseException:
                 await upstream.aclose()  # type: ignore[attr-defined]
                 raise
 
         try:
-            served = await self._attempts(plan, first_chunk, event, ask)
+            served = await self._attempts(plan, attempt, event, ask)
         except Exhausted as exhausted:
             self.admission.nothing_spent(decision, event)
             raise self._all_failed(ask, event, exhausted, clock) from None
@@ -347,7 +348,7 @@ class Gateway:
             price=self._price,
             publish=publish,
             keep=keep if lookup is not None else None,
-            content_limit=content_limit(self.config.logging, who),
+            content_limit=content_chars,
             read_answer=read_answer if self.guarded.watches_answers() else None,
         )
 
@@ -389,13 +390,6 @@ class Gateway:
         error, failed = failure(ask.model, event, exhausted, clock)
         self.publisher.publish(failed)
         return error
-
-
-async def _first_chunk(upstream: AsyncIterator[ChatChunk], provider: str) -> ChatChunk:
-    try:
-        return await anext(upstream)
-    except StopAsyncIteration:
-        raise ProviderError(f"{provider}: the stream ended before any chunk", status=502) from None
 
 
 __all__ = ["CallOutcome", "ChatStream", "Gateway"]

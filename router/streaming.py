@@ -220,6 +220,15 @@ class ChatStream:
                 self._keep(answer, usage)
 
 
+async def first_chunk(upstream: AsyncIterator[ChatChunk], provider: str) -> ChatChunk:
+    """A stream's first chunk, which decides whether the attempt worked (retries and fallbacks
+    are still possible until it reaches the caller)."""
+    try:
+        return await anext(upstream)
+    except StopAsyncIteration:
+        raise ProviderError(f"{provider}: the stream ended before any chunk", status=502) from None
+
+
 def replayed_stream(
     request: ChatCompletionRequest,
     hit: Cached,

@@ -12,7 +12,7 @@ import streamlit as st
 
 from dashboards.models import AUDIT_ACTIONS, AuditEntry
 from dashboards.session import fetch, require_client
-from dashboards.theme import limits_text
+from dashboards.theme import content_log_text, limits_text
 
 
 def _pruned(value: Any) -> Any:
@@ -35,18 +35,14 @@ def _limits(limits: dict[str, Any] | None) -> str:
     return limits_text(limits) or "none"
 
 
-def _content_logging(setting: bool | None) -> str:
-    return {True: "on", False: "off", None: "as the policy says"}[setting]
-
-
 def _key_update(details: dict[str, Any]) -> str:
-    """`limits 60 requests/min (was none); content logging off (was as the policy says)`."""
+    """`limits 60 requests/min (was none); content logging off (was policy)`."""
     parts = []
     if "limits" in details:
         parts.append(f"limits {_limits(details['limits'])} (was {_limits(details.get('before'))})")
     if "log_content" in details:
         now, was = details["log_content"], details.get("log_content_before")
-        parts.append(f"content logging {_content_logging(now)} (was {_content_logging(was)})")
+        parts.append(f"content logging {content_log_text(now)} (was {content_log_text(was)})")
     return "; ".join(parts)
 
 

@@ -15,7 +15,7 @@ import streamlit as st
 
 from dashboards.models import KeyEntry
 from dashboards.session import fetch, require_client
-from dashboards.theme import limits_text
+from dashboards.theme import content_log_text, limits_text
 
 SOON = timedelta(days=7)
 
@@ -71,7 +71,7 @@ frame = pd.DataFrame(
             "role": k.role,
             "state": _state(k, now),
             "limits": limits_text(k.limits),
-            "content log": {True: "on", False: "off", None: "policy"}[k.log_content],
+            "content log": content_log_text(k.log_content),
             "spend": float(k.spend_usd),
             "calls": k.calls,
             "last used": k.last_active,
