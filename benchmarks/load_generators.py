@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,20 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOLLWAY_BENCH_KEY")
 wrk.headers["x-tollway-cache"] = os.getenv("TOLLWAY_BENCH_CACHE")
 wrk.body = os.getenv("TOLLWAY_BENCH_BODY")
+local stagger_ms = tonumber(os.getenv("TOLLWAY_BENCH_STAGGER_MS") or "0")
+local unstarted = tonumber(os.getenv("TOLLWAY_BENCH_CLIENTS") or "0")
+if stagger_ms > 0 then
+  -- each client's first call waits a random time within stagger_ms, later calls none: wrk
+  -- asks for a delay before every call and starts a call's clock when it sends it
+  math.randomseed(os.time())
+  delay = function()
+    if unstarted > 0 then
+      unstarted = unstarted - 1
+      return math.random(0, stagger_ms)
+    end
+    return 0
+  end
+end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("RESULT %d %d %d %d %d %d %d %.0f %.0f\\n",
@@ -37,6 +52,20 @@ class Cell:
     upstream_ms: int
     stream: bool
     concurrency: int
+    #: the clients start spread over one upstream delay (each one's first call at a random
+    #: moment within it), not all in the same millisecond: with an upstream that answers
+    #: every call after exactly the same delay, clients that start together stay in lockstep
+    #: for the whole run, and every wave of calls arrives at once
+    staggered: bool = False
+
+    @property
+    def stagger_ms(self) -> int:
+        return self.upstream_ms if self.staggered else 0
+
+    @property
+    def label(self) -> str:
+        """The concurrency column: `512`, or `512 spread` for staggered clients."""
+        return f"{self.concurrency} spread" if self.staggered else str(self.concurrency)
 
     @property
     def body(self) -> bytes:
@@ -96,6 +125,8 @@ class Wrk:
             "TOLLWAY_BENCH_KEY": key,
             "TOLLWAY_BENCH_BODY": cell.body.decode(),
             "TOLLWAY_BENCH_CACHE": cache,
+            "TOLLWAY_BENCH_STAGGER_MS": str(cell.stagger_ms),
+            "TOLLWAY_BENCH_CLIENTS": str(cell.concurrency),
         }
         process = await asyncio.create_subprocess_exec(
             *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
@@ -131,6 +162,7 @@ class AiohttpLoad:
 
             async def client() -> None:
                 nonlocal failures
+                await asyncio.sleep(random.uniform(0, cell.stagger_ms / 1000))
                 while time.perf_counter() < deadline:
                     started = time.perf_counter()
                     try:

@@ -4,18 +4,26 @@
 cost of any Python proxy at all — a uvicorn server accepting the calls and an aiohttp client
 forwarding them. This ASGI app is that and nothing more: it relays each call's body to the
 upstream on a pooled aiohttp session and the upstream's answer (streamed as it arrives) back.
-No keys, routing, pricing or events; run with uvicorn's own `--workers`, defaults otherwise.
+No keys, routing, pricing or events; uvicorn's own multi-process supervisor, defaults
+otherwise, with one fix: the listening socket is created as TCP. uvicorn's `--workers` creates
+it with protocol 0, so asyncio leaves Nagle's algorithm on for every connection and each
+keep-alive call after the first waits about 40 ms for the client's delayed acknowledgement
+(Kludex/uvicorn#3149; tollway's own `--workers` had the same bug, tollway/server.py).
 
     TOLLWAY_PASSTHROUGH_UPSTREAM=http://127.0.0.1:PORT/v1/chat/completions \
-        python -m uvicorn benchmarks.passthrough:app --workers 2 --http httptools --no-access-log
+        python -m benchmarks.passthrough 8001 --workers 2
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import socket
 from typing import Any
 
 import aiohttp
+import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -68,3 +76,33 @@ async def _relay(receive: Any, send: Any) -> None:
         async for chunk in answer.content.iter_any():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="a do-nothing proxy (benchmarks/passthrough.py)")
+    parser.add_argument("port", type=int)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    config = uvicorn.Config(
+        "benchmarks.passthrough:app",
+        host="127.0.0.1",
+        port=args.port,
+        workers=args.workers,
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        backlog=4096,
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", args.port))
+    sock.listen(config.backlog)
+    sock.set_inheritable(True)
+    if args.workers > 1:
+        Multiprocess(config, sockets=[sock]).run()
+    else:
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()

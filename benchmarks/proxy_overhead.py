@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import shutil
 import signal
@@ -75,7 +76,10 @@ class Matrix:
     slow_seconds: float  # a run against the slow one
 
     def duration(self, cell: Cell) -> float:
-        return self.slow_seconds if cell.upstream_ms else self.seconds
+        """Staggered clients run longer by their start-up spread (in whole seconds, as wrk
+        takes them), so that all of them are calling for as long as in the other cells."""
+        seconds = self.slow_seconds if cell.upstream_ms else self.seconds
+        return seconds + math.ceil(cell.stagger_ms / 1000)
 
     async def run(self, url: str, cell: Cell) -> Result:
         return await self.load.run(url, self.secret, cell, self.duration(cell))
@@ -212,6 +216,10 @@ async def run(
         for stream in (False, True)
         for c in concurrency
     ]
+    if max(concurrency) > 1:  # the most clients against the slow upstream, started spread
+        cells += [
+            Cell(SLOW_MS, stream, max(concurrency), staggered=True) for stream in (False, True)
+        ]
     with tempfile.TemporaryDirectory() as tmp:
         load: Wrk | AiohttpLoad = (
             Wrk(Path(tmp) / "bench.lua") if shutil.which("wrk") else AiohttpLoad()
@@ -258,9 +266,8 @@ async def _through_passthrough(
     previous run's upstream delay and a second, for the calls it left in flight."""
     port = free_port()
     env = {**os.environ, PASSTHROUGH_UPSTREAM_ENV: upstream_url}
-    command = [sys.executable, "-m", "uvicorn", "benchmarks.passthrough:app"]
-    command += ["--port", str(port), "--workers", str(workers), "--http", "httptools"]
-    command += ["--no-access-log", "--log-level", "warning", "--backlog", "4096"]
+    command = [sys.executable, "-m", "benchmarks.passthrough", str(port)]
+    command += ["--workers", str(workers)]
     proxy = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     results: dict[Cell, Result] = {}
     try:

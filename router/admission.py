@@ -1,9 +1,10 @@
 """Admission: what happens to a call before any provider sees it.
 
 The call is planned (which models, in which order: router/policy.py), refused if a blocking
-guardrail matched its prompt (router/guardrails.py screened it), counted against its key's
-rate limits (router/rate_limits.py) and its budgets (router/budget_gate.py) — refused
-with a 429, downgraded to a cheaper plan, or passed — and given the event that will record it.
+guardrail matched its prompt (router/guardrails.py screened it) or its session has cost its
+limit (router/session_spend.py), counted against its key's rate limits
+(router/rate_limits.py) and its budgets (router/budget_gate.py) — refused with a 429,
+downgraded to a cheaper plan, or passed — and given the event that will record it.
 A refused call's event is published here, as `blocked`; an admitted one's is completed and
 published by the gateway once the call is answered.
 """
@@ -27,6 +28,7 @@ from router.needs import Ask
 from router.policy import RoutePlan, RoutePolicy
 from router.rate_limits import RATE_LIMITED, RateLimiter, line_subject, line_ticket
 from router.schemas import Usage
+from router.session_spend import SessionBudgetExceeded, SessionSpend
 from tollway.config.schema import RateLimits, TollwayConfig
 from tollway.events import CallEvent, Endpoint
 from tollway.ids import new_event_id
@@ -40,6 +42,7 @@ class Admission:
         policy: RoutePolicy,
         budgets: BudgetGate,
         rates: RateLimiter,
+        sessions: SessionSpend,
         publisher: EventPublisher,
         price: Callable[[str, datetime, Usage], Costing],
     ) -> None:
@@ -47,6 +50,7 @@ class Admission:
         self.policy = policy
         self.budgets = budgets
         self.rates = rates
+        self.sessions = sessions
         self.publisher = publisher
         self.price = price
         self._lines: dict[str, RateLimits | None] = {}
@@ -60,9 +64,9 @@ class Admission:
         started: datetime,
         screening: Screening[Any] | None = None,
     ) -> tuple[Decision, RoutePlan, CallEvent]:
-        """Plan the call, then its guardrails, rate limits and the budget gate: block
-        (publishing the refused call's event), downgrade (to the route's economy tier or the
-        budget's target), or pass."""
+        """Plan the call, then its guardrails, session limit, rate limits and the budget
+        gate: block (publishing the refused call's event), downgrade (to the route's economy
+        tier or the budget's target), or pass."""
         plan = self.policy.plan(ask.model, ask.needs)
         guardrails = screening.matched if screening is not None else ()
         if screening is not None and screening.refusal is not None:
@@ -71,6 +75,14 @@ class Admission:
             )
             self._refused(refused, GuardrailBlocked.code, http_status=400)
             raise screening.refusal
+        try:
+            self.sessions.check(who.session_id)
+        except SessionBudgetExceeded:
+            refused = new_event(
+                ask, who, endpoint, plan, started, Decision(), guardrails=guardrails
+            )
+            self._refused(refused, SessionBudgetExceeded.code)
+            raise
         first = plan.models[0] if plan.models else None
         line_limits = self._line_limits(who.business_line)
         event_id = None

@@ -46,6 +46,8 @@ from router.resilience import AttemptLoop, Exhausted, Served
 from router.response_cache import Cached, CacheMode, Lookup, ResponseCache
 from router.routing_feed import RoutingView
 from router.schemas import ChatCompletionRequest, EmbeddingsRequest, Usage
+from router.session_sharing import SessionSpendPublisher
+from router.session_spend import SessionSpend
 from router.streaming import ChatStream, first_chunk, replayed_stream
 from router.tokens import estimate_request_tokens
 from router.upstream import ChatChunk
@@ -75,6 +77,8 @@ class Gateway:
         rates: RateLimiter | None = None,
         rate_sharing: RatePublisher | None = None,
         alerts: ProxyAlerts | None = None,
+        sessions: SessionSpend | None = None,
+        session_sharing: SessionSpendPublisher | None = None,
     ) -> None:
         self.config = config
         self.policy = RoutePolicy(lambda: self.config, routing)
@@ -85,8 +89,16 @@ class Gateway:
         self.rates = rates or RateLimiter()
         self.cache = ResponseCache(lambda: self.config.cache)
         self.rate_sharing = rate_sharing
+        self.sessions = sessions or SessionSpend(lambda: self.config.sessions.limit_usd)
+        self.session_sharing = session_sharing
         self.admission = Admission(
-            lambda: self.config, self.policy, self.budgets, self.rates, publisher, self._price
+            lambda: self.config,
+            self.policy,
+            self.budgets,
+            self.rates,
+            self.sessions,
+            publisher,
+            self._price,
         )
         self._retired: list[Provider] = []  # replaced by a reload, closed at stop
         self.alerts = alerts
@@ -112,6 +124,8 @@ class Gateway:
         await self.budgets.start()
         if self.rate_sharing is not None:
             await self.rate_sharing.start()
+        if self.session_sharing is not None:
+            await self.session_sharing.start()
         if self.alerts is not None:
             await self.alerts.start()
 
@@ -121,6 +135,8 @@ class Gateway:
             await self.alerts.stop()
         if self.rate_sharing is not None:
             await self.rate_sharing.stop()
+        if self.session_sharing is not None:
+            await self.session_sharing.stop()
         await self.budgets.stop()
         await self.publisher.stop()
         for provider in [*self.providers.values(), *self._retired]:
@@ -132,6 +148,8 @@ class Gateway:
         remembered for its feedback."""
         self.publisher.publish(event, delivery)
         self.rates.settle_call(event.event_id, event.input_tokens + event.output_tokens)
+        if event.session_id and event.cost_usd:
+            self.sessions.add(event.session_id, event.cost_usd)
         if event.route and event.status == "ok":
             self.policy.view.routed(event.event_id, event.route, event.task_type, event.model)
 

@@ -14,6 +14,8 @@ import gc
 import sys
 import threading
 from collections.abc import Iterator
+from types import FrameType
+from typing import Any
 
 import pytest
 
@@ -37,10 +39,30 @@ def print_pending_tasks(nodeid: str) -> None:
             frames = " <- ".join(
                 f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno}"
                 f" {frame.f_code.co_name}"
-                for frame in reversed(task.get_stack())
+                for frame in reversed(awaiting_frames(task))
             )
             print(f"- {task.get_name()}: {frames}", file=out)
     out.flush()
+
+
+def awaiting_frames(task: asyncio.Task[object]) -> list[FrameType]:
+    """The frames of a suspended task, outermost first, down to the await that has not
+    returned. (`Task.get_stack` follows `f_back`, which a suspended coroutine does not have:
+    it gives the task's own frame only, not what that frame awaits.)"""
+    frames = []
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            frame = getattr(awaited, "ag_frame", None)
+        if frame is not None:
+            frames.append(frame)
+        awaited = (
+            getattr(awaited, "cr_await", None)
+            or getattr(awaited, "gi_yieldfrom", None)
+            or getattr(awaited, "ag_await", None)
+        )
+    return frames
 
 
 def _timeout_s(item: pytest.Item) -> float | None:

@@ -248,6 +248,15 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
         rates = RateLimiter(new_instance_id())
         rate_sharing = RatePublisher(runtime.bootstrap, topics.rate_usage, rates)
         budgets.follow_also(topics.rate_usage, rate_sharing.on_record)
+        from router.session_sharing import SessionSpendPublisher
+        from router.session_spend import SessionSpend
+
+        # what each session has cost, summed across replicas, against sessions.limit_usd
+        session_spend = SessionSpend(lambda: runtime.config.sessions.limit_usd, rates.instance_id)
+        session_sharing = SessionSpendPublisher(
+            runtime.bootstrap, topics.session_spend, session_spend
+        )
+        budgets.follow_also(topics.session_spend, session_sharing.on_record)
         routing = RoutingView()
         gateway = Gateway(
             runtime.config,
@@ -264,6 +273,8 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
             rates=rates,
             rate_sharing=rate_sharing,
             alerts=ProxyAlerts(runtime.bootstrap, topics.budget_alerts),
+            sessions=session_spend,
+            session_sharing=session_sharing,
         )
         await gateway.start()
         stack.push_async_callback(gateway.stop)

@@ -63,6 +63,11 @@ class Topics:
         return self._name("tollway.rate-usage.v1")
 
     @property
+    def session_spend(self) -> str:
+        """Each proxy instance's spend per session (router/session_sharing.py)."""
+        return self._name("tollway.session-spend.v1")
+
+    @property
     def audit(self) -> str:
         """Changes made through the admin API, and refused attempts (tollway/audit.py)."""
         return self._name("tollway.audit.v1")
@@ -84,4 +89,5 @@ class Topics:
             TopicSpec(self.budgets, 1, "compact"),
             TopicSpec(self.audit, 1, "delete"),
             TopicSpec(self.rate_usage, 1, "compact"),
+            TopicSpec(self.session_spend, 1, "compact"),
         ]

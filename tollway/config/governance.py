@@ -152,13 +152,19 @@ class WebhookConfig(_Strict):
 
 class SessionPolicy(_Strict):
     """What sessions (the calls that named one `x-tollway-session-id`, or a coding tool's own
-    session header) may cost before someone hears of it."""
+    session header) may cost before someone hears of it, and before they are stopped."""
 
     alert_usd: Decimal | None = Field(
         default=None,
         gt=0,
         description="A session whose calls have cost this much raises session.expensive, "
         "once (default: no alert).",
+    )
+    limit_usd: Decimal | None = Field(
+        default=None,
+        gt=0,
+        description="A session whose calls have cost this much gets its further calls "
+        "refused with a 429 on every proxy replica (default: no limit).",
     )
 
 

@@ -1,0 +1,94 @@
+"""A session's spend against its limit: this instance's calls plus what the others publish,
+forgotten after a day idle, and nothing counted while no limit is set."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from router.session_spend import SessionBudgetExceeded, SessionSpend, SessionSpendRecord
+
+DAY = 24 * 3600.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _peer(instance: str, session: str, usd: str, at: float) -> SessionSpendRecord:
+    return SessionSpendRecord(
+        instance_id=instance,
+        session_id=session,
+        cost_usd=Decimal(usd),
+        at=datetime.fromtimestamp(at, UTC),
+    )
+
+
+def test_a_session_is_refused_once_all_instances_together_reach_the_limit() -> None:
+    clock = Clock()
+    spend = SessionSpend(lambda: Decimal("1.00"), "me", clock=clock)
+    spend.add("run-1", Decimal("0.60"))
+    spend.check("run-1")  # 0.60 of 1.00
+    spend.apply(_peer("other", "run-1", "0.30", clock.now))
+    spend.check("run-1")  # 0.90
+    spend.apply(_peer("other", "run-1", "0.40", clock.now))  # the peer's total, not a delta
+    with pytest.raises(SessionBudgetExceeded) as refused:
+        spend.check("run-1")
+    assert refused.value.details == {
+        "session_id": "run-1",
+        "limit_usd": "1.00",
+        "spent_usd": "1.00",
+    }
+    assert refused.value.headers["x-should-retry"] == "false"
+    assert refused.value.status_code == 429
+    spend.check("run-2")  # other sessions go on
+    spend.check("")  # a call in no session is never refused
+
+
+def test_own_records_coming_back_are_not_counted_twice() -> None:
+    spend = SessionSpend(lambda: Decimal("1"), "me")
+    spend.add("run-1", Decimal("0.7"))
+    record = spend.record("run-1")
+    assert record is not None and record.key == "me:run-1"
+    spend.apply(SessionSpendRecord.model_validate_json(record.encode()))
+    assert spend.spent("run-1") == Decimal("0.7")
+
+
+def test_a_deleted_record_takes_that_instances_spend_away() -> None:
+    clock = Clock()
+    spend = SessionSpend(lambda: Decimal("1"), "me", clock=clock)
+    spend.apply(_peer("other", "claude-code:abc", "0.5", clock.now))
+    spend.forget("other:claude-code:abc")  # session ids may hold colons
+    assert spend.spent("claude-code:abc") == 0
+
+
+def test_a_session_idle_for_a_day_is_forgotten_and_starts_again_at_zero() -> None:
+    clock = Clock()
+    spend = SessionSpend(lambda: Decimal("1"), "me", clock=clock)
+    spend.add("run-1", Decimal("0.9"))
+    spend.apply(_peer("other", "run-1", "0.5", clock.now))
+    clock.now += DAY + 1
+    assert spend.spent("run-1") == 0
+    spend.check("run-1")
+    assert spend.forget_idle() == ["run-1"]  # this instance's, for the publisher to delete
+    spend.add("run-1", Decimal("0.2"))
+    assert spend.spent("run-1") == Decimal("0.2")
+
+
+def test_nothing_is_counted_or_refused_without_a_limit() -> None:
+    limit: list[Decimal | None] = [None]
+    spend = SessionSpend(lambda: limit[0], "me")
+    changed: list[str] = []
+    spend.on_change = changed.append
+    spend.add("run-1", Decimal("5"))
+    spend.check("run-1")
+    assert spend.record("run-1") is None and changed == []
+    limit[0] = Decimal("1")  # a reload sets one: counted from then on
+    spend.add("run-1", Decimal("0.5"))
+    assert spend.spent("run-1") == Decimal("0.5") and changed == ["run-1"]
