@@ -51,6 +51,8 @@ class Admission:
         self.budgets = budgets
         self.rates = rates
         self.sessions = sessions
+        #: told of each call refused at its session's limit (the proxy's alerts)
+        self.on_session_limit: Callable[[SessionBudgetExceeded, Attribution], None] | None = None
         self.publisher = publisher
         self.price = price
         self._lines: dict[str, RateLimits | None] = {}
@@ -77,11 +79,13 @@ class Admission:
             raise screening.refusal
         try:
             self.sessions.check(who.session_id)
-        except SessionBudgetExceeded:
+        except SessionBudgetExceeded as refusal:
             refused = new_event(
                 ask, who, endpoint, plan, started, Decision(), guardrails=guardrails
             )
             self._refused(refused, SessionBudgetExceeded.code)
+            if self.on_session_limit is not None:
+                self.on_session_limit(refusal, who)
             raise
         first = plan.models[0] if plan.models else None
         line_limits = self._line_limits(who.business_line)

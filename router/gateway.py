@@ -102,6 +102,8 @@ class Gateway:
         )
         self._retired: list[Provider] = []  # replaced by a reload, closed at stop
         self.alerts = alerts
+        if alerts is not None:
+            self.admission.on_session_limit = alerts.session_limited
         self.guarded = GuardedCalls(Guardrails(lambda: self.config), alerts)
         self.breakers = BreakerBoard(on_open=alerts.circuit_opened if alerts else None)
         self.attempt_loop = AttemptLoop(self.breakers)

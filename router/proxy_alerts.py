@@ -10,6 +10,9 @@
   its action. The id names the guardrail, the key and the hour, so a key that keeps sending
   what a guardrail catches raises one alert an hour, not one a call; each process also skips
   an id it has already sent, so a burst costs no broker traffic.
+- `session.limit_reached`: a call was refused because its session has cost `sessions.limit_usd`
+  (router/session_spend.py). The id names the session, so its refusals on every replica raise
+  one alert: the agent that was stopped, whoever has to look at why.
 
 Alerts go on the alerts topic, where the worker logs and delivers them like a budget's. Best
 effort, as the other records the proxies send (router/best_effort.py): an alert raised while
@@ -22,11 +25,13 @@ import asyncio
 import logging
 from collections import OrderedDict
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from router.attribution import Attribution
 from router.best_effort import BestEffortProducer
 from router.breaker import Circuit
 from router.guardrails import Finding
+from router.session_spend import SessionBudgetExceeded
 from tollway.budget_events import BudgetAlert
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,9 @@ class ProxyAlerts:
         now = datetime.now(UTC)
         for finding in findings:
             self.raise_alert(guardrail_alert(finding, who, now))
+
+    def session_limited(self, refusal: SessionBudgetExceeded, who: Attribution) -> None:
+        self.raise_alert(session_limit_alert(refusal, who, datetime.now(UTC)))
 
     def raise_alert(self, alert: BudgetAlert) -> None:
         """Called on the event loop; sends in the background, once per id and process."""
@@ -97,5 +105,28 @@ def guardrail_alert(finding: Finding, who: Attribution, now: datetime) -> Budget
         key_id=who.key_id,
         scope={name: value for name, value in scope.items() if value},
         model=finding.model,
+        fired_at=now,
+    )
+
+
+def session_limit_alert(
+    refusal: SessionBudgetExceeded, who: Attribution, now: datetime
+) -> BudgetAlert:
+    facts = refusal.details
+    scope = {
+        "business_line": who.business_line,
+        "project": who.project,
+        "task_type": who.task_type,
+        "session_id": facts["session_id"],
+    }
+    return BudgetAlert(
+        alert_id=f"session-limit:{facts['session_id']}",
+        type="session.limit_reached",
+        scope={name: value for name, value in scope.items() if value},
+        period="session",
+        spend_usd=Decimal(facts["spent_usd"]),
+        limit_usd=Decimal(facts["limit_usd"]),
+        action="block",
+        key_id=who.key_id,
         fired_at=now,
     )

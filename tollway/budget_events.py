@@ -28,8 +28,11 @@ period, `spend_usd`, `baseline_usd`, `zscore`; analytics/anomaly_alerts.py),
 `guardrail.triggered` (a guardrail matched a key's prompt: `guardrail`, `action`, `found`,
 `key_id`, `scope`, `model`; router/proxy_alerts.py) and `session.expensive` (a session's calls
 cost `sessions.alert_usd`: `scope` with the `session_id`, `key_id`, its first and last call as
-the period, `spend_usd`, the threshold as `limit_usd`; analytics/session_alerts.py), each with
-an id as deterministic, so replicas raising the same alert deliver it once.
+the period, `spend_usd`, the threshold as `limit_usd`; analytics/session_alerts.py) and
+`session.limit_reached` (a proxy refused a session's call at `sessions.limit_usd`: `scope`
+with the `session_id`, `key_id`, `spend_usd`, `limit_usd`, `action` `block`;
+router/proxy_alerts.py), each with an id as deterministic, so replicas raising the same alert
+deliver it once.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ AlertType = Literal[
     "provider.circuit_opened",
     "guardrail.triggered",
     "session.expensive",
+    "session.limit_reached",
     "webhook.test",
 ]
 

@@ -46,9 +46,7 @@ def summary(alert: BudgetAlert) -> str:
             " matches this hour raise no new alert"
         )
     if alert.type == "session.expensive":
-        where = "/".join(
-            alert.scope[k] for k in ("business_line", "project", "task_type") if k in alert.scope
-        )
+        where = _attribution(alert)
         minutes = ""
         if alert.period_start and alert.period_end:
             minutes = (
@@ -59,6 +57,14 @@ def summary(alert: BudgetAlert) -> str:
             + (f" ({where})" if where else "")
             + f" has cost {usd(alert.spend_usd)}{minutes}, over the {usd(alert.limit_usd)}"
             " a session may cost before this alert (sessions.alert_usd)"
+        )
+    if alert.type == "session.limit_reached":
+        where = _attribution(alert)
+        return (
+            f"Session {alert.scope.get('session_id', '')} of key {alert.key_id}"
+            + (f" ({where})" if where else "")
+            + f" reached its limit of {usd(alert.limit_usd)} (sessions.limit_usd) at "
+            f"{usd(alert.spend_usd)}: its further calls are refused"
         )
     if alert.type == "spend.anomaly":
         scope = ", ".join(f"{k} {v}" for k, v in alert.scope.items()) or "all spend"
@@ -90,7 +96,17 @@ def summary(alert: BudgetAlert) -> str:
     return f"Test event from tollway ({alert.budget_id}): signed delivery works"
 
 
+def _attribution(alert: BudgetAlert) -> str:
+    """`business_line/project/task_type`, as far as the alert's scope names them."""
+    return "/".join(
+        alert.scope[k] for k in ("business_line", "project", "task_type") if k in alert.scope
+    )
+
+
 def usd(amount: Decimal) -> str:
+    """Dollars and cents; a fraction of a cent to the micro-dollar, not as $0.00."""
+    if 0 < abs(amount) < Decimal("0.01"):
+        return f"${amount:.6f}"
     return f"${amount:,.2f}"
 
 

@@ -23,6 +23,7 @@ WebhookEvent = Literal[
     "budget.forecast_breach",
     "spend.anomaly",
     "session.expensive",
+    "session.limit_reached",
     "provider.circuit_opened",
     "guardrail.triggered",
 ]
