@@ -3,7 +3,9 @@
 
 Baseline: the upstream called directly, in the same run. The matrix: concurrency 1, 64 and 512,
 plain and streamed (`stream: true`), an upstream answering at once and one answering after
-1,500 ms; tollway with 1 and with 2 worker processes. Reported per cell: calls/s and p50/p99
+1,500 ms; at 1,500 ms the most clients also start spread over that delay (`512 spread`: each
+client's first call at a random moment within it), not all in the same millisecond, which with
+an upstream this exact keeps them in lockstep; tollway with 1 and with 2 worker processes. Reported per cell: calls/s and p50/p99
 latency directly and through tollway, the throughput ratio, the added p50/p99, failures, and
 tollway's CPU time per call. Then the targets of the router issue, met or missed, and a check
 that every call's event reached Kafka exactly once (one record per event id). Each run starts
@@ -19,7 +21,7 @@ The load generator is `wrk` (keep-alive connections, a Lua body) when it is inst
 process stands in, with a note: it shares this process's CPU with nothing else but is slower
 than wrk, so its figures understate what the proxy can do.
 
-Run: `python -m benchmarks proxy_overhead` (about 6 to 8 minutes), or
+Run: `python -m benchmarks proxy_overhead` (about 8 to 11 minutes), or
 `python -m benchmarks.proxy_overhead --workers 2 --seconds 3 --slow-seconds 5`.
 """
 
