@@ -27,7 +27,8 @@ from tollway.auth import Principal
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
 COLUMNS = [
-    "session_id", "calls", "cost_usd", "input_tokens", "output_tokens", "errors", "first_ts",
+    "session_id", "calls", "cost_usd", "input_tokens", "output_tokens", "errors", "limited",
+    "first_ts",
     "last_ts", "duration_s", "models", "business_line", "project", "task_type", "key_id",
 ]  # fmt: skip
 

@@ -7,19 +7,22 @@ from __future__ import annotations
 from analytics.params import Selection
 from analytics.queries import RAW, where
 
-#: a session's calls, summed; `models`: the models that answered, cheapest question first
+#: a session's calls, summed; `models`: the models that answered; `limited`: the calls refused
+#: because the session had cost `sessions.limit_usd` (router/session_spend.py)
 _PER_SESSION = (
     "session_id, count() AS calls, sum(cost_usd) AS cost_usd,"
     " sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,"
-    " countIf(status != 'ok') AS errors, min(ts) AS first_ts, max(ts) AS last_ts,"
+    " countIf(status != 'ok') AS errors,"
+    " countIf(error_code = 'session_budget_exceeded') AS limited,"
+    " min(ts) AS first_ts, max(ts) AS last_ts,"
     " dateDiff('millisecond', min(ts), max(ts)) / 1000 AS duration_s,"
     " arraySort(arrayFilter(m -> m != '', groupUniqArray(model))) AS models,"
     " any(business_line) AS business_line, any(project) AS project,"
     " any(task_type) AS task_type, any(key_id) AS key_id"
 )
 _COLUMNS = (
-    "session_id, cost_usd, input_tokens, output_tokens, status, ts, model, business_line,"
-    " project, task_type, key_id"
+    "session_id, cost_usd, input_tokens, output_tokens, status, error_code, ts, model,"
+    " business_line, project, task_type, key_id"
 )
 _NAMED = ("session_id != ''",)
 

@@ -202,6 +202,7 @@ class Session(_Model):
     calls: int = 0
     cost_usd: Decimal = Decimal(0)
     errors: int = 0
+    limited: int = 0  # calls refused at sessions.limit_usd
     first_ts: str = ""
     duration_s: float = 0
     models: list[str] = []

@@ -8,6 +8,8 @@ broker, worker and chDB ledger; the OpenAI and Anthropic SDKs."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -134,6 +136,22 @@ async def test_a_sessions_limit_holds_across_replicas(
             refused = "session_id = 'run-1' AND error_code = 'session_budget_exceeded'"
             assert await eventually(lambda: ledger(f"{refused} AND status = 'blocked'"), 3) == 3
             assert await ledger("session_id = 'run-1' AND status = 'ok'") == 1
+
+            # the sessions endpoint and `tollway sessions show` say it was stopped
+            listed = await http.get(
+                f"{a}/v1/analytics/sessions",
+                params={"session_id": "run-1"},
+                headers={"authorization": f"Bearer {ADMIN}"},
+            )
+            [session] = listed.json()["sessions"]
+            assert (session["calls"], session["limited"]) == (4, 3)
+            shown = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tollway.cli.main", "sessions", "show", "run-1",
+                "--url", a, "--key", ADMIN, env={**os.environ, "COLUMNS": "250"},
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            output = (await shown.communicate())[0].decode()
+            assert "3 refused at its limit (sessions.limit_usd)" in output, output
 
             # three refusals on two replicas: the operators hear of the session once
             await ops.wait_for(1)

@@ -47,6 +47,7 @@ def show_sessions(summary: SessionSummary, sessions: list[Session]) -> None:
                 "cost_usd": float(s.cost_usd),
                 "calls": s.calls,
                 "failed": s.errors,
+                "stopped": "at its limit" if s.limited else "",
                 "started": s.first_ts,
                 "minutes": s.duration_s / 60,
                 "models": ", ".join(s.models),
@@ -71,7 +72,8 @@ def show_sessions(summary: SessionSummary, sessions: list[Session]) -> None:
     )
     st.caption(
         "A session is the calls sent with one `x-tollway-session-id` header: an agent's run, a "
-        f"conversation. The {len(sessions)} costliest of the last {loads.SESSION_DAYS} days."
+        f"conversation. The {len(sessions)} costliest of the last {loads.SESSION_DAYS} days; "
+        "*stopped* marks a session whose calls were refused at `sessions.limit_usd`."
     )
 
 

@@ -26,12 +26,14 @@ RANGE = {"start": "2025-03-14", "end": "2025-03-15"}
 
 
 def _events() -> list[CallEvent]:
-    """Three sessions of 3, 1 and 2 calls (one failed), and two calls that named none."""
+    """Three sessions of 3, 2 and 2 calls (one failed, one refused at the session's limit), and
+    two calls that named none."""
     plan = [
         ("run-a", "marketing", "gpt-4o-mini", "0.01", "ok"),
         ("run-a", "marketing", "gpt-4o", "0.02", "error"),
         ("run-a", "marketing", "gpt-4o", "0.03", "ok"),
         ("run-b", "support", "gpt-4o", "0.5", "ok"),
+        ("run-b", "support", "gpt-4o", "0", "blocked"),
         ("run-c", "support", "gpt-4o-mini", "0.001", "ok"),
         ("run-c", "support", "gpt-4o-mini", "0.001", "ok"),
         ("", "support", "gpt-4o", "7", "ok"),
@@ -39,7 +41,8 @@ def _events() -> list[CallEvent]:
     ]
     return [
         make_event(ts=START + timedelta(minutes=i), session_id=session, business_line=line,
-                   model=model, cost_usd=Decimal(cost), status=status)
+                   model=model, cost_usd=Decimal(cost), status=status,
+                   error_code="session_budget_exceeded" if status == "blocked" else "")
         for i, (session, line, model, cost, status) in enumerate(plan)
     ]  # fmt: skip
 
@@ -69,6 +72,7 @@ async def test_sessions_costliest_first_with_their_calls_summed(client: httpx.As
         assert Decimal(session["cost_usd"]) == costs[session["session_id"]]
         assert session["calls"] == len(calls)
         assert session["errors"] == sum(e.status != "ok" for e in calls)
+        assert session["limited"] == sum(e.error_code == "session_budget_exceeded" for e in calls)
         assert session["models"] == sorted({e.model for e in calls})
         assert session["duration_s"] == (calls[-1].ts - calls[0].ts).total_seconds()
         assert session["first_ts"] == calls[0].ts.isoformat().replace("+00:00", "Z")

@@ -56,12 +56,14 @@ def list_sessions(
         highlight=False,
     )
     table = Table(header_style="bold")
-    for column in ("session", "cost", "calls", "failed", "started", "minutes", "models", "who"):
+    columns = ("session", "cost", "calls", "failed", "refused", "started", "minutes", "models")
+    for column in (*columns, "who"):
         table.add_column(column, justify="right" if column in ("cost", "calls") else "left")
     for s in body["sessions"]:
         who = "/".join(p for p in (s["business_line"], s["project"], s["task_type"]) if p)
+        refused = str(s["limited"]) if s["limited"] else ""  # at sessions.limit_usd
         table.add_row(
-            s["session_id"], _usd(s["cost_usd"]), f"{s['calls']:,}", str(s["errors"]),
+            s["session_id"], _usd(s["cost_usd"]), f"{s['calls']:,}", str(s["errors"]), refused,
             s["first_ts"], f"{(s['duration_s'] or 0) / 60:.1f}", ", ".join(s["models"]), who,
         )  # fmt: skip
     out.print(table)
@@ -89,7 +91,8 @@ def show(
     s = found[0]
     out.print(
         f"session {s['session_id']}: {_usd(s['cost_usd'])} over {s['calls']:,} calls "
-        f"({s['errors']} failed) in {(s['duration_s'] or 0) / 60:.1f} min, from {s['first_ts']}",
+        f"({s['errors']} failed) in {(s['duration_s'] or 0) / 60:.1f} min, from {s['first_ts']}"
+        + (f"; {s['limited']} refused at its limit (sessions.limit_usd)" if s["limited"] else ""),
         highlight=False,
     )
     table = Table(header_style="bold")
