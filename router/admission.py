@@ -4,7 +4,8 @@ The call is planned (which models, in which order: router/policy.py), refused if
 guardrail matched its prompt (router/guardrails.py screened it) or its session has cost its
 limit (router/session_spend.py), counted against its key's rate limits
 (router/rate_limits.py) and its budgets (router/budget_gate.py) — refused with a 429,
-downgraded to a cheaper plan, or passed — and given the event that will record it.
+downgraded to a cheaper plan (by a budget, or a session past `sessions.downgrade_usd`), or
+passed — and given the event that will record it.
 A refused call's event is published here, as `blocked`; an admitted one's is completed and
 published by the gateway once the call is answered.
 """
@@ -98,7 +99,13 @@ class Admission:
 
         decision = self.budgets.admit(who, first.name if first else ask.model, estimate, started)
         if decision.action == "downgraded":
-            plan = self._downgraded(plan, ask.needs, decision)
+            why = f"budget {decision.downgrade_budget} at its downgrade threshold"
+            plan, moved = self._downgraded(plan, ask.needs, why, decision.downgrade_to)
+            if not moved:
+                decision.action = "warned"
+        elif self.sessions.downgraded(who.session_id):
+            why = f"session {who.session_id} past sessions.downgrade_usd"
+            plan, _ = self._downgraded(plan, ask.needs, why, self.config().sessions.downgrade_to)
         event = new_event(ask, who, endpoint, plan, started, decision, event_id, guardrails)
         if decision.refusal is not None:
             if event_id is not None:
@@ -159,25 +166,26 @@ class Admission:
         update = {"status": "blocked", "http_status": http_status, "error_code": error_code}
         self.publisher.publish(event.model_copy(update=update))
 
-    def _downgraded(self, plan: RoutePlan, needs: Needs, decision: Decision) -> RoutePlan:
-        """The cheaper plan a budget at its downgrade threshold asks for: the route's economy
-        tier, else the budget's `downgrade_to`. A cheaper plan that cannot serve the request
-        (say, no economy model has tools) leaves the call on its own plan, and says so."""
-        why = f"budget {decision.downgrade_budget} at its downgrade threshold"
+    def _downgraded(
+        self, plan: RoutePlan, needs: Needs, why: str, downgrade_to: str | None
+    ) -> tuple[RoutePlan, bool]:
+        """The cheaper plan a budget at its downgrade threshold, or a session past its own,
+        asks for: the route's economy tier, else `downgrade_to`; and whether the call moved. A
+        cheaper plan that cannot serve the request (say, no economy model has tools) leaves
+        the call on its own plan, and says so."""
         route = self.config().route(plan.route) if plan.route else None
         try:
             if route is not None and route.economy:
                 cheaper = self.policy.plan(route.name, needs, tier="economy")
-                return replace(cheaper, reason=f"{why}: {cheaper.reason}")
-            if decision.downgrade_to:
-                cheaper = self.policy.plan(decision.downgrade_to, needs)
-                reason = f"{why}: downgraded to {decision.downgrade_to}; {cheaper.reason}"
-                return replace(cheaper, route=cheaper.route or plan.route, reason=reason)
+                return replace(cheaper, reason=f"{why}: {cheaper.reason}"), True
+            if downgrade_to:
+                cheaper = self.policy.plan(downgrade_to, needs)
+                reason = f"{why}: downgraded to {downgrade_to}; {cheaper.reason}"
+                return replace(cheaper, route=cheaper.route or plan.route, reason=reason), True
             unmoved = "but there is no cheaper tier to move to"
         except GatewayError as exc:
             unmoved = f"not downgraded: {exc.message}"
-        decision.action = "warned"
-        return replace(plan, reason=f"{plan.reason}; {why}, {unmoved}")
+        return replace(plan, reason=f"{plan.reason}; {why}, {unmoved}"), False
 
     def _estimate(self, ask: Ask, model: str) -> Decimal:
         """What the call may cost, before it is made: for a chat call the prompt estimate plus

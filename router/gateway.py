@@ -89,7 +89,7 @@ class Gateway:
         self.rates = rates or RateLimiter()
         self.cache = ResponseCache(lambda: self.config.cache)
         self.rate_sharing = rate_sharing
-        self.sessions = sessions or SessionSpend(lambda: self.config.sessions.limit_usd)
+        self.sessions = sessions or SessionSpend(lambda: self.config.sessions)
         self.session_sharing = session_sharing
         self.admission = Admission(
             lambda: self.config,

@@ -1,5 +1,7 @@
 """Session spend caps: `sessions.limit_usd` stops a session — an agent's run, a conversation,
-a coding tool's task — once its calls have cost that much, whichever replica served them.
+a coding tool's task — once its calls have cost that much, whichever replica served them, and
+`sessions.downgrade_usd` serves it by cheaper models before that (router/admission.py moves
+the call to its route's economy tier, else to `sessions.downgrade_to`).
 
 Each gateway process counts what its own calls in each session cost (the priced event, as the
 ledger bills it: a failed call that generated tokens, or a stream the client abandoned, counts
@@ -13,8 +15,8 @@ What a limit lets through: the session's calls already in flight when it is cros
 makes its calls mostly one at a time, so usually the one call that crossed it), and what other
 replicas admit within one publish interval and a record's trip through the broker. A session
 idle for a day is forgotten, so a session id reused after that starts at zero. Nothing is
-counted while no limit is set: a limit added by a reload counts from then on (the ledger has
-every session's whole cost: `GET /v1/analytics/sessions`).
+counted while neither is set: one added by a reload counts from then on (the ledger has every
+session's whole cost: `GET /v1/analytics/sessions`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import orjson
 from pydantic import BaseModel, field_serializer
 
 from router.errors import BudgetExceeded
+from tollway.config.schema import SessionPolicy
 
 #: a session with no call for this long is forgotten
 IDLE_S = 24 * 3600.0
@@ -71,13 +74,13 @@ class SessionSpend:
 
     def __init__(
         self,
-        limit: Callable[[], Decimal | None],
+        policy: Callable[[], SessionPolicy],
         instance_id: str = "",
         idle_s: float = IDLE_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`limit()`: the configured `sessions.limit_usd`, read at each call (hot reload)."""
-        self.limit = limit
+        """`policy()`: the configured `sessions`, read at each call (hot reload)."""
+        self.policy = policy
         self.instance_id = instance_id
         self.idle_s = idle_s
         self.clock = clock
@@ -87,7 +90,7 @@ class SessionSpend:
 
     def check(self, session_id: str) -> None:
         """Raise `SessionBudgetExceeded` for a call in a session at or over the limit."""
-        limit = self.limit()
+        limit = self.policy().limit_usd
         if limit is None or not session_id:
             return
         spent = self.spent(session_id)
@@ -103,6 +106,11 @@ class SessionSpend:
                 },
             )
 
+    def downgraded(self, session_id: str) -> bool:
+        """Whether a call in this session goes to cheaper models (`sessions.downgrade_usd`)."""
+        threshold = self.policy().downgrade_usd
+        return threshold is not None and bool(session_id) and self.spent(session_id) >= threshold
+
     def spent(self, session_id: str) -> Decimal:
         """The session's cost on every instance, as far as this one knows."""
         since = self.clock() - self.idle_s
@@ -116,8 +124,9 @@ class SessionSpend:
         return total
 
     def add(self, session_id: str, cost_usd: Decimal) -> None:
-        """A call of this instance in the session was priced (while a limit is set)."""
-        if not session_id or self.limit() is None:
+        """A call of this instance in the session was priced (while a limit or a downgrade
+        threshold is set)."""
+        if not session_id or not self.policy().counted:
             return
         now = self.clock()
         own = self._own.get(session_id)

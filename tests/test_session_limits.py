@@ -2,8 +2,9 @@
 `sessions.limit_usd`, its next call is refused on every proxy replica (they share what each
 session cost them through Kafka) with a 429 the official SDKs do not retry, in the caller's
 protocol, while other sessions go on; every refusal is a `blocked` row in the ledger, and the
-operators hear of the stopped session once, signed (`session.limit_reached`). Real Tansu
-broker, worker and chDB ledger; the OpenAI and Anthropic SDKs."""
+operators hear of the stopped session once, signed (`session.limit_reached`). Past
+`sessions.downgrade_usd` a session is served by cheaper models instead. Real Tansu broker,
+worker and chDB ledger; the OpenAI and Anthropic SDKs."""
 
 from __future__ import annotations
 
@@ -163,3 +164,47 @@ async def test_a_sessions_limit_holds_across_replicas(
         f"Session run-1 of key {key_id} (support) reached its limit of $0.000001 "
         f"(sessions.limit_usd) at ${spent:.6f}: its further calls are refused"
     )
+
+
+async def test_a_session_past_its_downgrade_threshold_is_served_by_cheaper_models(
+    kafka_bootstrap: str, namespace: str, store: Any, tmp_path: Path
+) -> None:
+    policy = SessionPolicy(downgrade_usd=LIMIT, downgrade_to="gpt-4o-mini")
+    config = load_config(None).model_copy(update={"sessions": policy})
+    roles = {"proxy", "worker", "analytics"}
+    runtime = role_runtime(
+        kafka_bootstrap, namespace, tmp_path, roles, config=config, store=store, admin_key=ADMIN
+    )
+    async with serving(build_app(runtime)) as base, httpx.AsyncClient() as http:
+        created = await http.post(
+            f"{base}/v1/admin/keys",
+            headers={"authorization": f"Bearer {ADMIN}"},
+            json={"business_line": "support"},
+        )
+        secret = created.json()["key"]
+
+        async def call(session: str, model: str) -> tuple[str, str]:
+            """The model that answered, and the event id."""
+            answer = await _openai(base, secret, session).chat.completions.with_raw_response.create(
+                model=model, messages=HELLO
+            )
+            return answer.headers["x-tollway-model"], answer.headers["x-tollway-event-id"]
+
+        assert (await call("run-1", "claude-sonnet-4"))[0] == "claude-sonnet-4"  # under it
+        # past it: a model asked for by name goes to downgrade_to, a route to its economy tier
+        assert (await call("run-1", "claude-sonnet-4"))[0] == "gpt-4o-mini"
+        model, event_id = await call("run-1", "auto")
+        economy = load_config(None).route("auto")
+        assert economy is not None and model in economy.economy
+        assert (await call("run-2", "claude-sonnet-4"))[0] == "claude-sonnet-4"  # other sessions
+
+        async def reason() -> str:
+            rows = (
+                await store.query(
+                    f"SELECT route_reason FROM calls WHERE toString(event_id) = '{event_id}'"
+                )
+            ).rows
+            return rows[0]["route_reason"] if rows else ""
+
+        why = await eventually(reason, None, until=bool)
+        assert why.startswith("session run-1 past sessions.downgrade_usd: "), why

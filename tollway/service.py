@@ -251,8 +251,9 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
         from router.session_sharing import SessionSpendPublisher
         from router.session_spend import SessionSpend
 
-        # what each session has cost, summed across replicas, against sessions.limit_usd
-        session_spend = SessionSpend(lambda: runtime.config.sessions.limit_usd, rates.instance_id)
+        # what each session has cost, summed across replicas, against sessions.limit_usd and
+        # sessions.downgrade_usd
+        session_spend = SessionSpend(lambda: runtime.config.sessions, rates.instance_id)
         session_sharing = SessionSpendPublisher(
             runtime.bootstrap, topics.session_spend, session_spend
         )

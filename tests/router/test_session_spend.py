@@ -1,5 +1,6 @@
-"""A session's spend against its limit: this instance's calls plus what the others publish,
-forgotten after a day idle, and nothing counted while no limit is set."""
+"""A session's spend against its limit and its downgrade threshold: this instance's calls plus
+what the others publish, forgotten after a day idle, and nothing counted while neither is set;
+the `sessions` settings that do not fit together are refused."""
 
 from __future__ import annotations
 
@@ -7,10 +8,16 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from pydantic import ValidationError
 
 from router.session_spend import SessionBudgetExceeded, SessionSpend, SessionSpendRecord
+from tollway.config.schema import SessionPolicy, TollwayConfig
 
 DAY = 24 * 3600.0
+
+
+def _limit(usd: str) -> SessionPolicy:
+    return SessionPolicy(limit_usd=Decimal(usd))
 
 
 class Clock:
@@ -32,7 +39,7 @@ def _peer(instance: str, session: str, usd: str, at: float) -> SessionSpendRecor
 
 def test_a_session_is_refused_once_all_instances_together_reach_the_limit() -> None:
     clock = Clock()
-    spend = SessionSpend(lambda: Decimal("1.00"), "me", clock=clock)
+    spend = SessionSpend(lambda: _limit("1.00"), "me", clock=clock)
     spend.add("run-1", Decimal("0.60"))
     spend.check("run-1")  # 0.60 of 1.00
     spend.apply(_peer("other", "run-1", "0.30", clock.now))
@@ -52,7 +59,7 @@ def test_a_session_is_refused_once_all_instances_together_reach_the_limit() -> N
 
 
 def test_own_records_coming_back_are_not_counted_twice() -> None:
-    spend = SessionSpend(lambda: Decimal("1"), "me")
+    spend = SessionSpend(lambda: _limit("1"), "me")
     spend.add("run-1", Decimal("0.7"))
     record = spend.record("run-1")
     assert record is not None and record.key == "me:run-1"
@@ -62,7 +69,7 @@ def test_own_records_coming_back_are_not_counted_twice() -> None:
 
 def test_a_deleted_record_takes_that_instances_spend_away() -> None:
     clock = Clock()
-    spend = SessionSpend(lambda: Decimal("1"), "me", clock=clock)
+    spend = SessionSpend(lambda: _limit("1"), "me", clock=clock)
     spend.apply(_peer("other", "claude-code:abc", "0.5", clock.now))
     spend.forget("other:claude-code:abc")  # session ids may hold colons
     assert spend.spent("claude-code:abc") == 0
@@ -70,7 +77,7 @@ def test_a_deleted_record_takes_that_instances_spend_away() -> None:
 
 def test_a_session_idle_for_a_day_is_forgotten_and_starts_again_at_zero() -> None:
     clock = Clock()
-    spend = SessionSpend(lambda: Decimal("1"), "me", clock=clock)
+    spend = SessionSpend(lambda: _limit("1"), "me", clock=clock)
     spend.add("run-1", Decimal("0.9"))
     spend.apply(_peer("other", "run-1", "0.5", clock.now))
     clock.now += DAY + 1
@@ -81,14 +88,28 @@ def test_a_session_idle_for_a_day_is_forgotten_and_starts_again_at_zero() -> Non
     assert spend.spent("run-1") == Decimal("0.2")
 
 
-def test_nothing_is_counted_or_refused_without_a_limit() -> None:
-    limit: list[Decimal | None] = [None]
-    spend = SessionSpend(lambda: limit[0], "me")
+def test_nothing_is_counted_or_refused_without_a_limit_or_threshold() -> None:
+    policy = [SessionPolicy()]
+    spend = SessionSpend(lambda: policy[0], "me")
     changed: list[str] = []
     spend.on_change = changed.append
     spend.add("run-1", Decimal("5"))
     spend.check("run-1")
+    assert not spend.downgraded("run-1")
     assert spend.record("run-1") is None and changed == []
-    limit[0] = Decimal("1")  # a reload sets one: counted from then on
+    policy[0] = SessionPolicy(downgrade_usd=Decimal("1"))  # a reload: counted from then on
     spend.add("run-1", Decimal("0.5"))
     assert spend.spent("run-1") == Decimal("0.5") and changed == ["run-1"]
+    assert not spend.downgraded("run-1")
+    spend.add("run-1", Decimal("0.5"))
+    assert spend.downgraded("run-1") and not spend.downgraded("run-2")
+    spend.check("run-1")  # a downgrade threshold refuses nothing
+
+
+def test_sessions_settings_that_do_not_fit_together_are_refused() -> None:
+    with pytest.raises(ValidationError, match="downgrade_usd must be below limit_usd"):
+        SessionPolicy(limit_usd=Decimal("5"), downgrade_usd=Decimal("5"))
+    with pytest.raises(ValidationError, match="needs downgrade_to"):
+        TollwayConfig.model_validate({"sessions": {"downgrade_usd": 1}})  # no economy tier
+    with pytest.raises(ValidationError, match="unknown model or route 'gpt-9'"):
+        TollwayConfig.model_validate({"sessions": {"downgrade_usd": 1, "downgrade_to": "gpt-9"}})

@@ -152,7 +152,8 @@ class WebhookConfig(_Strict):
 
 class SessionPolicy(_Strict):
     """What sessions (the calls that named one `x-tollway-session-id`, or a coding tool's own
-    session header) may cost before someone hears of it, and before they are stopped."""
+    session header) may cost before someone hears of it, before they are served by cheaper
+    models, and before they are stopped."""
 
     alert_usd: Decimal | None = Field(
         default=None,
@@ -166,6 +167,28 @@ class SessionPolicy(_Strict):
         description="A session whose calls have cost this much gets its further calls "
         "refused with a 429 on every proxy replica (default: no limit).",
     )
+    downgrade_usd: Decimal | None = Field(
+        default=None,
+        gt=0,
+        description="A session whose calls have cost this much is served by cheaper models "
+        "from then on: its route's economy tier, else downgrade_to (default: never).",
+    )
+    downgrade_to: str | None = Field(
+        default=None,
+        description="The model or route for a session past downgrade_usd whose call has no "
+        "economy tier to move to (a model asked for by name, or a route without one).",
+    )
+
+    @model_validator(mode="after")
+    def _downgrade_before_the_limit(self) -> SessionPolicy:
+        if self.downgrade_usd and self.limit_usd and self.downgrade_usd >= self.limit_usd:
+            raise ValueError("downgrade_usd must be below limit_usd")
+        return self
+
+    @property
+    def counted(self) -> bool:
+        """Whether the proxies count what each session costs (a limit or a downgrade needs it)."""
+        return self.limit_usd is not None or self.downgrade_usd is not None
 
 
 class LoggingPolicy(_Strict):

@@ -182,6 +182,21 @@ class TollwayConfig(_Strict):
             issues += self._attribution_issues(
                 ("budgets", i, "scope"), scope.business_line, scope.project, scope.task_type
             )
+        sessions = self.sessions
+        if sessions.downgrade_usd and not (sessions.downgrade_to or tiered):
+            issues.append(
+                (
+                    ("sessions", "downgrade_usd"),
+                    "needs downgrade_to (a model or route name), or routes with an economy tier",
+                )
+            )
+        if sessions.downgrade_to and sessions.downgrade_to not in targets:
+            issues.append(
+                (
+                    ("sessions", "downgrade_to"),
+                    f"unknown model or route {sessions.downgrade_to!r}{_known(targets)}",
+                )
+            )
         for i, guardrail in enumerate(self.guardrails):
             scope = guardrail.scope
             if scope.model and scope.model not in targets:  # the model or route asked for
