@@ -4,9 +4,10 @@
 Each gateway process publishes its own spend per session on the compacted
 `tollway.session-spend.v1` (message key `instance:session`), at most every `interval_s`
 (100 ms) while it changes, and follows the others' on the budget gate's consumer. Once a
-minute it forgets the sessions idle for a day and deletes its records of them (a tombstone
-each), so the topic holds only live sessions. Sharing never slows or fails a call: sends are
-not awaited, and a broker outage only leaves each replica counting on its own (logged once).
+minute it forgets the sessions idle for `sessions.idle_hours` and deletes its records of them
+(a tombstone each), so the topic holds only live sessions. Sharing never slows or fails a
+call: sends are not awaited, and a broker outage only leaves each replica counting on its own
+(logged once).
 """
 
 from __future__ import annotations

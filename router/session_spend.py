@@ -14,9 +14,11 @@ session will not get room by waiting. Its event is published as `blocked`.
 What a limit lets through: the session's calls already in flight when it is crossed (an agent
 makes its calls mostly one at a time, so usually the one call that crossed it), and what other
 replicas admit within one publish interval and a record's trip through the broker. A session
-idle for a day is forgotten, so a session id reused after that starts at zero. Nothing is
-counted while neither is set: one added by a reload counts from then on (the ledger has every
-session's whole cost: `GET /v1/analytics/sessions`).
+idle for `sessions.idle_hours` (a day) is forgotten, so a session id reused after that starts
+at zero; each process holds about 300 bytes for each session its calls served in that time
+and 400 for each other replica's (docs/scaling.md). Nothing is counted while neither is set:
+one added by a reload counts from then on (the ledger has every session's whole cost:
+`GET /v1/analytics/sessions`).
 """
 
 from __future__ import annotations
@@ -32,9 +34,6 @@ from pydantic import BaseModel, field_serializer
 
 from router.errors import BudgetExceeded
 from tollway.config.schema import SessionPolicy
-
-#: a session with no call for this long is forgotten
-IDLE_S = 24 * 3600.0
 
 
 class SessionBudgetExceeded(BudgetExceeded):
@@ -63,7 +62,7 @@ class SessionSpendRecord(BaseModel):
         return orjson.dumps(self.model_dump(mode="json"))
 
 
-@dataclass
+@dataclass(slots=True)
 class _Spend:
     usd: Decimal
     at: float  # epoch seconds of the latest call
@@ -76,13 +75,11 @@ class SessionSpend:
         self,
         policy: Callable[[], SessionPolicy],
         instance_id: str = "",
-        idle_s: float = IDLE_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`policy()`: the configured `sessions`, read at each call (hot reload)."""
         self.policy = policy
         self.instance_id = instance_id
-        self.idle_s = idle_s
         self.clock = clock
         self.on_change: Callable[[str], None] | None = None  # the publisher's
         self._own: dict[str, _Spend] = {}
@@ -111,9 +108,13 @@ class SessionSpend:
         threshold = self.policy().downgrade_usd
         return threshold is not None and bool(session_id) and self.spent(session_id) >= threshold
 
+    def _active_since(self) -> float:
+        """The moment before which a session's latest call makes it forgotten."""
+        return self.clock() - self.policy().idle_hours * 3600
+
     def spent(self, session_id: str) -> Decimal:
         """The session's cost on every instance, as far as this one knows."""
-        since = self.clock() - self.idle_s
+        since = self._active_since()
         total = Decimal(0)
         own = self._own.get(session_id)
         if own is not None and own.at >= since:
@@ -130,7 +131,7 @@ class SessionSpend:
             return
         now = self.clock()
         own = self._own.get(session_id)
-        if own is None or own.at < now - self.idle_s:
+        if own is None or own.at < self._active_since():
             own = self._own[session_id] = _Spend(Decimal(0), now)
         own.usd += cost_usd
         own.at = now
@@ -164,9 +165,9 @@ class SessionSpend:
                 del self._peers[session_id]
 
     def forget_idle(self) -> list[str]:
-        """Drop every session idle for `idle_s`; the ids of this instance's, whose records
-        the publisher deletes from the topic."""
-        since = self.clock() - self.idle_s
+        """Drop every session idle for `sessions.idle_hours`; the ids of this instance's,
+        whose records the publisher deletes from the topic."""
+        since = self._active_since()
         mine = [s for s, spend in self._own.items() if spend.at < since]
         for session_id in mine:
             del self._own[session_id]

@@ -80,12 +80,23 @@ def test_a_session_idle_for_a_day_is_forgotten_and_starts_again_at_zero() -> Non
     spend = SessionSpend(lambda: _limit("1"), "me", clock=clock)
     spend.add("run-1", Decimal("0.9"))
     spend.apply(_peer("other", "run-1", "0.5", clock.now))
-    clock.now += DAY + 1
+    clock.now += DAY - 1
+    assert spend.forget_idle() == [] and spend.spent("run-1") == Decimal("1.4")
+    clock.now += 2
     assert spend.spent("run-1") == 0
     spend.check("run-1")
     assert spend.forget_idle() == ["run-1"]  # this instance's, for the publisher to delete
     spend.add("run-1", Decimal("0.2"))
     assert spend.spent("run-1") == Decimal("0.2")
+
+
+def test_the_idle_window_is_the_policys() -> None:
+    clock = Clock()
+    policy = SessionPolicy(limit_usd=Decimal("1"), idle_hours=0.5)
+    spend = SessionSpend(lambda: policy, "me", clock=clock)
+    spend.add("run-1", Decimal("0.9"))
+    clock.now += 1801
+    assert spend.spent("run-1") == 0 and spend.forget_idle() == ["run-1"]
 
 
 def test_nothing_is_counted_or_refused_without_a_limit_or_threshold() -> None:

@@ -179,6 +179,14 @@ class SessionPolicy(_Strict):
         "economy tier to move to (a model asked for by name, or a route without one).",
     )
 
+    idle_hours: float = Field(
+        default=24,
+        gt=0,
+        le=24 * 7,
+        description="A session with no call for this long is forgotten by the proxies: its "
+        "spend counts from zero again (and their memory of it is freed).",
+    )
+
     @model_validator(mode="after")
     def _downgrade_before_the_limit(self) -> SessionPolicy:
         if self.downgrade_usd and self.limit_usd and self.downgrade_usd >= self.limit_usd:
