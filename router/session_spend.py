@@ -69,7 +69,8 @@ class _Spend:
 
 
 class SessionSpend:
-    """What each session has cost, here and on the other instances, against the limit."""
+    """What each session has cost, here and on the other instances, against the limit and the
+    downgrade threshold."""
 
     def __init__(
         self,
