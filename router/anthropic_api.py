@@ -28,6 +28,7 @@ from router.policy import ensure_allowed
 from router.responses import JSONBytes, body_schema, parse_body
 from router.sse import event_frame
 from router.streaming import ChatStream
+from router.token_count import prompt_tokens
 from router.tokens import estimate_prompt_tokens
 from router.translate import to_internal
 from router.translate.anthropic import chat_to_message, messages_to_chat
@@ -108,7 +109,7 @@ async def count_tokens(request: Request) -> Response:
     ensure_allowed(principal, chat.model)
     gateway: Gateway = request.app.state.gateway
     who = attribute(principal, request.headers)
-    return JSONBytes({"input_tokens": await gateway.count_tokens(chat, who)})
+    return JSONBytes({"input_tokens": await prompt_tokens(gateway, chat, who)})
 
 
 async def anthropic_frames(stream: ChatStream) -> AsyncGenerator[bytes, None]:

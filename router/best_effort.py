@@ -1,5 +1,5 @@
 """Records the proxies may lose: what each instance tells the others about itself (budget holds,
-rate-limit counts). Sending never slows or fails a call: a record is handed to the producer and
+rate-limit counts, session spend). Sending never slows or fails a call: a record is handed to the producer and
 not waited for, and a broker outage only makes records late or lost — logged once when it
 starts and once when it ends, not once a record.
 """
@@ -9,12 +9,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 
 from tollway.kafka import new_producer
 
 log = logging.getLogger(__name__)
+
+
+class Sharing(Protocol):
+    """What keeps the other replicas informed of one replica's counts (rate_sharing.py,
+    session_sharing.py): started and stopped with the gateway."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class BestEffortProducer:

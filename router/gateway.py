@@ -7,8 +7,8 @@ one chat call: plan the models, try them in order, price the usage, publish one 
 limits, budget gate, the event's first fields), whatever the endpoint asked, through an `Ask`,
 and the response cache (router/response_cache.py, router/cached_streams.py).
 A call's prompt is screened by the guardrails first and its answer read after
-(router/guarded.py): what they leave is what the providers and the caller see. `count_tokens`
-answers how long a prompt is, without a call. Retries, timeouts, fallbacks and circuit
+(router/guarded.py): what they leave is what the providers and the caller see (how long a
+prompt is, without a call: router/token_count.py). Retries, timeouts, fallbacks and circuit
 breakers live in router/resilience.py. All of it works on the one internal shape (OpenAI
 chat completions and embeddings); the caller's protocol is the endpoint's business.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -26,6 +26,7 @@ from uuid import UUID
 
 from router.admission import Admission
 from router.attribution import Attribution
+from router.best_effort import Sharing
 from router.breaker import BreakerBoard
 from router.budget_gate import BudgetGate, Decision, Delivery
 from router.cached_streams import replay
@@ -36,20 +37,17 @@ from router.events import EventPublisher
 from router.guarded import GuardedCalls
 from router.guardrails import Guardrails, Screening
 from router.model_quotas import CallQuota
-from router.needs import Ask, needs_of
+from router.needs import Ask
 from router.policy import RoutePlan, RoutePolicy
-from router.providers import ChatResult, EmbeddingResult, Provider, ProviderError, build_provider
+from router.providers import ChatResult, EmbeddingResult, Provider, build_provider
 from router.proxy_alerts import ProxyAlerts
 from router.rate_limits import RateLimiter
-from router.rate_sharing import RatePublisher
 from router.resilience import AttemptLoop, Exhausted, Served
 from router.response_cache import Cached, CacheMode, Lookup, ResponseCache
 from router.routing_feed import RoutingView
 from router.schemas import ChatCompletionRequest, EmbeddingsRequest, Usage
-from router.session_sharing import SessionSpendPublisher
 from router.session_spend import SessionSpend
 from router.streaming import ChatStream, first_chunk, replayed_stream
-from router.tokens import estimate_request_tokens
 from router.upstream import ChatChunk
 from tollway.config.schema import ModelConfig, TollwayConfig
 from tollway.events import CallEvent, Endpoint
@@ -75,11 +73,12 @@ class Gateway:
         budgets: BudgetGate | None = None,
         routing: RoutingView | None = None,
         rates: RateLimiter | None = None,
-        rate_sharing: RatePublisher | None = None,
-        alerts: ProxyAlerts | None = None,
         sessions: SessionSpend | None = None,
-        session_sharing: SessionSpendPublisher | None = None,
+        alerts: ProxyAlerts | None = None,
+        sharing: Sequence[Sharing] = (),
     ) -> None:
+        """`sharing`: what tells the other replicas this one's counts (rate_sharing.py,
+        session_sharing.py), started after the budget gate and stopped before it."""
         self.config = config
         self.policy = RoutePolicy(lambda: self.config, routing)
         self.prices = PriceCatalogue.from_config(config)
@@ -88,9 +87,8 @@ class Gateway:
         self.budgets = budgets or BudgetGate(lambda: self.config)
         self.rates = rates or RateLimiter()
         self.cache = ResponseCache(lambda: self.config.cache)
-        self.rate_sharing = rate_sharing
         self.sessions = sessions or SessionSpend(lambda: self.config.sessions)
-        self.session_sharing = session_sharing
+        self.sharing = list(sharing)
         self.admission = Admission(
             lambda: self.config,
             self.policy,
@@ -124,10 +122,8 @@ class Gateway:
     async def start(self) -> None:
         await self.publisher.start()
         await self.budgets.start()
-        if self.rate_sharing is not None:
-            await self.rate_sharing.start()
-        if self.session_sharing is not None:
-            await self.session_sharing.start()
+        for shared in self.sharing:
+            await shared.start()
         if self.alerts is not None:
             await self.alerts.start()
 
@@ -135,10 +131,8 @@ class Gateway:
         """Flush every accepted call's event to Kafka, then release connections."""
         if self.alerts is not None:
             await self.alerts.stop()
-        if self.rate_sharing is not None:
-            await self.rate_sharing.stop()
-        if self.session_sharing is not None:
-            await self.session_sharing.stop()
+        for shared in reversed(self.sharing):
+            await shared.stop()
         await self.budgets.stop()
         await self.publisher.stop()
         for provider in [*self.providers.values(), *self._retired]:
@@ -248,26 +242,6 @@ class Gateway:
         event = from_cache(event, hit, clock).model_copy(update=content)
         self._published(event, self.budgets.settle(decision, Decimal(0)))
         return CallOutcome(body=answer, event=event, usage=hit.usage)
-
-    async def count_tokens(self, request: ChatCompletionRequest, who: Attribution) -> int:
-        """The prompt's input tokens on the model the request resolves to (a route: its first
-        choice): counted by the provider where it can (Anthropic), else estimated. Free, and
-        no call: nothing is billed or published. The provider sees the prompt, so the
-        guardrails screen it as they screen a call's (a block is the same 400)."""
-        screening = self.guarded.prompt(request, who)
-        if screening.refusal is not None:
-            raise screening.refusal
-        request = screening.request
-        plan = self.policy.plan(request.model, needs_of(request))
-        model = plan.models[0]
-        provider = self.providers[model.provider]
-        count = getattr(provider, "count_tokens", None)
-        if count is not None:
-            try:
-                return int(await count(request, model))
-            except ProviderError as exc:
-                log.warning("counting tokens on %s failed, estimating: %s", model.name, exc)
-        return estimate_request_tokens(request)
 
     def _billed(
         self,

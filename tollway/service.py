@@ -272,10 +272,9 @@ async def _start(app: FastAPI, runtime: Runtime, stack: AsyncExitStack) -> None:
             budgets=budgets,
             routing=routing,
             rates=rates,
-            rate_sharing=rate_sharing,
-            alerts=ProxyAlerts(runtime.bootstrap, topics.budget_alerts),
             sessions=session_spend,
-            session_sharing=session_sharing,
+            alerts=ProxyAlerts(runtime.bootstrap, topics.budget_alerts),
+            sharing=[rate_sharing, session_sharing],
         )
         await gateway.start()
         stack.push_async_callback(gateway.stop)
