@@ -1,9 +1,10 @@
 """A proxy that does nothing: the floor under tollway's latency on the same machine.
 
 `proxy_overhead` measures the upstream directly and through tollway; between the two sits the
-cost of any Python proxy at all — a uvicorn server accepting the calls and an aiohttp client
-forwarding them. This ASGI app is that and nothing more: it relays each call's body to the
-upstream on a pooled aiohttp session and the upstream's answer (streamed as it arrives) back.
+cost of any Python proxy at all — a uvicorn server accepting the calls and an HTTP client
+forwarding them, the same two tollway uses. This ASGI app is that and nothing more: it relays
+each call's body to the upstream on tollway's pooled client (router/providers/http1.py) and
+the upstream's answer (streamed as it arrives) back.
 No keys, routing, pricing or events; uvicorn's own multi-process supervisor, defaults
 otherwise, with one fix: the listening socket is created as TCP. uvicorn's `--workers` creates
 it with protocol 0, so asyncio leaves Nagle's algorithm on for every connection and each
@@ -21,16 +22,20 @@ import os
 import socket
 from typing import Any
 
-import aiohttp
+import orjson
 import uvicorn
 from uvicorn.supervisors import Multiprocess
+
+from router.providers.http1 import Http1Client
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
 
 UPSTREAM_ENV = "TOLLWAY_PASSTHROUGH_UPSTREAM"
 
-_session: aiohttp.ClientSession | None = None
+_client: Http1Client | None = None
+#: the path under the upstream's `/v1` that every call is relayed to
+RELAYED_PATH = "chat/completions"
 
 
 async def app(scope: Scope, receive: Any, send: Any) -> None:
@@ -41,39 +46,39 @@ async def app(scope: Scope, receive: Any, send: Any) -> None:
 
 
 async def _lifespan(receive: Any, send: Any) -> None:
-    global _session
+    global _client
     while True:
         message: Message = await receive()
         if message["type"] == "lifespan.startup":
-            # no connection limit: every waiting call holds one, as in tollway's client
-            _session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+            origin, _, _ = os.environ[UPSTREAM_ENV].partition("/v1/")
+            _client = Http1Client(origin + "/v1", {}, timeout_s=60)
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            if _session is not None:
-                await _session.close()
+            if _client is not None:
+                await _client.aclose()
             await send({"type": "lifespan.shutdown.complete"})
             return
 
 
 async def _relay(receive: Any, send: Any) -> None:
-    assert _session is not None, "started without its lifespan"
+    assert _client is not None, "started without its lifespan"
     body = b""
     while True:
         message: Message = await receive()
         body += message.get("body", b"")
         if not message.get("more_body"):
             break
-    headers = {"content-type": "application/json"}
-    async with _session.post(os.environ[UPSTREAM_ENV], data=body, headers=headers) as answer:
+    # the client sends a payload as JSON: decoding it is the one step a relay of bytes skips
+    async with _client.stream(RELAYED_PATH, orjson.loads(body)) as answer:
         content_type = answer.headers.get("content-type", "application/json").encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": answer.status,
+                "status": answer.status_code,
                 "headers": [(b"content-type", content_type)],
             }
         )
-        async for chunk in answer.content.iter_any():
+        async for chunk in answer.aiter_bytes():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
 

@@ -12,8 +12,8 @@ that every call's event reached Kafka exactly once (one record per event id). Ea
 once the proxy has finished the calls the previous one left in flight (`_settle`).
 
 A second baseline shows what a proxy with no logic costs on the same libraries: the same
-cells through `benchmarks/passthrough.py`, a uvicorn + aiohttp app that relays each call and
-does nothing else (library defaults, none of tollway's tuning), with as many worker processes
+cells through `benchmarks/passthrough.py`, a uvicorn app that relays each call on tollway's
+upstream client and does nothing else (none of tollway's tuning), with as many worker processes
 as tollway's largest run. tollway minus pass-through is what the gateway adds over it.
 
 The load generator is `wrk` (keep-alive connections, a Lua body) when it is installed —

@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from router.providers.http import TransportError, Upstream, UpstreamClient
+from router.providers.http import TransportError, Upstream, proxy_from_environment
+from router.providers.http1 import Http1Client
 from router.providers.sse_events import Event, events_of
 from router.schemas import ChatCompletionRequest, EmbeddingsRequest
 from router.upstream import ChatChunk, ChatResult, EmbeddingResult, ProviderError
@@ -56,21 +57,24 @@ def redact(text: str, secret: str | None) -> str:
 
 
 def new_http_client(config: ProviderConfig, base_url: str, headers: dict[str, str]) -> Upstream:
-    """The provider's pooled keep-alive client: HTTP/1.1 on aiohttp (router/providers/http.py),
-    or with `http2: true` HTTP/2 on httpx (router/providers/http2.py, imported only then).
-    `headers` (the adapter's credentials) go with the provider's own `headers` from the config."""
+    """The provider's pooled keep-alive client: HTTP/1.1 on asyncio and httptools
+    (router/providers/http1.py); on aiohttp where an HTTP proxy variable is set
+    (router/providers/http_via_proxy.py); with `http2: true`, HTTP/2 on httpx
+    (router/providers/http2.py). The last two are imported only when chosen. `headers` (the
+    adapter's credentials) go with the provider's own `headers` from the config."""
     headers = {**config.headers, **headers}
+    client: type[Upstream]
     if config.http2:
         from router.providers.http2 import Http2UpstreamClient
 
-        return Http2UpstreamClient(
-            base_url,
-            headers,
-            timeout_s=config.timeout_s,
-            connect_timeout_s=10.0,
-            ca_bundle=config.ca_bundle,
-        )
-    return UpstreamClient(
+        client = Http2UpstreamClient
+    elif proxy_from_environment():
+        from router.providers.http_via_proxy import ProxiedClient
+
+        client = ProxiedClient
+    else:
+        client = Http1Client
+    return client(  # type: ignore[call-arg]
         base_url,
         headers,
         timeout_s=config.timeout_s,
@@ -180,7 +184,6 @@ __all__ = [
     "ProviderError",
     "TransportError",
     "Upstream",
-    "UpstreamClient",
     "new_http_client",
     "parse_retry_after",
     "provider_secret",

@@ -1,6 +1,7 @@
-"""The upstream HTTP/1.1 client sends a request in the turn of the loop that makes it, not
+"""Both upstream HTTP/1.1 clients send a request in the turn of the loop that makes it, not
 after every other callback already due (aiohttp writes the body in a task of its own on
-Python 3.11, so under a burst each upstream request waited for all the other handlers)."""
+Python 3.11, so under a burst each upstream request waited for all the other handlers;
+router/providers/http_via_proxy.py starts that writing at once)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import socket
 import threading
 import time
 
-from router.providers.http import UpstreamClient
+import pytest
+
+from router.providers.http1 import Http1Client
+from router.providers.http_via_proxy import ProxiedClient
 
 ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
 
@@ -28,12 +32,15 @@ def _serve(listener: socket.socket, arrived: list[float], requests: int) -> None
             conn.sendall(ANSWER)
 
 
-async def test_a_request_leaves_before_the_callbacks_already_due_run() -> None:
+@pytest.mark.parametrize("client_class", [Http1Client, ProxiedClient])
+async def test_a_request_leaves_before_the_callbacks_already_due_run(
+    client_class: type[Http1Client] | type[ProxiedClient],
+) -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     arrived: list[float] = []
     server = threading.Thread(target=_serve, args=(listener, arrived, 2), daemon=True)
     server.start()
-    client = UpstreamClient(f"http://127.0.0.1:{listener.getsockname()[1]}", {}, timeout_s=10)
+    client = client_class(f"http://127.0.0.1:{listener.getsockname()[1]}", {}, timeout_s=10)
     busy_until: list[float] = []
 
     def another_handler() -> None:  # another call's work, due in this very turn
