@@ -69,7 +69,13 @@ async def _relay(receive: Any, send: Any) -> None:
         if not message.get("more_body"):
             break
     # the client sends a payload as JSON: decoding it is the one step a relay of bytes skips
-    async with _client.stream(RELAYED_PATH, orjson.loads(body)) as answer:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:  # the benchmark's readiness probe sends no body
+        await send({"type": "http.response.start", "status": 400, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    async with _client.stream(RELAYED_PATH, payload) as answer:
         content_type = answer.headers.get("content-type", "application/json").encode()
         await send(
             {

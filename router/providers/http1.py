@@ -224,6 +224,7 @@ class _Connection(asyncio.Protocol):
 
     def resume_reading(self) -> None:
         if self.transport is not None and not self.closed:
+            self.last_read = self.loop.time()  # the silence counts from here again
             self.transport.resume_reading()
 
     # asyncio.Protocol
@@ -298,14 +299,17 @@ class _Connection(asyncio.Protocol):
 
     def _reads_to_close(self) -> bool:
         headers = self.answer.headers if self.answer is not None else {}
-        return "content-length" not in headers and "chunked" not in headers.get(
-            "transfer-encoding", ""
+        return (
+            "content-length" not in headers
+            and "chunked" not in headers.get("transfer-encoding", "").lower()
         )
 
     def _check_silence(self) -> None:
         self.timer = None
         if self.answer is None:
             return
+        if self.answer.paused:  # the reader is behind, not the upstream: wait for it
+            self.last_read = self.loop.time()
         quiet_until = self.last_read + self.pool.timeout_s
         if self.loop.time() < quiet_until:
             self.timer = self.loop.call_at(quiet_until, self._check_silence)
@@ -334,9 +338,15 @@ class _Pool:
         idle = self.idle
         while idle:
             connection = idle.pop()
-            if not connection.closed:
-                connection.reused = True
-                return connection
+            if connection.closed:
+                continue
+            if self.loop.time() - connection.idle_since > self.client.keepalive_s:
+                connection.abort()  # and every one older than it
+                while idle:
+                    idle.pop().abort()
+                break
+            connection.reused = True
+            return connection
         if self.count < self.client.max_connections:
             return await self._connect()
         waiter: asyncio.Future[_Connection] = self.loop.create_future()
