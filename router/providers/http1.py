@@ -333,6 +333,7 @@ class _Pool:
         self.idle: collections.deque[_Connection] = collections.deque()
         self.waiting: collections.deque[asyncio.Future[_Connection]] = collections.deque()
         self.count = 0  # in use, idle or connecting
+        self.closed = False
 
     async def acquire(self) -> _Connection:
         idle = self.idle
@@ -385,6 +386,9 @@ class _Pool:
 
     def release(self, connection: _Connection) -> None:
         """A connection whose answer was read to its end, with keep-alive."""
+        if self.closed:  # the client closed while this call was out
+            connection.abort()
+            return
         now = self.loop.time()
         while self.waiting:
             waiter = self.waiting.popleft()
@@ -432,6 +436,7 @@ class _Pool:
             waiter.set_result(task.result())
 
     def close(self) -> None:
+        self.closed = True
         while self.idle:
             self.idle.pop().abort()
 

@@ -281,6 +281,23 @@ async def test_aclose_closes_the_idle_connections() -> None:
         await eventually(lambda: server.hangups == 1)
 
 
+async def test_a_call_out_when_the_client_closes_leaves_no_connection_behind() -> None:
+    release = asyncio.Event()
+
+    async def held(request: Request, writer: asyncio.StreamWriter) -> None:
+        await release.wait()
+        writer.write(answer())
+        await writer.drain()
+
+    async with serving(held) as (server, client):
+        call = asyncio.create_task(client.post("x", {}))
+        await eventually(lambda: server.accepted == 1)
+        await client.aclose()
+        release.set()
+        assert (await call).status_code == 200  # the call still gets its answer
+        await eventually(lambda: server.hangups == 1)  # then its connection is closed
+
+
 # --- bodies ------------------------------------------------------------------------------------
 
 
