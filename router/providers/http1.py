@@ -1,15 +1,18 @@
 """The upstream HTTP/1.1 client: pooled keep-alive connections on asyncio, parsed by httptools.
 
-The proxy's hot path is one upstream request per call, and the client that sends it is most of
-what a proxy costs. On the 2-core development machine a do-nothing proxy relaying calls to a
-fast upstream made about 5,500 calls/s with aiohttp's client, 7,200 with pyreqwest's and
-22,000 with this one (one process, 64 clients, `benchmarks/passthrough.py`): aiohttp spends
-about 130 µs of CPU on a request — a `ClientRequest` and a `ClientResponse`, multidicts of
-headers, a timer context, a connector lookup and a task for the body — where this client
-writes one precomputed head and the body in one `write` and hands the answer to httptools
-(the C parser uvicorn uses). What it leaves out, it leaves out on purpose: HTTP proxies
-(with a proxy variable set, router/providers/http_via_proxy.py's aiohttp client carries the
-calls), cookies, redirects, `Expect: 100-continue`.
+The proxy's hot path is one upstream request per call, and the client that sends it was most
+of what a proxy cost. On the 2-core development machine a bare asyncio server relaying calls
+to a fast upstream (one process, 64 wrk clients) made about 5,500 calls/s with aiohttp's
+client, 7,200 with pyreqwest's, 2,100–5,700 with aiosonic's and 20,000–23,000 with this one:
+aiohttp spends about 130 µs of CPU a request — a `ClientRequest` and a `ClientResponse`,
+multidicts of headers, a timer context, a connector lookup, a task for the body — where this
+client writes one precomputed head and the body in one `write` and hands the answer to
+httptools (the C parser uvicorn uses). What it leaves out, it leaves out on purpose: HTTP
+proxies (with a proxy variable set, router/providers/http_via_proxy.py's aiohttp client carries
+the calls), cookies, redirects, `Expect: 100-continue`.
+
+The pool and the client are here; one connection and the answer it is reading are in
+router/providers/http1_connection.py.
 
 - **Pool.** Up to `max_connections` connections per provider (in use, idle or connecting);
   a call finding all of them busy waits for one, within the connect timeout. The most recently
@@ -31,12 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import zlib
 from collections.abc import AsyncGenerator, Mapping
 from types import TracebackType
 from urllib.parse import quote, urlsplit
 
-import httptools
 import orjson
 
 from router.providers.http import (
@@ -48,279 +49,12 @@ from router.providers.http import (
     iter_lines,
     tls_context,
 )
+from router.providers.http1_connection import Answer, Connection
 
 #: a streamed answer buffered beyond this stops the socket being read until the reader catches up
 _HIGH_WATER = 256 * 1024
 #: characters a request target keeps as they are (the rest are percent-encoded)
 _TARGET_SAFE = "/:@!$&'()*+,;=?%~-._"
-
-
-class _Answer:
-    """One answer as it arrives: status and headers, then the body's pieces, then the end (or
-    a failure). The connection feeds it; one reader awaits it."""
-
-    __slots__ = (
-        "body",
-        "buffered",
-        "connection",
-        "decoder",
-        "done",
-        "error",
-        "has_head",
-        "headers",
-        "high_water",
-        "paused",
-        "raw_headers",
-        "status_code",
-        "waiter",
-    )
-
-    def __init__(self, connection: _Connection, high_water: int | None) -> None:
-        self.connection = connection
-        self.high_water = high_water  # None: buffered whole, never paused
-        self.status_code = 0
-        self.raw_headers: list[tuple[bytes, bytes]] = []
-        self.headers: dict[str, str] = {}
-        self.body: list[bytes] = []
-        self.buffered = 0
-        self.decoder: zlib._Decompress | None = None
-        self.has_head = False
-        self.done = False
-        self.paused = False
-        self.error: TransportError | None = None
-        self.waiter: asyncio.Future[None] | None = None
-
-    # fed by the connection
-
-    def head_arrived(self, status_code: int) -> None:
-        self.status_code = status_code
-        headers = self.headers
-        for raw_name, raw_value in self.raw_headers:
-            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        if headers.get("content-encoding") in ("gzip", "deflate"):
-            self.decoder = zlib.decompressobj(wbits=47)  # a gzip or a zlib header, detected
-        self.has_head = True
-        self._wake()
-
-    def body_arrived(self, piece: bytes) -> None:
-        if self.decoder is not None:
-            piece = self.decoder.decompress(piece)
-        self.body.append(piece)
-        self.buffered += len(piece)
-        high_water = self.high_water
-        if high_water is not None and self.buffered > high_water and not self.paused:
-            self.paused = True
-            self.connection.pause_reading()
-        self._wake()
-
-    def ended(self) -> None:
-        if self.decoder is not None:
-            rest = self.decoder.flush()
-            if rest:
-                self.body.append(rest)
-        self.done = True
-        self._wake()
-
-    def failed(self, error: TransportError) -> None:
-        if not self.done:
-            self.error = error
-            self.done = True
-            self._wake()
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    # read by the caller
-
-    def abandon(self) -> None:
-        """The reader gives up before the end: the connection cannot carry another call."""
-        if not self.done:
-            self.connection.abort()
-
-    async def _wait(self) -> None:
-        waiter = self.waiter = asyncio.get_running_loop().create_future()
-        await waiter
-
-    async def head(self) -> None:
-        while not self.has_head and not self.done:
-            await self._wait()
-        if not self.has_head:
-            raise self.error or TransportError("ServerDisconnectedError")
-
-    async def whole_body(self) -> bytes:
-        self.high_water = None
-        if self.paused:
-            self.paused = False
-            self.connection.resume_reading()
-        while not self.done:
-            await self._wait()
-        if self.error is not None:
-            raise self.error
-        return self.take()
-
-    def take(self) -> bytes:
-        """What has arrived and not been taken yet."""
-        body = self.body
-        piece = body[0] if len(body) == 1 else b"".join(body)
-        body.clear()
-        self.buffered = 0
-        if self.paused:
-            self.paused = False
-            self.connection.resume_reading()
-        return piece
-
-    async def pieces(self) -> AsyncGenerator[bytes, None]:
-        while True:
-            if self.body:
-                yield self.take()
-            elif self.error is not None:
-                raise self.error
-            elif self.done:
-                return
-            else:
-                await self._wait()
-
-
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection: writes a request, feeds its answer to an `_Answer`."""
-
-    def __init__(self, pool: _Pool) -> None:
-        self.pool = pool
-        self.loop = pool.loop
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.answer: _Answer | None = None
-        self.closed = False
-        self.counted = False  # in the pool's count: set once connected
-        self.reused = False
-        self.idle_since = 0.0
-        self.last_read = 0.0
-        self.timer: asyncio.TimerHandle | None = None
-
-    def send(self, request: bytes, high_water: int | None) -> _Answer:
-        assert self.transport is not None and self.answer is None
-        answer = self.answer = _Answer(self, high_water)
-        self.last_read = self.loop.time()
-        self.timer = self.loop.call_at(self.last_read + self.pool.timeout_s, self._check_silence)
-        self.transport.write(request)
-        return answer
-
-    def abort(self) -> None:
-        """Close at once: the answer in progress cannot be read to its end on this connection."""
-        if not self.closed:
-            self.closed = True
-            if self.transport is not None:
-                self.transport.abort()
-        self._fail(TransportError("ConnectionAbortedError"))
-
-    def pause_reading(self) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self.transport is not None and not self.closed:
-            self.last_read = self.loop.time()  # the silence counts from here again
-            self.transport.resume_reading()
-
-    # asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        if self.answer is None:  # bytes nobody asked for: the connection cannot be trusted
-            self.abort()
-            return
-        self.last_read = self.loop.time()
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(TransportError(type(exc).__name__))
-            self.abort()
-
-    def eof_received(self) -> bool:
-        return False  # close the transport: connection_lost follows
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.pool.forget(self)
-        answer = self.answer
-        if answer is not None and answer.has_head and not answer.done and self._reads_to_close():
-            self._finish()  # an answer without a length ends when the connection does
-        else:
-            self._fail(TransportError(type(exc).__name__ if exc else "ServerDisconnectedError"))
-
-    # httptools callbacks
-
-    def on_message_begin(self) -> None:
-        if self.answer is None:  # an answer nobody asked for, after the last one
-            self.abort()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self.answer is not None:
-            self.answer.raw_headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        if self.answer is not None:
-            self.answer.head_arrived(self.parser.get_status_code())
-
-    def on_body(self, body: bytes) -> None:
-        if self.answer is not None:
-            self.answer.body_arrived(body)
-
-    def on_message_complete(self) -> None:
-        self._finish()
-
-    # inside
-
-    def _finish(self) -> None:
-        answer, self.answer = self.answer, None
-        self._stop_timer()
-        keep = not self.closed and self.parser.should_keep_alive()
-        if answer is not None:
-            answer.ended()
-        if keep:
-            self.pool.release(self)
-        elif not self.closed:
-            self.closed = True
-            if self.transport is not None:
-                self.transport.close()
-
-    def _fail(self, error: TransportError) -> None:
-        answer, self.answer = self.answer, None
-        self._stop_timer()
-        if answer is not None:
-            answer.failed(error)
-
-    def _reads_to_close(self) -> bool:
-        headers = self.answer.headers if self.answer is not None else {}
-        return (
-            "content-length" not in headers
-            and "chunked" not in headers.get("transfer-encoding", "").lower()
-        )
-
-    def _check_silence(self) -> None:
-        self.timer = None
-        if self.answer is None:
-            return
-        if self.answer.paused:  # the reader is behind, not the upstream: wait for it
-            self.last_read = self.loop.time()
-        quiet_until = self.last_read + self.pool.timeout_s
-        if self.loop.time() < quiet_until:
-            self.timer = self.loop.call_at(quiet_until, self._check_silence)
-            return
-        self._fail(TransportError("TimeoutError", timeout=True))
-        self.abort()
-
-    def _stop_timer(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
 
 
 class _Pool:
@@ -330,12 +64,12 @@ class _Pool:
         self.client = client
         self.loop = loop
         self.timeout_s = client.timeout_s
-        self.idle: collections.deque[_Connection] = collections.deque()
-        self.waiting: collections.deque[asyncio.Future[_Connection]] = collections.deque()
+        self.idle: collections.deque[Connection] = collections.deque()
+        self.waiting: collections.deque[asyncio.Future[Connection]] = collections.deque()
         self.count = 0  # in use, idle or connecting
         self.closed = False
 
-    async def acquire(self) -> _Connection:
+    async def acquire(self) -> Connection:
         idle = self.idle
         while idle:
             connection = idle.pop()
@@ -346,11 +80,10 @@ class _Pool:
                 while idle:
                     idle.pop().abort()
                 break
-            connection.reused = True
             return connection
         if self.count < self.client.max_connections:
             return await self._connect()
-        waiter: asyncio.Future[_Connection] = self.loop.create_future()
+        waiter: asyncio.Future[Connection] = self.loop.create_future()
         self.waiting.append(waiter)
         try:
             async with asyncio.timeout(self.client.connect_timeout_s):
@@ -365,13 +98,13 @@ class _Pool:
                 raise TransportError("PoolTimeout", timeout=True) from None
             raise
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self) -> Connection:
         client = self.client
         self.count += 1
         try:
             async with asyncio.timeout(client.connect_timeout_s):
                 _, connection = await self.loop.create_connection(
-                    lambda: _Connection(self),
+                    lambda: Connection(self),
                     client.host,
                     client.port,
                     ssl=client.tls,
@@ -384,7 +117,7 @@ class _Pool:
         connection.counted = True
         return connection
 
-    def release(self, connection: _Connection) -> None:
+    def release(self, connection: Connection) -> None:
         """A connection whose answer was read to its end, with keep-alive."""
         if self.closed:  # the client closed while this call was out
             connection.abort()
@@ -393,7 +126,6 @@ class _Pool:
         while self.waiting:
             waiter = self.waiting.popleft()
             if not waiter.done():
-                connection.reused = True
                 waiter.set_result(connection)
                 return
         connection.idle_since = now
@@ -403,7 +135,7 @@ class _Pool:
             self.idle.popleft()
             oldest.abort()
 
-    def forget(self, connection: _Connection) -> None:
+    def forget(self, connection: Connection) -> None:
         """A connection that closed: no longer counted, no longer idle."""
         if not connection.counted:
             return  # lost while connecting: `_connect` has uncounted it
@@ -422,7 +154,7 @@ class _Pool:
                 task.add_done_callback(lambda t, w=waiter: self._settle(w, t))  # type: ignore[misc]
                 return
 
-    def _settle(self, waiter: asyncio.Future[_Connection], task: asyncio.Task[_Connection]) -> None:
+    def _settle(self, waiter: asyncio.Future[Connection], task: asyncio.Task[Connection]) -> None:
         """A connection opened for a waiting call: to it, or to the idle ones if it gave up."""
         if task.cancelled():
             waiter.cancel()
@@ -432,7 +164,6 @@ class _Pool:
         elif waiter.done():
             self.release(task.result())
         else:
-            task.result().reused = True
             waiter.set_result(task.result())
 
     def close(self) -> None:
@@ -444,7 +175,7 @@ class _Pool:
 class Http1StreamedAnswer:
     """An answer whose body is read as it arrives (server-sent events)."""
 
-    def __init__(self, answer: _Answer) -> None:
+    def __init__(self, answer: Answer) -> None:
         self._answer = answer
         self.status_code = answer.status_code
         self.headers: Mapping[str, str] = answer.headers
@@ -468,7 +199,7 @@ class _Streaming:
     def __init__(self, client: Http1Client, request: tuple[str, object, Mapping[str, str] | None]):
         self._client = client
         self._request = request
-        self._answer: _Answer | None = None
+        self._answer: Answer | None = None
 
     async def __aenter__(self) -> Http1StreamedAnswer:
         answer = self._answer = await self._client._send(*self._request, _HIGH_WATER)
@@ -554,7 +285,7 @@ class Http1Client:
         payload: object,
         headers: Mapping[str, str] | None,
         high_water: int | None,
-    ) -> _Answer:
+    ) -> Answer:
         body = orjson.dumps(payload)
         head = _encode_headers({**self.headers, **_lowered(headers)}) if headers else self._head
         request = b"".join(
