@@ -77,8 +77,8 @@ def _passthrough_lines(report: Report, cells: list[Cell]) -> list[str]:
         return []
     count = report.passthrough_workers
     lines = [
-        f"  pass-through proxy (benchmarks/passthrough.py: uvicorn + aiohttp relaying each call,"
-        f" nothing else), {count} worker process{'es' if count > 1 else ''}, against tollway's:",
+        f"  pass-through proxy (benchmarks/passthrough.py: uvicorn and tollway's upstream client"
+        f" relaying each call, nothing else), {count} worker process{'es' if count > 1 else ''}, against tollway's:",
         f"  {'upstream':>8} {'stream':>6} {'clients':>10} | {'pass/s':>8} {'p50':>7} {'p99':>7}"
         f" | {'tollway/s':>9} {'p50':>7} {'p99':>7} | {'+p50':>7} {'+p99':>7}",
     ]

@@ -1,6 +1,6 @@
 """What does HTTP/2 to a provider cost or save? The same calls through `tollway serve --role
-proxy` to one local upstream, once with the provider on HTTP/1.1 (aiohttp, the default) and once
-with `http2: true` (httpx + h2, prior knowledge over cleartext).
+proxy` to one local upstream, once with the provider on HTTP/1.1 (router/providers/http1.py,
+the default) and once with `http2: true` (httpx + h2, prior knowledge over cleartext).
 
 Baseline: the HTTP/1.1 provider, measured in the same run; the upstream alone (HTTP/1.1, the
 same load generator) is printed for its capacity. Concurrency 64, plain and streamed, an
@@ -47,7 +47,7 @@ from tollway.ids import hash_key, new_key_secret
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 PLAIN_BODY = orjson.dumps(COMPLETION)
 STREAM_BODY = _stream_body()
-MODES = {"HTTP/1.1 (aiohttp)": False, "HTTP/2 (httpx)": True}
+MODES = {"HTTP/1.1": False, "HTTP/2 (httpx)": True}
 
 
 # --- the upstream ------------------------------------------------------------------------------
@@ -289,12 +289,12 @@ def _lines(
 ) -> list[str]:
     lines = [
         "upstream HTTP/2: tollway (1 proxy process) in front of one local upstream, the provider "
-        f"on HTTP/1.1 (aiohttp) then HTTP/2 (httpx, h2c); {concurrency} clients, {seconds:g} s a "
+        f"on HTTP/1.1 (tollway's client) then HTTP/2 (httpx, h2c); {concurrency} clients, {seconds:g} s a "
         f"run; load generator: {generator}",
         f"  {'path':<26} {'stream':>6} | {'calls/s':>8} {'p50':>7} {'p99':>7} | {'vs 1.1':>6}"
         f" | {'cpu/call':>8} | upstream saw",
     ]
-    baseline = {cell: r for mode, cell, r, _ in rows if mode == "HTTP/1.1 (aiohttp)"}
+    baseline = {cell: r for mode, cell, r, _ in rows if mode == "HTTP/1.1"}
     for mode, cell, r, seen in rows:
         base = baseline.get(cell)
         ratio = f"{r.rps / base.rps:5.2f}x" if base and base.rps and mode in MODES else "     -"

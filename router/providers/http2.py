@@ -96,7 +96,7 @@ class Http2StreamedAnswer:
 
 
 class Http2UpstreamClient:
-    """One provider's HTTP/2 connection pool, with `UpstreamClient`'s interface."""
+    """One provider's HTTP/2 connection pool, with the HTTP/1.1 clients' interface (`Upstream`)."""
 
     def __init__(
         self,

@@ -157,6 +157,16 @@ async def echo(request: Request, writer: asyncio.StreamWriter) -> None:
     writer.write(answer(request.body))
 
 
+def held_until(released: asyncio.Event) -> Handler:
+    """A handler that holds each answer until `released` is set, then echoes the request."""
+
+    async def held(request: Request, writer: asyncio.StreamWriter) -> None:
+        await released.wait()
+        await echo(request, writer)
+
+    return held
+
+
 async def eventually(condition: Callable[[], bool], within: float = 2.0) -> None:
     async with asyncio.timeout(within):
         while not condition():
@@ -283,11 +293,7 @@ async def test_aclose_closes_the_idle_connections() -> None:
 
 async def test_a_call_out_when_the_client_closes_leaves_no_connection_behind() -> None:
     release = asyncio.Event()
-
-    async def held(request: Request, writer: asyncio.StreamWriter) -> None:
-        await release.wait()
-        writer.write(answer())
-        await writer.drain()
+    held = held_until(release)
 
     async with serving(held) as (server, client):
         call = asyncio.create_task(client.post("x", {}))
@@ -547,10 +553,7 @@ async def test_a_cancelled_call_leaves_no_late_answer_for_the_next_call() -> Non
 
 async def test_a_call_beyond_max_connections_waits_for_one_to_be_free() -> None:
     release = asyncio.Event()
-
-    async def held(request: Request, writer: asyncio.StreamWriter) -> None:
-        await release.wait()
-        await echo(request, writer)
+    held = held_until(release)
 
     async with serving(held, max_connections=2) as (server, client):
         calls = [asyncio.create_task(client.post("x", {"n": n})) for n in range(3)]
@@ -565,10 +568,7 @@ async def test_a_call_beyond_max_connections_waits_for_one_to_be_free() -> None:
 
 async def test_a_call_waiting_for_a_connection_times_out_after_connect_timeout() -> None:
     release = asyncio.Event()
-
-    async def held(request: Request, writer: asyncio.StreamWriter) -> None:
-        await release.wait()
-        await echo(request, writer)
+    held = held_until(release)
 
     async with serving(held, max_connections=2, connect_timeout_s=0.2) as (server, client):
         calls = [asyncio.create_task(client.post("x", {"n": n})) for n in range(2)]
