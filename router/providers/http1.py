@@ -3,7 +3,7 @@
 The proxy's hot path is one upstream request per call, and the client that sends it was most
 of what a proxy cost. On the 2-core development machine a bare asyncio server relaying calls
 to a fast upstream (one process, 64 wrk clients) made about 5,500 calls/s with aiohttp's
-client, 7,200 with pyreqwest's, 2,100–5,700 with aiosonic's and 20,000–23,000 with this one:
+client, 7,200 with pyreqwest's, 2,100-5,700 with aiosonic's and 20,000-23,000 with this one:
 aiohttp spends about 130 µs of CPU a request — a `ClientRequest` and a `ClientResponse`,
 multidicts of headers, a timer context, a connector lookup, a task for the body — where this
 client writes one precomputed head and the body in one `write` and hands the answer to
