@@ -35,6 +35,18 @@ INVALID: list[tuple[str, Any, str, str]] = [
         "not a header name: OpenAI Organization",
     ),
     (
+        "a provider header value with a line break",
+        edit(lambda d: d["providers"][0].update(headers={"OpenAI-Organization": "org-1\nX: y"})),
+        "providers[0] (openai).headers",
+        "a header value may not contain a line break: OpenAI-Organization",
+    ),
+    (
+        "a base_url without a scheme",
+        edit(lambda d: d["providers"][0].update(base_url="localhost:8000/v1")),
+        "providers[0] (openai).base_url",
+        "base_url must be an http:// or https:// URL naming a host",
+    ),
+    (
         "model with unknown provider",
         edit(lambda d: d["models"][1].update(provider="anthropic")),
         "models[1] (claude-3-5-haiku).provider",

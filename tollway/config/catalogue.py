@@ -6,6 +6,7 @@ import os
 import re
 from datetime import date
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
@@ -94,6 +95,20 @@ class ProviderConfig(_Strict):
         bad = sorted(name for name in value if not HEADER_NAME.fullmatch(name))
         if bad:
             raise ValueError(f"not a header name: {', '.join(bad)}")
+        broken = sorted(name for name, text in value.items() if any(c in text for c in "\r\n\0"))
+        if broken:  # it would end the header's line early: a header of the value's choosing
+            raise ValueError(f"a header value may not contain a line break: {', '.join(broken)}")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        """An upstream is reached over http:// or https:// at a named host (the clients' own
+        check, made at load so a typo is a config error rather than a failure at start)."""
+        if value is not None:
+            url = urlsplit(value)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ValueError("base_url must be an http:// or https:// URL naming a host")
         return value
 
     @field_validator("ca_bundle")
