@@ -216,8 +216,10 @@ class Connection(asyncio.Protocol):
         self.last_read = self.loop.time()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(TransportError(type(exc).__name__))
+        except httptools.HttpParserError as exc:  # not HTTP, or a callback failed
+            # a callback's own error (a body that does not decompress) is the one to name
+            cause = exc.__context__ if isinstance(exc, httptools.HttpParserCallbackError) else exc
+            self._fail(TransportError(type(cause or exc).__name__))
             self.abort()
 
     def eof_received(self) -> bool:

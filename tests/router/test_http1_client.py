@@ -346,6 +346,21 @@ async def test_a_compressed_answer_is_decompressed(
         assert (await client.post("x", {})).content == text
 
 
+async def test_a_body_that_does_not_decompress_is_a_transport_error() -> None:
+    async def corrupt_first(request: Request, writer: asyncio.StreamWriter) -> None:
+        if request.json() == {"n": 1}:
+            writer.write(answer(b"not gzip at all", "Content-Encoding: gzip"))
+        else:
+            await echo(request, writer)
+
+    async with serving(corrupt_first) as (server, client):
+        with pytest.raises(TransportError) as failure:
+            await client.post("x", {"n": 1})
+        assert failure.value.kind == "error"  # zlib's error, named by its type only
+        assert (await client.post("x", {"n": 2})).json() == {"n": 2}
+    assert server.accepted == 2  # the broken answer's connection was not reused
+
+
 async def test_status_and_headers_come_as_sent_with_lower_case_names_and_repeats_joined() -> None:
     async def too_many(request: Request, writer: asyncio.StreamWriter) -> None:
         status = "HTTP/1.1 429 Too Many Requests"
