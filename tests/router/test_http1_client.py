@@ -1,183 +1,38 @@
-"""The upstream HTTP/1.1 client (router/providers/http1.py) against a raw server on loopback.
-
-The server here is a few lines of asyncio: it reads each request (head up to the blank line,
-then `content-length` bytes) and lets the test's handler write the answer byte for byte, so
-every test controls exactly what reaches the client: chunk boundaries, pauses, hang-ups,
-garbage. The server counts the connections it accepted and those the client closed, which is
-how keep-alive and the closing of abandoned connections are observed from outside.
-
-Covered: the request on the wire; keep-alive and the pool's limit; content-length, chunked,
-read-to-close and gzip bodies; streaming piece by piece and line by line; answers that end
-the connection; failures (refused, hung up, silent, garbage, cut short) and what their
-messages leave out; cancellation; flow control on large answers; header injection; TLS.
+"""The upstream HTTP/1.1 client (router/providers/http1.py) on a working upstream: the request
+on the wire, keep-alive, content-length, chunked, read-to-close and gzip bodies, streaming
+piece by piece and line by line, flow control on large answers, and TLS. Its failures are in
+test_http1_failures.py; the raw upstream both use is tests/router/raw_upstream.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import itertools
 import json
 import os
-import socket
 import ssl
-import time
-import traceback
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trustme
 
 from router.providers.http import TransportError
 from router.providers.http1 import Http1Client
-
-# --- a raw HTTP/1.1 server ---------------------------------------------------------------------
-
-
-@dataclass
-class Request:
-    """One request as the server read it: header names lower-cased, in the order sent."""
-
-    line: str
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def header(self, name: str) -> list[str]:
-        return [value for key, value in self.headers if key == name]
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-Handler = Callable[[Request, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def read_request(reader: asyncio.StreamReader) -> Request | None:
-    """The next request on a connection, or None once the client has closed it."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-        line, *fields = head[:-4].decode("latin-1").split("\r\n")
-        headers = [
-            (name.lower(), value.strip()) for name, value in (f.split(":", 1) for f in fields)
-        ]
-        body = await reader.readexactly(int(dict(headers).get("content-length", "0")))
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return None
-    return Request(line, headers, body)
-
-
-@dataclass
-class Upstream:
-    """What the server saw: requests, connections accepted, connections the client closed."""
-
-    handler: Handler
-    port: int = 0
-    url: str = ""
-    requests: list[Request] = field(default_factory=list)
-    accepted: int = 0
-    hangups: int = 0
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.accepted += 1
-        self.tasks.add(asyncio.current_task())  # type: ignore[arg-type]
-        try:
-            while (request := await read_request(reader)) is not None:
-                self.requests.append(request)
-                await self.handler(request, writer)
-                if writer.is_closing():
-                    return  # the handler hung up
-                await writer.drain()
-            self.hangups += 1
-        except ConnectionError:
-            self.hangups += 1
-        except asyncio.CancelledError:
-            pass  # the test is over (ending cancelled, the task would be logged as failed)
-        finally:
-            writer.close()
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    handler: Handler,
-    *,
-    headers: dict[str, str] | None = None,
-    tls: ssl.SSLContext | None = None,
-    **options: Any,
-) -> AsyncIterator[tuple[Upstream, Http1Client]]:
-    """A server answering with `handler`, and a client for its `/v1` (closed on the way out).
-    A test is over within 10 s: a deadlock fails it instead of hanging it."""
-    upstream = Upstream(handler)
-    server = await asyncio.start_server(upstream.serve, "127.0.0.1", 0, ssl=tls)
-    upstream.port = server.sockets[0].getsockname()[1]
-    upstream.url = f"{'https' if tls else 'http'}://127.0.0.1:{upstream.port}/v1"
-    options.setdefault("timeout_s", 5.0)
-    client = Http1Client(upstream.url, headers or {}, **options)
-    try:
-        async with asyncio.timeout(10):
-            yield upstream, client
-    finally:
-        await client.aclose()
-        server.close()
-        for task in upstream.tasks:
-            task.cancel()
-        await asyncio.gather(*upstream.tasks, return_exceptions=True)
-        await server.wait_closed()
-
-
-def answer(body: bytes = b"{}", *headers: str, status: str = "HTTP/1.1 200 OK") -> bytes:
-    """An answer with a content-length; `headers` are extra `name: value` lines."""
-    head = "".join(f"{line}\r\n" for line in (status, *headers))
-    return b"%scontent-length: %d\r\n\r\n%s" % (head.encode(), len(body), body)
-
-
-CHUNKED = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
-LAST_CHUNK = b"0\r\n\r\n"
-
-
-def chunk(piece: bytes) -> bytes:
-    return b"%x\r\n%s\r\n" % (len(piece), piece)
-
-
-async def send_slowly(writer: asyncio.StreamWriter, *pieces: bytes) -> None:
-    """Each piece in a TCP write of its own, a moment apart."""
-    for piece in pieces:
-        writer.write(piece)
-        await writer.drain()
-        await asyncio.sleep(0.01)
-
-
-async def echo(request: Request, writer: asyncio.StreamWriter) -> None:
-    """Answers with the request's own body, so each answer names its request."""
-    writer.write(answer(request.body))
-
-
-def held_until(released: asyncio.Event) -> Handler:
-    """A handler that holds each answer until `released` is set, then echoes the request."""
-
-    async def held(request: Request, writer: asyncio.StreamWriter) -> None:
-        await released.wait()
-        await echo(request, writer)
-
-    return held
-
-
-async def eventually(condition: Callable[[], bool], within: float = 2.0) -> None:
-    async with asyncio.timeout(within):
-        while not condition():
-            await asyncio.sleep(0.005)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
+from tests.router.raw_upstream import (
+    CHUNKED,
+    LAST_CHUNK,
+    Request,
+    answer,
+    chunk,
+    echo,
+    eventually,
+    held_until,
+    send_slowly,
+    serving,
+)
 
 # --- the request on the wire -------------------------------------------------------------------
 
@@ -439,162 +294,6 @@ async def test_leaving_a_stream_early_closes_its_connection() -> None:
             assert await anext(streamed.aiter_bytes()) == b"one"
         await eventually(lambda: server.hangups == 1)
         assert (await client.post("x", {"n": 2})).json() == {"n": 2}
-    assert server.accepted == 2
-
-
-# --- failures ----------------------------------------------------------------------------------
-
-SECRET = {"authorization": "Bearer sk-secret-123"}  #: the client's own
-CALL_SECRET = {"x-api-key": "sk-secret-456"}  #: a call's
-
-
-def assert_names_no_secret(error: TransportError, port: int) -> None:
-    """Neither the message nor a logged traceback may carry the URL or a header value."""
-    logged = "".join(traceback.format_exception(error))
-    for text in (str(error), repr(error), logged):
-        assert "sk-secret" not in text
-        assert "127.0.0.1" not in text and str(port) not in text
-
-
-async def test_a_refused_connection_is_a_transport_error() -> None:
-    port = free_port()
-    client = Http1Client(f"http://127.0.0.1:{port}", SECRET, timeout_s=5)
-    with pytest.raises(TransportError) as caught:
-        await client.post("x", {}, headers=CALL_SECRET)
-    assert not caught.value.timeout
-    assert_names_no_secret(caught.value, port)
-    await client.aclose()
-
-
-async def hang_up(request: Request, writer: asyncio.StreamWriter) -> None:
-    writer.close()
-
-
-async def speak_garbage(request: Request, writer: asyncio.StreamWriter) -> None:
-    writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
-
-
-async def stay_silent(request: Request, writer: asyncio.StreamWriter) -> None:
-    await asyncio.Event().wait()
-
-
-@pytest.mark.parametrize("way", ["post", "stream"])
-@pytest.mark.parametrize(
-    ("handler", "timeout"),
-    [(hang_up, False), (speak_garbage, False), (stay_silent, True)],
-    ids=["hang-up", "garbage", "silence"],
-)
-async def test_a_call_without_an_http_answer_is_a_transport_error(
-    handler: Handler, timeout: bool, way: str
-) -> None:
-    async with serving(handler, headers=SECRET, timeout_s=0.2) as (server, client):
-        started = time.monotonic()
-        with pytest.raises(TransportError) as caught:
-            if way == "post":
-                await client.post("x", {}, headers=CALL_SECRET)
-            else:
-                async with client.stream("x", {}, headers=CALL_SECRET):
-                    pass
-        elapsed = time.monotonic() - started
-    assert caught.value.timeout is timeout
-    assert (0.15 < elapsed < 2) if timeout else elapsed < 1
-    assert_names_no_secret(caught.value, server.port)
-
-
-@pytest.mark.parametrize(
-    "cut_short",
-    [
-        answer(b'{"choices": []}')[:-5],
-        CHUNKED + chunk(b'{"choices": '),
-        CHUNKED.replace(b"chunked", b"Chunked") + chunk(b'{"choices": '),
-    ],
-    ids=["content-length", "chunked", "Chunked"],
-)
-async def test_a_body_cut_short_is_an_error_not_a_shorter_body(cut_short: bytes) -> None:
-    async def hang_up_mid_body(request: Request, writer: asyncio.StreamWriter) -> None:
-        writer.write(cut_short)
-        await writer.drain()
-        writer.close()
-
-    async with serving(hang_up_mid_body) as (_, client):
-        with pytest.raises(TransportError):
-            await client.post("x", {})
-        with pytest.raises(TransportError):
-            async with client.stream("x", {}) as streamed:
-                await streamed.aread()
-
-
-async def test_a_stream_silent_mid_body_times_out() -> None:
-    async def one_piece_then_silence(request: Request, writer: asyncio.StreamWriter) -> None:
-        writer.write(CHUNKED + chunk(b"one"))
-        await asyncio.Event().wait()
-
-    async with serving(one_piece_then_silence, timeout_s=0.2) as (_, client):
-        pieces: list[bytes] = []
-        async with client.stream("x", {}) as streamed:
-            started = time.monotonic()
-            with pytest.raises(TransportError) as caught:
-                async for piece in streamed.aiter_bytes():
-                    pieces.append(piece)
-            elapsed = time.monotonic() - started
-    assert pieces == [b"one"]
-    assert caught.value.timeout and elapsed < 2
-
-
-# --- cancellation and the pool's limit ---------------------------------------------------------
-
-
-async def test_a_cancelled_call_leaves_no_late_answer_for_the_next_call() -> None:
-    release = asyncio.Event()
-
-    async def first_held(request: Request, writer: asyncio.StreamWriter) -> None:
-        if request.json()["n"] == 1:
-            await release.wait()
-        await echo(request, writer)
-
-    async with serving(first_held) as (server, client):
-        first = asyncio.create_task(client.post("x", {"n": 1}))
-        await eventually(lambda: len(server.requests) == 1)
-        first.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await first
-        second = asyncio.create_task(client.post("x", {"n": 2}))
-        await asyncio.sleep(0.05)  # the second request is on its way
-        release.set()  # and the first one's answer now goes out, late
-        assert (await second).json() == {"n": 2}
-        await eventually(lambda: server.hangups == 1)  # the cancelled call's connection
-    assert server.accepted == 2
-
-
-async def test_a_call_beyond_max_connections_waits_for_one_to_be_free() -> None:
-    release = asyncio.Event()
-    held = held_until(release)
-
-    async with serving(held, max_connections=2) as (server, client):
-        calls = [asyncio.create_task(client.post("x", {"n": n})) for n in range(3)]
-        await eventually(lambda: len(server.requests) == 2)
-        await asyncio.sleep(0.1)
-        assert len(server.requests) == 2 and not any(call.done() for call in calls)
-        release.set()
-        answers = await asyncio.gather(*calls)
-    assert [a.json() for a in answers] == [{"n": n} for n in range(3)]
-    assert server.accepted == 2
-
-
-async def test_a_call_waiting_for_a_connection_times_out_after_connect_timeout() -> None:
-    release = asyncio.Event()
-    held = held_until(release)
-
-    async with serving(held, max_connections=2, connect_timeout_s=0.2) as (server, client):
-        calls = [asyncio.create_task(client.post("x", {"n": n})) for n in range(2)]
-        await eventually(lambda: len(server.requests) == 2)
-        started = time.monotonic()
-        with pytest.raises(TransportError) as caught:
-            await client.post("x", {"n": 2})
-        assert caught.value.timeout and 0.15 < time.monotonic() - started < 2
-        release.set()
-        assert [a.json() for a in await asyncio.gather(*calls)] == [{"n": 0}, {"n": 1}]
-        assert (await client.post("x", {"n": 3})).json() == {"n": 3}  # no slot was lost
     assert server.accepted == 2
 
 
