@@ -12,9 +12,10 @@ could carry a secret.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -80,26 +81,27 @@ class Upstream(Protocol):
     async def aclose(self) -> None: ...
 
 
-async def iter_lines(chunks: AsyncIterator[bytes]) -> AsyncGenerator[str, None]:
-    """Lines of a body arriving in chunks, without their endings; shared by both clients'
-    `aiter_lines` so a body splits the same way over HTTP/1.1 and HTTP/2. (The adapters read
+async def iter_lines(chunks: AsyncGenerator[bytes, None]) -> AsyncGenerator[str, None]:
+    """Lines of a body arriving in chunks, without their endings; shared by the clients'
+    `aiter_lines` so a body splits the same way whichever carried it. (The adapters read
     server-sent events from `aiter_bytes` instead, parsed without a generator per line.)
 
-    The streamed-body generators close the generators they read from with
-    `contextlib.aclosing`. A reader that stops early (the adapters stop at `[DONE]`) would
+    `chunks` is closed when the lines end or their reader closes them: the streamed-body
+    generators close the generators they read from with `contextlib.aclosing`. A reader that stops early (the adapters stop at `[DONE]`) would
     otherwise leave each one to the event loop's async-generator finalizer: per streamed call,
     three `call_soon_threadsafe` wake-ups (a self-pipe write each) and three `aclose` tasks,
     measured at 9 % of a streamed call's CPU (1 worker, 64 clients, 0 ms upstream: 551 against
     502 µs a call)."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     pending = ""
-    async for chunk in chunks:
-        text = pending + decoder.decode(chunk)
-        lines = text.splitlines(keepends=True)
-        # the last piece may be a line still arriving (or a `\r` of a `\r\n`)
-        pending = lines.pop() if lines and not lines[-1].endswith("\n") else ""
-        for line in lines:
-            yield line.rstrip("\r\n")
+    async with contextlib.aclosing(chunks) as body:
+        async for chunk in body:
+            text = pending + decoder.decode(chunk)
+            lines = text.splitlines(keepends=True)
+            # the last piece may be a line still arriving (or a `\r` of a `\r\n`)
+            pending = lines.pop() if lines and not lines[-1].endswith("\n") else ""
+            for line in lines:
+                yield line.rstrip("\r\n")
     pending += decoder.decode(b"", final=True)
     for line in pending.splitlines():
         yield line

@@ -88,11 +88,9 @@ class Http2StreamedAnswer:
         except httpx.RequestError as exc:
             raise _transport_error(exc) from None
 
-    async def aiter_lines(self) -> AsyncGenerator[str, None]:
+    def aiter_lines(self) -> AsyncGenerator[str, None]:
         """The body's lines without their endings, split exactly as the HTTP/1.1 client does."""
-        async with contextlib.aclosing(iter_lines(self.aiter_bytes())) as lines:
-            async for line in lines:
-                yield line
+        return iter_lines(self.aiter_bytes())
 
 
 class Http2UpstreamClient:

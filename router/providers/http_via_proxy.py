@@ -53,11 +53,9 @@ class ProxiedStreamedAnswer:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _transport_error(exc) from None
 
-    async def aiter_lines(self) -> AsyncGenerator[str, None]:
+    def aiter_lines(self) -> AsyncGenerator[str, None]:
         """The body's lines without their endings (`\\n`, `\\r\\n` or `\\r`), like httpx."""
-        async with contextlib.aclosing(iter_lines(self.aiter_bytes())) as lines:
-            async for line in lines:
-                yield line
+        return iter_lines(self.aiter_bytes())
 
 
 class _EagerBodyRequest(aiohttp.ClientRequest):
